@@ -1,0 +1,44 @@
+# kvmlab — see README.md. `make run` is the main job, `make test` the tests;
+# both install what they need from Debian's registry first (as root).
+
+BUILD    := $(CURDIR)/build
+PYTHON   := /usr/bin/python3
+DEB_PKGS := build-essential qemu-system-x86 linux-image-amd64 linux-headers-amd64 \
+            busybox-static cpio kmod gnuplot-nox python3-pytest
+
+.PHONY: all deps build harness workloads testmachine run test clean
+
+all: build
+
+# Installs only what is missing, so it is quick when nothing is.
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build: harness workloads testmachine
+
+harness:
+	$(MAKE) -C harness BUILD=$(BUILD)
+
+workloads:
+	$(MAKE) -C workloads BUILD=$(BUILD)
+
+# The test machine's initramfs carries the harness and the workloads.
+testmachine: harness workloads
+	$(MAKE) -C testmachine BUILD=$(BUILD)
+
+run: deps build
+	./kvmlab run --hv kvm-shadow,kvm-npt --workload all
+	@echo "(plots and tables: see the results directory printed above)"
+
+test: deps build
+	$(PYTHON) -m pytest -q tests
+
+clean:
+	rm -rf $(BUILD)

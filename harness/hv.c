@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "hv.h"
+#include "util.h"
+
+static const struct hv hvs[] = {
+	{
+		.name = "kvm-shadow", .device = "/dev/kvm",
+		.module = "kvm_amd", .params = "npt=0",
+		.check_param = "npt", .check_value = "N",
+		.about = "Linux KVM, shadow page tables (kvm_amd npt=0)",
+	},
+	{
+		.name = "kvm-npt", .device = "/dev/kvm",
+		.module = "kvm_amd", .params = "npt=1",
+		.check_param = "npt", .check_value = "Y",
+		.about = "Linux KVM, nested paging (kvm_amd npt=1)",
+		.hw_paging = 1,
+	},
+	{
+		.name = "kvm", .device = "/dev/kvm",
+		.about = "whatever already serves /dev/kvm; nothing is loaded",
+	},
+};
+
+/* Modules that own SVM/VMX and must go before another one loads. */
+static const char *const rivals[] = { "kvm_amd", "kvm_intel", NULL };
+
+/*
+ * QEMU >= 7.0 (TCG) reports reserved-bit #PFs without the P bit
+ * (target/i386/tcg/sysemu/excp_helper.c, do_fault_rsvd). Under nested
+ * paging that walk is the guest's hardware, so the test machine shows it.
+ */
+static const char *const qemu_tcg_hw_paging_deviations[] = {
+	"pf_reserved_bit_pte_sets_p",
+	"pf_reserved_bit_2m_pde_sets_p",
+	NULL,
+};
+static const char *const no_deviations[] = { NULL };
+
+static int cpu_is_qemu_tcg(void)
+{
+	char line[512];
+	int found = 0;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = !strncmp(line, "model name", 10) && strstr(line, "QEMU TCG");
+	if (f)
+		fclose(f);
+	return found;
+}
+
+const char *const *hv_known_deviations(const struct hv *hv)
+{
+	return hv->hw_paging && cpu_is_qemu_tcg() ? qemu_tcg_hw_paging_deviations
+						  : no_deviations;
+}
+
+const struct hv *hv_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(hvs) / sizeof(hvs[0]); i++)
+		if (!strcmp(hvs[i].name, name))
+			return &hvs[i];
+	return NULL;
+}
+
+const struct hv *hv_at(int i)
+{
+	return i >= 0 && (size_t)i < sizeof(hvs) / sizeof(hvs[0]) ? &hvs[i] : NULL;
+}
+
+static int run_cmd(char *const argv[])
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0)
+		return err_errno("fork");
+	if (pid == 0) {
+		execvp(argv[0], argv);
+		fprintf(stderr, "kvmlab: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return err_errno("waitpid");
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static int module_loaded(const char *module)
+{
+	char path[256];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/sys/module/%s", module);
+	return stat(path, &st) == 0;
+}
+
+static int unload(const char *module)
+{
+	char *argv[] = { "modprobe", "-r", (char *)module, NULL };
+
+	if (!module_loaded(module))
+		return 0;
+	if (run_cmd(argv) || module_loaded(module))
+		return err("cannot unload %s (is a VM still running?)", module);
+	return 0;
+}
+
+void hv_unload_all(void)
+{
+	for (int i = 0; rivals[i]; i++)
+		unload(rivals[i]);
+}
+
+static int check_mode(const struct hv *hv)
+{
+	char path[256], value[64] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/module/%s/parameters/%s", hv->module, hv->check_param);
+	f = fopen(path, "r");
+	if (!f)
+		return err_errno("cannot read %s", path);
+	if (!fgets(value, sizeof(value), f))
+		value[0] = 0;
+	fclose(f);
+	value[strcspn(value, "\n")] = 0;
+	if (strcmp(value, hv->check_value))
+		return err("%s: %s reads '%s' after loading %s %s, not '%s' (this CPU lacks the feature?)",
+			   hv->name, path, value, hv->module, hv->params, hv->check_value);
+	return 0;
+}
+
+int hv_prepare(const struct hv *hv)
+{
+	char params[256];
+	char *argv[16] = { "modprobe", (char *)hv->module };
+	int argc = 2;
+
+	if (!hv->module)
+		return 0;
+	for (int i = 0; rivals[i]; i++)
+		if (unload(rivals[i]))
+			return -1;
+	snprintf(params, sizeof(params), "%s", hv->params ? hv->params : "");
+	for (char *tok = strtok(params, " "); tok && argc < 15; tok = strtok(NULL, " "))
+		argv[argc++] = tok;
+	argv[argc] = NULL;
+	if (run_cmd(argv))
+		return err("cannot load %s %s (no SVM/VMX on this machine, or another hypervisor owns it)",
+			   hv->module, hv->params ? hv->params : "");
+	return hv->check_param ? check_mode(hv) : 0;
+}

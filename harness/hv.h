@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The hypervisors a run can name with --hv: which device node speaks the
+ * KVM ABI, and which kernel module (with which parameters) must be loaded
+ * first. Only one hypervisor can own SVM at a time, so preparing one first
+ * unloads the others.
+ */
+#ifndef KVMLAB_HV_H
+#define KVMLAB_HV_H
+
+struct hv {
+	const char *name;
+	const char *device;
+	const char *module;	/* NULL: use whatever is loaded */
+	const char *params;	/* module parameters, "key=value ..." */
+	const char *check_param;	/* sysfs parameter proving the mode */
+	const char *check_value;
+	const char *about;
+	int hw_paging;		/* the CPU walks the guest's tables (NPT/EPT) */
+};
+
+const struct hv *hv_find(const char *name);
+const struct hv *hv_at(int i);		/* NULL past the end */
+/* Load the hypervisor's module as it needs (unloading rivals). */
+int hv_prepare(const struct hv *hv);
+/*
+ * Checks that are known to fail under hv on this machine for reasons of the
+ * machine itself (an emulator's deviation from the architecture); NULL-
+ * terminated, empty when there are none.
+ */
+const char *const *hv_known_deviations(const struct hv *hv);
+/* Unload every module this table knows, leaving SVM free. */
+void hv_unload_all(void);
+
+#endif

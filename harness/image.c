@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-2.0
+#define _GNU_SOURCE
+#include <elf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "image.h"
+#include "util.h"
+
+static int check_header(const struct image *img, const Elf64_Ehdr *eh)
+{
+	if (img->file_size < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
+	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_machine != EM_X86_64 ||
+	    eh->e_type != ET_EXEC)
+		return err("%s: not an x86-64 ELF executable", img->path);
+	if (eh->e_phoff + (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > img->file_size ||
+	    eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr) > img->file_size ||
+	    eh->e_shstrndx >= eh->e_shnum)
+		return err("%s: truncated ELF headers", img->path);
+	return 0;
+}
+
+static int read_segments(struct image *img, const Elf64_Ehdr *eh)
+{
+	const Elf64_Phdr *ph = (const void *)(img->file + eh->e_phoff);
+
+	for (int i = 0; i < eh->e_phnum; i++) {
+		if (ph[i].p_type != PT_LOAD)
+			continue;
+		if (ph[i].p_offset + ph[i].p_filesz > img->file_size ||
+		    ph[i].p_filesz > ph[i].p_memsz)
+			return err("%s: segment %d lies outside the file", img->path, i);
+		if (ph[i].p_paddr + ph[i].p_memsz > img->image_end)
+			img->image_end = ph[i].p_paddr + ph[i].p_memsz;
+	}
+	return 0;
+}
+
+static int read_params(struct image *img, const Elf64_Ehdr *eh)
+{
+	const Elf64_Shdr *sh = (const void *)(img->file + eh->e_shoff);
+	const Elf64_Shdr *strtab = &sh[eh->e_shstrndx];
+
+	for (int i = 0; i < eh->e_shnum; i++) {
+		const char *name = (const char *)img->file + strtab->sh_offset + sh[i].sh_name;
+
+		if (strcmp(name, KL_PARAM_SECTION))
+			continue;
+		if (sh[i].sh_size % sizeof(struct kl_param) ||
+		    sh[i].sh_size / sizeof(struct kl_param) > MAX_PARAMS ||
+		    sh[i].sh_offset + sh[i].sh_size > img->file_size)
+			return err("%s: malformed %s section", img->path, KL_PARAM_SECTION);
+		img->nparams = sh[i].sh_size / sizeof(struct kl_param);
+		img->params_gpa = sh[i].sh_addr;
+		if (img->params_gpa + sh[i].sh_size > img->image_end)
+			return err("%s: %s is not inside a loaded segment",
+				   img->path, KL_PARAM_SECTION);
+		memcpy(img->params, img->file + sh[i].sh_offset, sh[i].sh_size);
+		for (int p = 0; p < img->nparams; p++) {
+			img->params[p].name[KL_PARAM_NAME_LEN - 1] = 0;
+			img->params[p].help[KL_PARAM_HELP_LEN - 1] = 0;
+		}
+	}
+	return 0;
+}
+
+int image_open(struct image *img, const char *path, const char *name)
+{
+	const Elf64_Ehdr *eh;
+
+	memset(img, 0, sizeof(*img));
+	snprintf(img->name, sizeof(img->name), "%s", name);
+	snprintf(img->path, sizeof(img->path), "%s", path);
+	img->file = (uint8_t *)read_file(path, &img->file_size);
+	if (!img->file)
+		return -1;
+	eh = (const void *)img->file;
+	if (check_header(img, eh) || read_segments(img, eh) || read_params(img, eh)) {
+		image_close(img);
+		return -1;
+	}
+	img->entry = eh->e_entry;
+	return 0;
+}
+
+void image_close(struct image *img)
+{
+	free(img->file);
+	img->file = NULL;
+}
+
+struct kl_param *image_param(struct image *img, const char *name)
+{
+	for (int i = 0; i < img->nparams; i++)
+		if (!strcmp(img->params[i].name, name))
+			return &img->params[i];
+	return NULL;
+}
+
+int image_load(const struct image *img, uint8_t *mem, uint64_t mem_bytes)
+{
+	const Elf64_Ehdr *eh = (const void *)img->file;
+	const Elf64_Phdr *ph = (const void *)(img->file + eh->e_phoff);
+
+	if (img->image_end > mem_bytes)
+		return err("%s needs %llu KiB of guest memory; the VM has %llu",
+			   img->name, (unsigned long long)img->image_end >> 10,
+			   (unsigned long long)mem_bytes >> 10);
+	for (int i = 0; i < eh->e_phnum; i++) {
+		if (ph[i].p_type != PT_LOAD)
+			continue;
+		memcpy(mem + ph[i].p_paddr, img->file + ph[i].p_offset, ph[i].p_filesz);
+		memset(mem + ph[i].p_paddr + ph[i].p_filesz, 0,
+		       ph[i].p_memsz - ph[i].p_filesz);
+	}
+	if (img->nparams)
+		memcpy(mem + img->params_gpa, img->params,
+		       img->nparams * sizeof(struct kl_param));
+	return 0;
+}
+
+void image_params_string(const struct image *img, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = 0;
+	for (int i = 0; i < img->nparams && len < size; i++)
+		len += snprintf(buf + len, size - len, "%s%s=%llu", i ? ";" : "",
+				img->params[i].name,
+				(unsigned long long)img->params[i].value);
+}

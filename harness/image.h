@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * A workload image: a static ELF built from workloads/. Segments are loaded
+ * at their physical addresses; the .kl_params section describes the
+ * workload's parameters (see guest_abi.h), so names and ranges are checked
+ * here, before any VM exists.
+ */
+#ifndef KVMLAB_IMAGE_H
+#define KVMLAB_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <kvmlab/guest_abi.h>
+
+#define MAX_PARAMS 32
+
+struct image {
+	char name[64];
+	char path[4096];
+	uint8_t *file;
+	size_t file_size;
+	uint64_t entry;
+	uint64_t image_end;		/* highest gpa the segments occupy */
+	uint64_t params_gpa;		/* where .kl_params is loaded */
+	int nparams;
+	struct kl_param params[MAX_PARAMS];	/* values: defaults, then --param */
+};
+
+int image_open(struct image *img, const char *path, const char *name);
+void image_close(struct image *img);
+struct kl_param *image_param(struct image *img, const char *name);
+/* Copy the segments and the parameter values into guest memory. */
+int image_load(const struct image *img, uint8_t *mem, uint64_t mem_bytes);
+/* "k=8;m=16" — every parameter, in declaration order. */
+void image_params_string(const struct image *img, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,539 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kvmlab: run guest workloads under hypervisors that speak the KVM ABI and
+ * record what each one did.
+ *
+ *   kvmlab run --hv H[,H..] --workload W[,W..]|all [--param [W.]K=V]...
+ *              [--reps N] [--mem MB] [--timeout S] [--run-id ID]
+ *              [--results DIR] [--meta K=V]... [--dry-run] [--verbose]
+ *   kvmlab list
+ *   kvmlab table RUN_DIR
+ *   kvmlab plot RUN_DIR
+ *
+ * This program always runs where it is started. The ./kvmlab script at the
+ * top of the repository boots the test machine and runs it there.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include "hv.h"
+#include "image.h"
+#include "kmsg.h"
+#include "results.h"
+#include "util.h"
+#include "vm.h"
+
+#define MAX_ITEMS 32
+#define EXIT_USAGE 2
+
+struct options {
+	const struct hv *hvs[MAX_ITEMS];
+	int nhvs;
+	struct image *images;
+	int nimages;
+	char *params[MAX_ITEMS];
+	int nparams;
+	char *meta[MAX_ITEMS];
+	int nmeta;
+	uint64_t reps, mem_mb, timeout_s;
+	char run_id[128];
+	const char *results_dir;
+	char workloads_dir[PATH_MAX];
+	bool dry_run, verbose;
+	int argc;
+	char **argv;
+};
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: kvmlab run --hv H[,H...] --workload W[,W...]|all [--param [W.]K=V]...\n"
+		"                  [--reps N] [--mem MB] [--timeout S] [--run-id ID]\n"
+		"                  [--results DIR] [--meta K=V]... [--dry-run] [--verbose]\n"
+		"       kvmlab list | table RUN_DIR | plot RUN_DIR\n"
+		"       ./kvmlab (the script) runs this inside the test machine; --native here\n");
+	return EXIT_USAGE;
+}
+
+static void default_workloads_dir(char *out, size_t size)
+{
+	char exe[PATH_MAX];
+	ssize_t n;
+	const char *env = getenv("KVMLAB_WORKLOADS");
+
+	if (env) {
+		snprintf(out, size, "%s", env);
+		return;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	exe[n > 0 ? n : 0] = 0;
+	if (strrchr(exe, '/'))
+		*strrchr(exe, '/') = 0;
+	snprintf(out, size, "%s/../workloads", exe);
+}
+
+/* Names of the workload images in dir, sorted. */
+static int list_workloads(const char *dir, char names[][64], int max)
+{
+	struct dirent **ents;
+	int n = scandir(dir, &ents, NULL, alphasort), count = 0;
+
+	if (n < 0)
+		return err_errno("cannot list workloads in %s", dir);
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(ents[i]->d_name);
+
+		if (len > 4 && len < 64 && !strcmp(ents[i]->d_name + len - 4, ".elf") &&
+		    count < max) {
+			memcpy(names[count], ents[i]->d_name, len - 4);
+			names[count++][len - 4] = 0;
+		}
+		free(ents[i]);
+	}
+	free(ents);
+	return count;
+}
+
+static int open_workloads(struct options *o, char *list)
+{
+	char names[MAX_ITEMS][64], *items[MAX_ITEMS + 1];
+	int avail = list_workloads(o->workloads_dir, names, MAX_ITEMS), n;
+
+	if (avail < 0)
+		return -1;
+	if (!strcmp(list, "all")) {
+		for (n = 0; n < avail; n++)
+			items[n] = names[n];
+	} else if ((n = split_list(list, items, MAX_ITEMS)) <= 0) {
+		return err("--workload needs at least one name");
+	}
+	o->images = calloc(n, sizeof(*o->images));
+	if (!o->images)
+		return err("out of memory");
+	for (int i = 0; i < n; i++) {
+		char path[PATH_MAX + 80];
+		bool known = false;
+
+		for (int a = 0; a < avail; a++)
+			known |= !strcmp(names[a], items[i]);
+		if (!known) {
+			err("unknown workload '%s' (known:", items[i]);
+			for (int a = 0; a < avail; a++)
+				fprintf(stderr, " %s", names[a]);
+			fprintf(stderr, ")\n");
+			return -1;
+		}
+		snprintf(path, sizeof(path), "%s/%s.elf", o->workloads_dir, items[i]);
+		if (image_open(&o->images[o->nimages], path, items[i]))
+			return -1;
+		o->nimages++;
+	}
+	return 0;
+}
+
+static int parse_hvs(struct options *o, char *list)
+{
+	char *items[MAX_ITEMS + 1];
+	int n = split_list(list, items, MAX_ITEMS);
+
+	if (n <= 0)
+		return err("--hv needs at least one name");
+	for (int i = 0; i < n; i++) {
+		o->hvs[i] = hv_find(items[i]);
+		if (!o->hvs[i]) {
+			err("unknown hypervisor '%s' (known:", items[i]);
+			for (int k = 0; hv_at(k); k++)
+				fprintf(stderr, " %s", hv_at(k)->name);
+			fprintf(stderr, ")\n");
+			return -1;
+		}
+	}
+	o->nhvs = n;
+	return 0;
+}
+
+/* "[workload.]name=value": set in every selected workload that has it. */
+static int apply_param(struct options *o, const char *spec)
+{
+	char buf[256], *eq, *name, *scope = NULL;
+	uint64_t v;
+	int hits = 0;
+
+	snprintf(buf, sizeof(buf), "%s", spec);
+	eq = strchr(buf, '=');
+	if (!eq || eq == buf)
+		return err("--param '%s' is not NAME=VALUE", spec);
+	*eq = 0;
+	name = buf;
+	if (strchr(name, '.')) {
+		scope = name;
+		name = strchr(name, '.');
+		*name++ = 0;
+	}
+	if (!parse_u64(eq + 1, &v))
+		return err("--param %s: '%s' is not a non-negative integer", spec, eq + 1);
+	for (int i = 0; i < o->nimages; i++) {
+		struct kl_param *p;
+
+		if (scope && strcmp(scope, o->images[i].name))
+			continue;
+		p = image_param(&o->images[i], name);
+		if (!p)
+			continue;
+		if (v < p->min || v > p->max)
+			return err("--param %s: %s.%s must be in [%llu, %llu]", spec,
+				   o->images[i].name, name, (unsigned long long)p->min,
+				   (unsigned long long)p->max);
+		p->value = v;
+		hits++;
+	}
+	if (!hits)
+		return err("--param %s: no selected workload has a parameter '%s' (see 'kvmlab list')",
+			   spec, name);
+	return 0;
+}
+
+static int parse_run(struct options *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "hv", required_argument, NULL, 'h' },
+		{ "workload", required_argument, NULL, 'w' },
+		{ "param", required_argument, NULL, 'p' },
+		{ "reps", required_argument, NULL, 'r' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "run-id", required_argument, NULL, 'i' },
+		{ "results", required_argument, NULL, 'o' },
+		{ "workloads", required_argument, NULL, 'W' },
+		{ "meta", required_argument, NULL, 'M' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "native", no_argument, NULL, 'N' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *hv_list = NULL, *wl_list = NULL;
+	int c;
+
+	o->reps = 1;
+	o->mem_mb = 128;
+	o->timeout_s = 300;
+	o->results_dir = "results";
+	default_workloads_dir(o->workloads_dir, sizeof(o->workloads_dir));
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h': hv_list = optarg; break;
+		case 'w': wl_list = optarg; break;
+		case 'p':
+		case 'M':
+			if ((c == 'p' ? o->nparams : o->nmeta) == MAX_ITEMS)
+				return err("too many --%s options", c == 'p' ? "param" : "meta");
+			if (c == 'p')
+				o->params[o->nparams++] = optarg;
+			else
+				o->meta[o->nmeta++] = optarg;
+			break;
+		case 'r':
+		case 'm':
+		case 't': {
+			uint64_t *dst = c == 'r' ? &o->reps : c == 'm' ? &o->mem_mb : &o->timeout_s;
+
+			if (!parse_u64(optarg, dst) || *dst == 0 || *dst > 65536)
+				return err("--%s needs a number from 1 to 65536, not '%s'",
+					   c == 'r' ? "reps" : c == 'm' ? "mem" : "timeout", optarg);
+			break;
+		}
+		case 'i':
+			if (!*optarg || strchr(optarg, '/') || strlen(optarg) >= sizeof(o->run_id))
+				return err("--run-id must be a plain name");
+			snprintf(o->run_id, sizeof(o->run_id), "%s", optarg);
+			break;
+		case 'o': o->results_dir = optarg; break;
+		case 'W': snprintf(o->workloads_dir, sizeof(o->workloads_dir), "%s", optarg); break;
+		case 'n': o->dry_run = true; break;
+		case 'v': o->verbose = true; break;
+		case 'N': break;
+		default:
+			return err("unknown or incomplete option '%s' (try 'kvmlab run --help'?)",
+				   argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return err("unexpected argument '%s'", argv[optind]);
+	if (!hv_list || !wl_list)
+		return err("run needs --hv and --workload");
+	if (parse_hvs(o, hv_list) || open_workloads(o, wl_list))
+		return -1;
+	for (int i = 0; i < o->nparams; i++)
+		if (apply_param(o, o->params[i]))
+			return -1;
+	if (!o->run_id[0]) {
+		time_t t = time(NULL);
+
+		strftime(o->run_id, sizeof(o->run_id), "%Y%m%d-%H%M%S", gmtime(&t));
+	}
+	return 0;
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", *s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void cpu_model(char *out, size_t size)
+{
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[512];
+
+	snprintf(out, size, "unknown");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+			snprintf(out, size, "%s", strchr(line, ':') + 2);
+			out[strcspn(out, "\n")] = 0;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+static int write_meta(const struct options *o, const char *dir, int failed, int total)
+{
+	char path[4200], cpu[256], params[512], stamp[64];
+	struct utsname u;
+	time_t t = time(NULL);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/meta.json", dir);
+	f = fopen(path, "w");
+	if (!f)
+		return err_errno("cannot write %s", path);
+	uname(&u);
+	cpu_model(cpu, sizeof(cpu));
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+	fprintf(f, "{\n  \"run_id\": ");
+	json_str(f, o->run_id);
+	fprintf(f, ",\n  \"finished\": \"%s\",\n  \"kernel\": ", stamp);
+	json_str(f, u.release);
+	fprintf(f, ",\n  \"machine\": ");
+	json_str(f, u.machine);
+	fprintf(f, ",\n  \"cpu\": ");
+	json_str(f, cpu);
+	fprintf(f, ",\n  \"reps\": %llu,\n  \"guest_mem_mb\": %llu,\n  \"runs\": %d,\n  \"runs_failed\": %d,\n",
+		(unsigned long long)o->reps, (unsigned long long)o->mem_mb, total, failed);
+	fprintf(f, "  \"hypervisors\": [");
+	for (int i = 0; i < o->nhvs; i++) {
+		fprintf(f, "%s{\"name\": ", i ? ", " : "");
+		json_str(f, o->hvs[i]->name);
+		fprintf(f, ", \"device\": ");
+		json_str(f, o->hvs[i]->device);
+		fprintf(f, ", \"module\": ");
+		json_str(f, o->hvs[i]->module ? o->hvs[i]->module : "");
+		fprintf(f, ", \"module_params\": ");
+		json_str(f, o->hvs[i]->params ? o->hvs[i]->params : "");
+		fprintf(f, "}");
+	}
+	fprintf(f, "],\n  \"workloads\": {");
+	for (int i = 0; i < o->nimages; i++) {
+		image_params_string(&o->images[i], params, sizeof(params));
+		fprintf(f, "%s", i ? ", " : "");
+		json_str(f, o->images[i].name);
+		fprintf(f, ": ");
+		json_str(f, params);
+	}
+	fprintf(f, "},\n  \"argv\": [");
+	for (int i = 0; i < o->argc; i++) {
+		fprintf(f, "%s", i ? ", " : "");
+		json_str(f, o->argv[i]);
+	}
+	fprintf(f, "]");
+	for (int i = 0; i < o->nmeta; i++) {
+		char key[128];
+		const char *eq = strchr(o->meta[i], '=');
+
+		if (!eq)
+			continue;
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - o->meta[i]), o->meta[i]);
+		fprintf(f, ",\n  ");
+		json_str(f, key);
+		fprintf(f, ": ");
+		json_str(f, eq + 1);
+	}
+	fprintf(f, "\n}\n");
+	return fclose(f) ? err_errno("cannot write %s", path) : 0;
+}
+
+static void print_run_line(int n, int total, const struct run_key *k,
+			   const struct run_result *r, double secs)
+{
+	int passed = 0;
+
+	for (int i = 0; i < r->nchecks; i++)
+		passed += r->checks[i].pass;
+	printf("[%d/%d] %-11s %-10s rep %d: %-7s %6.2f s", n, total, k->hv, k->workload,
+	       k->rep, r->status, secs);
+	if (r->nchecks)
+		printf("  checks %d/%d", passed, r->nchecks);
+	if (r->measured)
+		printf("  ops %llu", (unsigned long long)r->ops);
+	if (strcmp(r->status, "ok") && r->detail[0])
+		printf("  (%s)", r->detail);
+	printf("\n");
+	for (int i = 0; i < r->nchecks; i++)
+		if (!r->checks[i].pass)
+			printf("      %s %s: %s\n",
+			       r->checks[i].known_deviation ? "XFAIL (known platform deviation)" : "FAIL",
+			       r->checks[i].name, r->checks[i].detail);
+	fflush(stdout);
+}
+
+/* A run whose kernel log went bad is failed, whatever the guest said. */
+static void apply_kmsg(int kfd, struct run_result *r)
+{
+	char bad[256];
+
+	kmsg_check(kfd, bad, sizeof(bad));
+	if (bad[0]) {
+		snprintf(r->status, sizeof(r->status), "kernel");
+		snprintf(r->detail, sizeof(r->detail), "kernel log: %s", bad);
+	}
+}
+
+static int run_hv(struct options *o, int h, struct results *res, int kfd, int *n, int total,
+		  int *failed)
+{
+	const struct hv *hv = o->hvs[h];
+	struct run_config cfg = {
+		.device = hv->device, .mem_bytes = o->mem_mb << 20,
+		.timeout_s = (unsigned int)o->timeout_s, .verbose = o->verbose,
+		.known_deviations = hv_known_deviations(hv),
+	};
+	struct run_result *r = malloc(sizeof(*r));
+
+	if (!r)
+		return err("out of memory");
+	if (hv_prepare(hv)) {
+		free(r);
+		return -1;
+	}
+	for (int w = 0; w < o->nimages; w++) {
+		char params[512];
+
+		image_params_string(&o->images[w], params, sizeof(params));
+		for (uint64_t rep = 1; rep <= o->reps; rep++) {
+			struct run_key key = { hv->name, o->images[w].name, params, (int)rep };
+			uint64_t t0 = now_ns();
+
+			if (vm_run(&cfg, &o->images[w], r)) {
+				free(r);
+				return -1;
+			}
+			apply_kmsg(kfd, r);
+			results_add(res, &key, r);
+			print_run_line(++*n, total, &key, r, (now_ns() - t0) / 1e9);
+			*failed += strcmp(r->status, "ok") != 0;
+		}
+	}
+	free(r);
+	return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct options o = { .argc = argc, .argv = argv };
+	struct results res;
+	char dir[4096];
+	int n = 0, failed = 0, total, kfd, rc = 0;
+
+	if (parse_run(&o, argc, argv))
+		return EXIT_USAGE;
+	total = o.nhvs * o.nimages * (int)o.reps;
+	if (o.dry_run) {
+		printf("kvmlab: %d runs (%d hypervisors x %d workloads x %llu reps)\n", total,
+		       o.nhvs, o.nimages, (unsigned long long)o.reps);
+		return 0;
+	}
+	snprintf(dir, sizeof(dir), "%s/%s", o.results_dir, o.run_id);
+	if (results_open(&res, dir))
+		return 1;
+	kfd = kmsg_open();
+	for (int h = 0; h < o.nhvs && !rc; h++)
+		rc = run_hv(&o, h, &res, kfd, &n, total, &failed);
+	hv_unload_all();
+	if (kfd >= 0) {
+		struct run_result tail = { .status = "ok" };
+
+		apply_kmsg(kfd, &tail);	/* unloading can complain too */
+		if (strcmp(tail.status, "ok"))
+			rc = err("%s", tail.detail);
+	}
+	if (results_close(&res) || write_meta(&o, dir, failed + (total - n), total))
+		rc = -1;
+	results_print_table(dir);
+	printf("\nresults: %s (%d of %d runs ok)\n", dir, n - failed, total);
+	return rc || failed || n < total ? 1 : 0;
+}
+
+static int cmd_list(void)
+{
+	char dir[PATH_MAX], names[MAX_ITEMS][64];
+	int n;
+
+	printf("hypervisors:\n");
+	for (int i = 0; hv_at(i); i++)
+		printf("  %-12s %s\n", hv_at(i)->name, hv_at(i)->about);
+	default_workloads_dir(dir, sizeof(dir));
+	n = list_workloads(dir, names, MAX_ITEMS);
+	if (n < 0)
+		return 1;
+	printf("workloads (%s):\n", dir);
+	for (int i = 0; i < n; i++) {
+		char path[PATH_MAX + 80];
+		struct image img;
+
+		snprintf(path, sizeof(path), "%s/%s.elf", dir, names[i]);
+		if (image_open(&img, path, names[i]))
+			return 1;
+		printf("  %s\n", names[i]);
+		for (int p = 0; p < img.nparams; p++)
+			printf("      %-10s default %-8llu [%llu..%llu]  %s\n", img.params[p].name,
+			       (unsigned long long)img.params[p].def,
+			       (unsigned long long)img.params[p].min,
+			       (unsigned long long)img.params[p].max, img.params[p].help);
+		image_close(&img);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+		return usage();
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "list"))
+		return cmd_list();
+	if (!strcmp(argv[1], "table") && argc == 3)
+		return results_print_table(argv[2]) ? 1 : 0;
+	if (!strcmp(argv[1], "plot") && argc == 3)
+		return results_plot(argv[2]) ? 1 : 0;
+	err("unknown command '%s'", argv[1]);
+	return usage();
+}

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Small helpers shared by the harness: errors, time, strings. */
+#ifndef KVMLAB_UTIL_H
+#define KVMLAB_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Print "kvmlab: <message>" to stderr; returns -1 so callers can `return err(...)`. */
+int err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Like err, with ": strerror(errno)" appended. */
+int err_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+uint64_t now_ns(void);
+bool parse_u64(const char *s, uint64_t *out);
+/* Read a whole file; NULL (and a message) on failure. */
+char *read_file(const char *path, size_t *len);
+/* Split "a,b,c" into a NULL-terminated array (modifies s). */
+int split_list(char *s, char **out, int max);
+int mkdir_p(const char *path);
+
+#endif

@@ -1,0 +1,485 @@
+// SPDX-License-Identifier: GPL-2.0
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include "stats.h"
+#include "util.h"
+#include "vm.h"
+
+/* Boot page tables: PML4, PDPT, PD at fixed pages below the image. */
+#define BOOT_PML4	0x2000ULL
+#define BOOT_PDPT	0x3000ULL
+#define BOOT_PD		0x4000ULL	/* 4 pages: up to 4 GiB of 2 MiB pages */
+#define BOOT_PT_END	0x8000ULL
+#define BOOT_GDT	0x1800ULL
+
+#define X86_CR0_PE	(1ULL << 0)
+#define X86_CR0_MP	(1ULL << 1)
+#define X86_CR0_ET	(1ULL << 4)
+#define X86_CR0_NE	(1ULL << 5)
+#define X86_CR0_WP	(1ULL << 16)
+#define X86_CR0_PG	(1ULL << 31)
+#define X86_CR4_PAE	(1ULL << 5)
+#define EFER_LME	(1ULL << 8)
+#define EFER_LMA	(1ULL << 10)
+
+struct vm {
+	int sys_fd, vm_fd, vcpu_fd;
+	uint8_t *mem;
+	uint64_t mem_bytes;
+	struct kvm_run *run;
+	size_t run_size;
+	struct stats vm_stats, vcpu_stats;
+	uint64_t *snap;		/* vm stats then vcpu stats */
+	char console[256];
+	size_t console_len;
+};
+
+static volatile sig_atomic_t timed_out;
+static struct kvm_run *volatile current_run;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	timed_out = 1;
+	/* KVM_RUN returns at once if entered after the signal was handled. */
+	if (current_run)
+		current_run->immediate_exit = 1;
+}
+
+static void write_boot_tables(struct vm *vm, const struct image *img)
+{
+	uint64_t *pml4 = (void *)(vm->mem + BOOT_PML4);
+	uint64_t *pdpt = (void *)(vm->mem + BOOT_PDPT);
+	uint64_t *pd = (void *)(vm->mem + BOOT_PD);
+	uint64_t *gdt = (void *)(vm->mem + BOOT_GDT);
+	struct kl_boot_info *bi = (void *)(vm->mem + KL_BOOT_INFO_GPA);
+	uint64_t map = vm->mem_bytes < (4ULL << 30) ? vm->mem_bytes : (4ULL << 30);
+
+	/* Identity map of RAM with 2 MiB pages: just enough to run _start. */
+	pml4[0] = BOOT_PDPT | 3;
+	for (int i = 0; i < 4; i++)
+		pdpt[i] = (BOOT_PD + i * 0x1000) | 3;
+	for (uint64_t pa = 0, i = 0; pa < map; pa += 2ULL << 20, i++)
+		pd[i] = pa | 0x83;
+	gdt[1] = 0x00af9b000000ffffULL;	/* matches the CS set in sregs */
+	gdt[2] = 0x00cf93000000ffffULL;
+	*bi = (struct kl_boot_info) {
+		.magic = KL_BOOT_MAGIC, .mem_bytes = vm->mem_bytes,
+		.image_end = img->image_end, .boot_pt_end = BOOT_PT_END,
+	};
+}
+
+static int set_cpuid(struct vm *vm)
+{
+	int n = 128;
+	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + n * sizeof(cpuid->entries[0]));
+	int rc;
+
+	if (!cpuid)
+		return err("out of memory");
+	cpuid->nent = n;
+	rc = ioctl(vm->sys_fd, KVM_GET_SUPPORTED_CPUID, cpuid);
+	if (rc == 0)
+		rc = ioctl(vm->vcpu_fd, KVM_SET_CPUID2, cpuid);
+	if (rc)
+		rc = err_errno("cannot set the guest CPUID");
+	free(cpuid);
+	return rc;
+}
+
+static int set_long_mode(struct vm *vm, const struct image *img)
+{
+	struct kvm_segment code = {
+		.base = 0, .limit = 0xffffffff, .selector = 8, .type = 11,
+		.present = 1, .dpl = 0, .db = 0, .s = 1, .l = 1, .g = 1,
+	};
+	struct kvm_segment data = code;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = {
+		.rip = img->entry, .rdi = KL_BOOT_INFO_GPA, .rflags = 2,
+	};
+
+	if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs))
+		return err_errno("KVM_GET_SREGS");
+	data.selector = 16;
+	data.type = 3;
+	data.l = 0;
+	data.db = 1;
+	sregs.cs = code;
+	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
+	sregs.tr.type = 11;	/* busy 64-bit TSS: the guest loads its own */
+	sregs.tr.present = 1;
+	sregs.tr.limit = 0x67;
+	sregs.gdt.base = BOOT_GDT;
+	sregs.gdt.limit = 3 * 8 - 1;
+	sregs.cr0 = X86_CR0_PE | X86_CR0_MP | X86_CR0_ET | X86_CR0_NE |
+		    X86_CR0_WP | X86_CR0_PG;
+	sregs.cr3 = BOOT_PML4;
+	sregs.cr4 = X86_CR4_PAE;
+	sregs.efer = EFER_LME | EFER_LMA;
+	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &sregs))
+		return err_errno("KVM_SET_SREGS (64-bit mode)");
+	if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs))
+		return err_errno("KVM_SET_REGS");
+	return 0;
+}
+
+static int open_stats(struct vm *vm)
+{
+	int vm_sfd = -1, vcpu_sfd = -1;
+
+	if (ioctl(vm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_BINARY_STATS_FD) > 0) {
+		vm_sfd = ioctl(vm->vm_fd, KVM_GET_STATS_FD, NULL);
+		vcpu_sfd = ioctl(vm->vcpu_fd, KVM_GET_STATS_FD, NULL);
+		if (vm_sfd < 0 || vcpu_sfd < 0)
+			return err_errno("KVM_GET_STATS_FD");
+	}
+	if (stats_open(&vm->vm_stats, vm_sfd) || stats_open(&vm->vcpu_stats, vcpu_sfd))
+		return -1;
+	vm->snap = calloc(vm->vm_stats.count + vm->vcpu_stats.count + 1, sizeof(uint64_t));
+	return vm->snap ? 0 : err("out of memory");
+}
+
+static int vm_setup(struct vm *vm, const struct run_config *cfg, const struct image *img)
+{
+	struct kvm_userspace_memory_region region;
+	int api, mmap_size;
+
+	vm->sys_fd = open(cfg->device, O_RDWR | O_CLOEXEC);
+	if (vm->sys_fd < 0)
+		return err_errno("cannot open %s", cfg->device);
+	api = ioctl(vm->sys_fd, KVM_GET_API_VERSION, 0);
+	if (api != KVM_API_VERSION)
+		return err("%s speaks KVM API %d, not %d", cfg->device, api, KVM_API_VERSION);
+	vm->vm_fd = ioctl(vm->sys_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		return err_errno("KVM_CREATE_VM on %s", cfg->device);
+
+	vm->mem_bytes = cfg->mem_bytes;
+	vm->mem = mmap(NULL, vm->mem_bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (vm->mem == MAP_FAILED) {
+		vm->mem = NULL;
+		return err_errno("cannot allocate %llu MiB of guest memory",
+				 (unsigned long long)vm->mem_bytes >> 20);
+	}
+	region = (struct kvm_userspace_memory_region) {
+		.slot = 0, .guest_phys_addr = 0, .memory_size = vm->mem_bytes,
+		.userspace_addr = (uint64_t)vm->mem,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region))
+		return err_errno("KVM_SET_USER_MEMORY_REGION");
+	if (image_load(img, vm->mem, vm->mem_bytes))
+		return -1;
+	write_boot_tables(vm, img);
+
+	vm->vcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 0);
+	if (vm->vcpu_fd < 0)
+		return err_errno("KVM_CREATE_VCPU");
+	mmap_size = ioctl(vm->sys_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (mmap_size < (int)sizeof(struct kvm_run))
+		return err_errno("KVM_GET_VCPU_MMAP_SIZE");
+	vm->run_size = mmap_size;
+	vm->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu_fd, 0);
+	if (vm->run == MAP_FAILED) {
+		vm->run = NULL;
+		return err_errno("cannot mmap the vCPU's kvm_run");
+	}
+	if (set_cpuid(vm) || set_long_mode(vm, img))
+		return -1;
+	return open_stats(vm);
+}
+
+static void vm_teardown(struct vm *vm)
+{
+	stats_close(&vm->vm_stats);
+	stats_close(&vm->vcpu_stats);
+	free(vm->snap);
+	if (vm->run)
+		munmap(vm->run, vm->run_size);
+	if (vm->vcpu_fd >= 0)
+		close(vm->vcpu_fd);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->sys_fd >= 0)
+		close(vm->sys_fd);
+	if (vm->mem)
+		munmap(vm->mem, vm->mem_bytes);
+}
+
+static int snapshot(struct vm *vm, uint64_t *out)
+{
+	if (stats_read(&vm->vm_stats, out))
+		return -1;
+	return stats_read(&vm->vcpu_stats, out + vm->vm_stats.count);
+}
+
+static const char *stat_name(const struct vm *vm, int i)
+{
+	if (i < vm->vm_stats.count)
+		return vm->vm_stats.desc[i].name;
+	return vm->vcpu_stats.desc[i - vm->vm_stats.count].name;
+}
+
+/*
+ * Deltas over the phase. The port write that closed the phase is one exit
+ * and one I/O exit of the harness's own making: it is taken out, so a
+ * workload that exits nowhere reads exits = 0.
+ */
+static void record_deltas(struct vm *vm, const uint64_t *end, struct run_result *r)
+{
+	int n = vm->vm_stats.count + vm->vcpu_stats.count;
+
+	r->ncounters = 0;
+	for (int i = 0; i < n && r->ncounters < MAX_COUNTERS; i++) {
+		const char *name = stat_name(vm, i);
+		int64_t d = (int64_t)(end[i] - vm->snap[i]);
+
+		if (i >= vm->vm_stats.count && (!strcmp(name, "exits") || !strcmp(name, "io_exits")))
+			d -= 1;
+		snprintf(r->counter_names[r->ncounters], 64, "%s", name);
+		r->counters[r->ncounters++] = d;
+	}
+}
+
+static void set_status(struct run_result *r, const char *status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void set_status(struct run_result *r, const char *status, const char *fmt, ...)
+{
+	va_list ap;
+
+	snprintf(r->status, sizeof(r->status), "%s", status);
+	va_start(ap, fmt);
+	vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
+	va_end(ap);
+}
+
+static void add_check(const struct run_config *cfg, struct run_result *r,
+		      const struct kl_msg *m)
+{
+	struct check_result *c;
+	const char *sep = strstr(m->text, ": ");
+	size_t nlen = sep ? (size_t)(sep - m->text) : strlen(m->text);
+
+	if (r->nchecks == MAX_CHECKS)
+		return;
+	c = &r->checks[r->nchecks++];
+	if (nlen >= sizeof(c->name))
+		nlen = sizeof(c->name) - 1;
+	memcpy(c->name, m->text, nlen);
+	c->name[nlen] = 0;
+	snprintf(c->detail, sizeof(c->detail), "%s", sep ? sep + 2 : "");
+	c->pass = m->status == 0;
+	for (int i = 0; !c->pass && cfg->known_deviations && cfg->known_deviations[i]; i++)
+		c->known_deviation |= !strcmp(cfg->known_deviations[i], c->name);
+}
+
+/* Returns 1 when the guest is done, 0 to keep running, -1 on error. */
+static int handle_msg(struct vm *vm, const struct run_config *cfg, uint32_t gpa,
+		      struct run_result *r, uint64_t *t0)
+{
+	struct kl_msg m;
+	uint64_t *end;
+
+	if ((uint64_t)gpa + sizeof(m) > vm->mem_bytes) {
+		set_status(r, "error", "guest message at gpa 0x%x lies outside RAM", gpa);
+		return -1;
+	}
+	memcpy(&m, vm->mem + gpa, sizeof(m));
+	m.text[KL_MSG_TEXT_LEN - 1] = 0;
+	switch (m.type) {
+	case KL_MSG_PHASE_BEGIN:
+		if (snapshot(vm, vm->snap))
+			return -1;
+		*t0 = now_ns();
+		return 0;
+	case KL_MSG_PHASE_END:
+		r->wall_ns = now_ns() - *t0;
+		end = calloc(vm->vm_stats.count + vm->vcpu_stats.count + 1, sizeof(*end));
+		if (!end || snapshot(vm, end)) {
+			free(end);
+			return -1;
+		}
+		record_deltas(vm, end, r);
+		free(end);
+		r->ops = m.a;
+		r->checksum = m.b;
+		r->measured = true;
+		return 0;
+	case KL_MSG_CHECK:
+		add_check(cfg, r, &m);
+		return 0;
+	case KL_MSG_NOTE:
+		if (!strncmp(m.text, "guest panic: ", 13))
+			set_status(r, "panic", "%s", m.text);
+		if (cfg->verbose || !strcmp(r->status, "panic"))
+			fprintf(stderr, "  [guest] %s\n", m.text);
+		return 0;
+	case KL_MSG_EXIT:
+		r->exit_code = (int)m.status;
+		return 1;
+	default:
+		set_status(r, "error", "unknown guest message type %u", m.type);
+		return -1;
+	}
+}
+
+static void console_out(struct vm *vm, const uint8_t *data, uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		char c = (char)data[i];
+
+		if (c == '\n' || vm->console_len == sizeof(vm->console) - 1) {
+			fprintf(stderr, "  [console] %.*s\n", (int)vm->console_len, vm->console);
+			vm->console_len = 0;
+		}
+		if (c != '\n')
+			vm->console[vm->console_len++] = c;
+	}
+}
+
+static int handle_io(struct vm *vm, const struct run_config *cfg, struct run_result *r,
+		     uint64_t *t0)
+{
+	struct kvm_run *run = vm->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+
+	if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == KL_PORT_CONSOLE) {
+		console_out(vm, data, run->io.size * run->io.count);
+		return 0;
+	}
+	if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == KL_PORT_MSG &&
+	    run->io.size == 4 && run->io.count == 1)
+		return handle_msg(vm, cfg, *(uint32_t *)data, r, t0);
+	set_status(r, "error", "unexpected port I/O: %s port 0x%x size %u",
+		   run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in",
+		   run->io.port, run->io.size);
+	return -1;
+}
+
+static void describe_exit(struct vm *vm, struct run_result *r)
+{
+	struct kvm_run *run = vm->run;
+	struct kvm_regs regs = { 0 };
+
+	ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs);
+	switch (run->exit_reason) {
+	case KVM_EXIT_HLT:
+		set_status(r, "error", "guest halted at rip 0x%llx", regs.rip);
+		break;
+	case KVM_EXIT_SHUTDOWN:
+		set_status(r, "error", "guest shut down (triple fault) at rip 0x%llx", regs.rip);
+		break;
+	case KVM_EXIT_MMIO:
+		set_status(r, "error", "guest MMIO %s at gpa 0x%llx (no device there), rip 0x%llx",
+			   run->mmio.is_write ? "write" : "read",
+			   run->mmio.phys_addr, regs.rip);
+		break;
+	case KVM_EXIT_FAIL_ENTRY:
+		set_status(r, "error", "VM entry failed: reason 0x%llx",
+			   run->fail_entry.hardware_entry_failure_reason);
+		break;
+	case KVM_EXIT_INTERNAL_ERROR:
+		set_status(r, "error", "hypervisor internal error: suberror %u (ndata %u, data0 0x%llx), rip 0x%llx",
+			   run->internal.suberror, run->internal.ndata,
+			   run->internal.ndata ? run->internal.data[0] : 0ULL, regs.rip);
+		break;
+	default:
+		set_status(r, "error", "unhandled exit reason %u at rip 0x%llx",
+			   run->exit_reason, regs.rip);
+	}
+}
+
+static int run_loop(struct vm *vm, const struct run_config *cfg, struct run_result *r)
+{
+	uint64_t t0 = now_ns();
+
+	for (;;) {
+		int rc = ioctl(vm->vcpu_fd, KVM_RUN, 0);
+
+		if (rc < 0 && errno != EINTR) {
+			set_status(r, "error", "KVM_RUN: %s", strerror(errno));
+			return -1;
+		}
+		if (timed_out) {
+			set_status(r, "timeout", "no result within %u s", cfg->timeout_s);
+			return -1;
+		}
+		if (rc < 0 || vm->run->exit_reason == KVM_EXIT_INTR)
+			continue;
+		if (vm->run->exit_reason != KVM_EXIT_IO) {
+			describe_exit(vm, r);
+			return -1;
+		}
+		rc = handle_io(vm, cfg, r, &t0);
+		if (rc)
+			return rc > 0 ? 0 : -1;
+	}
+}
+
+static void finish_status(struct run_result *r)
+{
+	int failed = 0;
+
+	if (r->status[0])
+		return;
+	for (int i = 0; i < r->nchecks; i++)
+		failed += !r->checks[i].pass && !r->checks[i].known_deviation;
+	if (r->exit_code)
+		set_status(r, "fail", "guest exit status %d", r->exit_code);
+	else if (failed)
+		set_status(r, "fail", "%d of %d checks failed", failed, r->nchecks);
+	else if (!r->measured)
+		set_status(r, "error", "the guest never closed its measured phase");
+	else
+		set_status(r, "ok", "%s", "");
+}
+
+int vm_run(const struct run_config *cfg, const struct image *img, struct run_result *r)
+{
+	struct vm vm = { .sys_fd = -1, .vm_fd = -1, .vcpu_fd = -1 };
+	struct sigaction sa = { .sa_handler = on_alarm };
+	struct itimerval timer = { .it_value = { .tv_sec = cfg->timeout_s } };
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if (vm_setup(&vm, cfg, img)) {
+		vm_teardown(&vm);
+		return -1;
+	}
+	timed_out = 0;
+	current_run = vm.run;
+	sigaction(SIGALRM, &sa, NULL);
+	setitimer(ITIMER_REAL, &timer, NULL);
+	rc = run_loop(&vm, cfg, r);
+	memset(&timer, 0, sizeof(timer));
+	setitimer(ITIMER_REAL, &timer, NULL);
+	current_run = NULL;
+	if (rc && !r->status[0])
+		set_status(r, "error", "run failed");
+	finish_status(r);
+	vm_teardown(&vm);
+	return 0;
+}
+
+bool run_counter(const struct run_result *r, const char *name, int64_t *value)
+{
+	for (int i = 0; i < r->ncounters; i++) {
+		if (!strcmp(r->counter_names[i], name)) {
+			*value = r->counters[i];
+			return true;
+		}
+	}
+	return false;
+}

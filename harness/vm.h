@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * One workload run in a fresh VM through the KVM ioctl ABI, on any device
+ * that speaks it (/dev/kvm, /dev/kvmlab). The vCPU starts in 64-bit mode;
+ * the run loop serves the guest's ports (guest_abi.h) and snapshots every
+ * VM and vCPU statistic at the guest's phase marks.
+ */
+#ifndef KVMLAB_VM_H
+#define KVMLAB_VM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "image.h"
+
+#define MAX_COUNTERS 256
+#define MAX_CHECKS 128
+
+struct check_result {
+	char name[64];
+	char detail[KL_MSG_TEXT_LEN];
+	bool pass;
+	bool known_deviation;	/* failed the way the platform is known to */
+};
+
+struct run_config {
+	const char *device;
+	uint64_t mem_bytes;
+	unsigned int timeout_s;
+	bool verbose;		/* echo guest notes as they arrive */
+	/* Checks that fail on this platform for reasons outside the hypervisor. */
+	const char *const *known_deviations;
+};
+
+struct run_result {
+	char status[16];	/* ok, fail, error, timeout */
+	char detail[256];	/* why, when status is not ok */
+	int exit_code;		/* the guest's own */
+	bool measured;		/* the guest closed its phase */
+	uint64_t ops, checksum, wall_ns;
+	int ncounters;
+	char counter_names[MAX_COUNTERS][64];
+	int64_t counters[MAX_COUNTERS];	/* deltas over the measured phase */
+	int nchecks;
+	struct check_result checks[MAX_CHECKS];
+};
+
+/* Runs img once. Returns 0 when the run happened (see r->status), -1 when
+ * the VM could not even be set up (message printed). */
+int vm_run(const struct run_config *cfg, const struct image *img, struct run_result *r);
+/* Counter delta by KVM stat name; false when the hypervisor lacks it. */
+bool run_counter(const struct run_result *r, const char *name, int64_t *value);
+
+#endif

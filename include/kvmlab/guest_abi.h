@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The contract between a kvmlab guest image (workloads/) and the harness
+ * that runs it (harness/). It is independent of the hypervisor: everything
+ * here travels through guest memory and port I/O, which every KVM-ABI
+ * hypervisor forwards to userspace as KVM_EXIT_IO.
+ *
+ * Boot: the harness loads the ELF image by physical address, writes a
+ * struct kl_boot_info at KL_BOOT_INFO_GPA, fills in the parameter values
+ * (see struct kl_param), and starts the vCPU in 64-bit mode at the ELF entry
+ * with RDI = KL_BOOT_INFO_GPA and identity-mapped boot page tables. The guest
+ * then builds and loads its own page tables.
+ *
+ * Talking back: the guest writes a struct kl_msg somewhere in its memory
+ * below 4 GiB and does `outl <gpa>, KL_PORT_MSG`. One port I/O exit per
+ * message keeps the channel cheap and its cost easy to account for.
+ */
+#ifndef KVMLAB_GUEST_ABI_H
+#define KVMLAB_GUEST_ABI_H
+
+#include <stdint.h>
+
+#define KL_PORT_CONSOLE		0x0500	/* outb: one character of console text */
+#define KL_PORT_MSG		0x0504	/* outl: gpa of a struct kl_msg */
+
+#define KL_BOOT_INFO_GPA	0x1000ULL
+#define KL_BOOT_MAGIC		0x6b766d6c61623031ULL	/* "kvmlab01" */
+
+struct kl_boot_info {
+	uint64_t magic;
+	uint64_t mem_bytes;	/* guest RAM: one slot at gpa 0 */
+	uint64_t image_end;	/* first gpa past the loaded image */
+	uint64_t boot_pt_end;	/* first gpa past the boot page tables */
+};
+
+enum kl_msg_type {
+	KL_MSG_PHASE_BEGIN = 1,	/* measured phase starts: counters snapshot */
+	KL_MSG_PHASE_END,	/* measured phase ends: a = ops, b = checksum */
+	KL_MSG_CHECK,		/* a named check: status 0 = pass, text = name */
+	KL_MSG_NOTE,		/* free text for the log */
+	KL_MSG_EXIT,		/* done: status = exit code (0 = success) */
+};
+
+#define KL_MSG_TEXT_LEN		112
+
+struct kl_msg {
+	uint32_t type;
+	uint32_t status;
+	uint64_t a;
+	uint64_t b;
+	char text[KL_MSG_TEXT_LEN];	/* NUL-terminated */
+};
+
+/*
+ * Workload parameters. Each one is a descriptor in the ELF section
+ * KL_PARAM_SECTION; the harness reads the section to validate --param
+ * names before any VM exists, and writes the final value into `value` in
+ * guest memory before the first instruction runs.
+ */
+#define KL_PARAM_SECTION	".kl_params"
+#define KL_PARAM_NAME_LEN	24
+#define KL_PARAM_HELP_LEN	80
+
+struct kl_param {
+	char name[KL_PARAM_NAME_LEN];
+	char help[KL_PARAM_HELP_LEN];
+	uint64_t def;
+	uint64_t min;
+	uint64_t max;
+	uint64_t value;
+};
+
+#endif

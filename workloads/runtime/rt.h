@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The kvmlab guest runtime: a tiny 64-bit kernel that each workload links
+ * against. It gives a workload what an OS kernel would: descriptor tables,
+ * exception handling, a physical page allocator, 4-level page tables,
+ * address spaces with CPL3 code and SYSCALL, and a line to the harness.
+ *
+ * A workload defines `int workload_main(void)`; its return value is the
+ * exit status reported to the harness (0 = success).
+ */
+#ifndef KVMLAB_RT_H
+#define KVMLAB_RT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <kvmlab/guest_abi.h>
+
+typedef uint64_t u64;
+typedef uint32_t u32;
+typedef uint16_t u16;
+typedef uint8_t u8;
+
+#define PAGE_SIZE	4096ULL
+#define LARGE_PAGE_SIZE	(2ULL << 20)
+#define HUGE_PAGE_SIZE	(1ULL << 30)
+
+/* Page-table entry bits (AMD64 APM vol. 2, 5.3). */
+#define PTE_P		(1ULL << 0)
+#define PTE_W		(1ULL << 1)
+#define PTE_U		(1ULL << 2)
+#define PTE_PWT		(1ULL << 3)
+#define PTE_PCD		(1ULL << 4)
+#define PTE_A		(1ULL << 5)
+#define PTE_D		(1ULL << 6)
+#define PTE_PS		(1ULL << 7)
+#define PTE_G		(1ULL << 8)
+#define PTE_NX		(1ULL << 63)
+#define PTE_ADDR_MASK	0x000ffffffffff000ULL
+/* Software bit (ignored by hardware): the runtime's copy-on-write marker. */
+#define PTE_COW		(1ULL << 9)
+
+/* #PF error code bits. */
+#define PFERR_P		(1U << 0)
+#define PFERR_W		(1U << 1)
+#define PFERR_U		(1U << 2)
+#define PFERR_RSVD	(1U << 3)
+#define PFERR_ID	(1U << 4)
+
+/* Exception vectors the workloads look for. */
+#define VEC_DE		0
+#define VEC_BP		3
+#define VEC_UD		6
+#define VEC_GP		13
+#define VEC_PF		14
+#define NO_FAULT	(-1)
+
+/*
+ * Virtual address map. PML4 slot 0 is the kernel's identity map of RAM
+ * (2 MiB pages, global); slot 1 is a kernel area that workloads map with
+ * 4 KiB pages and that every address space shares; slots 2.. are per
+ * address space and user-accessible.
+ */
+#define KL_KERNEL_AREA_VA	0x0000008000000000ULL	/* 512 GiB: slot 1 */
+#define KL_USER_TEXT_VA		0x0000010000000000ULL	/* 1 TiB: slot 2 */
+#define KL_USER_DATA_VA		0x0000010040000000ULL	/* user data, heap */
+#define KL_USER_STACK_VA	0x000001007fff0000ULL	/* one stack page */
+
+/* ---- parameters (see struct kl_param in guest_abi.h) ---- */
+#define KL_PARAM(var, pname, pdef, pmin, pmax, phelp)			\
+	static volatile struct kl_param var				\
+	__attribute__((section(KL_PARAM_SECTION), used, aligned(8))) = {	\
+		.name = pname, .help = phelp, .def = (pdef),		\
+		.min = (pmin), .max = (pmax), .value = (pdef) }
+
+/* ---- harness line ---- */
+void kl_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void kl_phase_begin(void);
+void kl_phase_end(u64 ops, u64 checksum);
+void kl_check(const char *name, bool pass, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void kl_exit(int status) __attribute__((noreturn));
+void kl_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+int kl_snprintf(char *buf, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- library ---- */
+void *memset(void *d, int c, size_t n);
+void *memcpy(void *d, const void *s, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+u64 kl_hash(u64 h, u64 v);	/* order-sensitive checksum step */
+
+/* ---- CPU ---- */
+static inline void outl(u16 port, u32 v) { asm volatile("outl %0, %1" :: "a"(v), "Nd"(port)); }
+static inline void outb(u16 port, u8 v) { asm volatile("outb %0, %1" :: "a"(v), "Nd"(port)); }
+static inline u64 read_cr0(void) { u64 v; asm volatile("mov %%cr0, %0" : "=r"(v)); return v; }
+static inline u64 read_cr2(void) { u64 v; asm volatile("mov %%cr2, %0" : "=r"(v)); return v; }
+static inline u64 read_cr3(void) { u64 v; asm volatile("mov %%cr3, %0" : "=r"(v)); return v; }
+static inline u64 read_cr4(void) { u64 v; asm volatile("mov %%cr4, %0" : "=r"(v)); return v; }
+static inline void write_cr0(u64 v) { asm volatile("mov %0, %%cr0" :: "r"(v) : "memory"); }
+static inline void write_cr3(u64 v) { asm volatile("mov %0, %%cr3" :: "r"(v) : "memory"); }
+static inline void write_cr4(u64 v) { asm volatile("mov %0, %%cr4" :: "r"(v) : "memory"); }
+static inline void invlpg(u64 va) { asm volatile("invlpg (%0)" :: "r"(va) : "memory"); }
+static inline u64 rdmsr(u32 msr)
+{
+	u32 lo, hi;
+
+	asm volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+	return ((u64)hi << 32) | lo;
+}
+static inline void wrmsr(u32 msr, u64 v)
+{
+	asm volatile("wrmsr" :: "c"(msr), "a"((u32)v), "d"((u32)(v >> 32)));
+}
+static inline void cpuid(u32 leaf, u32 *a, u32 *b, u32 *c, u32 *d)
+{
+	asm volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
+}
+static inline u64 rdtsc(void)
+{
+	u32 lo, hi;
+
+	asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((u64)hi << 32) | lo;
+}
+static inline u64 read_pte(volatile u64 *p) { return *p; }
+static inline void write_pte(volatile u64 *p, u64 v) { *p = v; }
+
+/* ---- faults ---- */
+struct kl_fault {
+	int vector;
+	u64 error;
+	u64 cr2;
+	u64 rip;
+};
+/* The last exception caught by a probe or a user task. */
+extern struct kl_fault kl_last_fault;
+
+/*
+ * Probes touch memory in ways that may fault. Each returns NO_FAULT, or the
+ * vector of the exception it caught (details in kl_last_fault).
+ */
+int probe_read64(u64 va, u64 *out);
+int probe_write64(u64 va, u64 val);
+int probe_exec(u64 va);		/* calls va; the code there must be `ret` */
+int probe_div0(void);
+int probe_ud2(void);
+int probe_int3(void);
+
+/*
+ * A #PF handler the workload installs (e.g. demand paging, copy-on-write):
+ * return true when the fault is resolved and the access should be retried.
+ */
+typedef bool (*kl_pf_handler)(u64 cr2, u64 error, bool user);
+extern kl_pf_handler kl_pf_hook;
+
+/* ---- physical memory ---- */
+u64 page_alloc(void);		/* zeroed 4 KiB frame; panics when out of memory */
+void page_free(u64 pa);
+u64 page_alloc_2m(void);	/* 2 MiB-aligned, zeroed; never freed */
+u64 page_free_count(void);
+void page_get(u64 pa);		/* reference counts, for sharing frames */
+u32 page_put(u64 pa);		/* drops a reference; frees at zero; returns refs left */
+u32 page_refs(u64 pa);
+u64 kl_mem_bytes(void);
+
+/* ---- page tables and address spaces ---- */
+struct aspace {
+	u64 root;		/* physical address of the PML4 */
+};
+extern struct aspace kl_kernel_as;
+
+/*
+ * Pointer to the entry at `level` (1 = PTE, 2 = PDE, 3 = PDPTE, 4 = PML4E)
+ * that maps va; missing tables are allocated with `table_flags` when it is
+ * non-zero, otherwise NULL is returned. Tables are reached through the
+ * identity map, so a table's physical address is also its pointer.
+ */
+u64 *pt_entry(u64 root, u64 va, int level, u64 table_flags);
+void pt_map(u64 root, u64 va, u64 pa, u64 flags);		/* 4 KiB */
+void pt_map_large(u64 root, u64 va, u64 pa, u64 flags);	/* 2 MiB */
+u64 pt_unmap(u64 root, u64 va);				/* returns the old PTE */
+u64 *pt_leaf(u64 root, u64 va, int *level);		/* NULL when unmapped */
+
+void aspace_init(struct aspace *as);	/* shares the kernel's slots */
+void aspace_destroy(struct aspace *as);	/* frees user tables; drops frame refs */
+void aspace_switch(struct aspace *as);	/* loads CR3 */
+void aspace_map_user_text(struct aspace *as);
+
+/* ---- CPL3 ---- */
+/*
+ * Run user code at `rip` with `rsp` in the current address space, with
+ * `arg` in RDI, until it calls sys_exit (returns its value, *faulted =
+ * false) or takes an exception the kernel does not resolve (returns -1,
+ * *faulted = true, details in kl_last_fault).
+ */
+long user_run(u64 rip, u64 rsp, u64 arg, bool *faulted);
+
+#define USER_CODE __attribute__((section(".user_text"), noinline, used))
+#define USER_INLINE static inline __attribute__((always_inline))
+
+enum { SYS_EXIT = 0, SYS_ADD3 = 1 };
+
+USER_INLINE long user_syscall3(long nr, long a, long b, long c)
+{
+	long ret;
+
+	asm volatile("syscall" : "=a"(ret)
+		     : "a"(nr), "D"(a), "S"(b), "d"(c)
+		     : "rcx", "r11", "r8", "r9", "r10", "memory");
+	return ret;
+}
+
+USER_INLINE __attribute__((noreturn)) void user_exit(long v)
+{
+	user_syscall3(SYS_EXIT, v, 0, 0);
+	__builtin_unreachable();
+}
+
+/*
+ * Virtual address of a .user_text function (a global symbol). Kernel code is
+ * linked at 1 MiB and user text at 1 TiB, too far apart for the RIP-relative
+ * reference `&fn` would compile to; movabs takes a 64-bit absolute address.
+ */
+#define ABS_SYM(sym)	({ u64 __v; asm("movabs $" #sym ", %0" : "=r"(__v)); __v; })
+#define USER_VA(fn)	ABS_SYM(fn)
+
+int workload_main(void);
+
+#endif
