@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ptemod: the guest kernel rewrites live PTEs — each update points a page
+ * at the other of two frames, is followed by INVLPG, and is verified by a
+ * read. One operation is one PTE update.
+ *
+ * What it shows: a shadowing hypervisor must notice a write to a page
+ * table (a write-protection trap per store, or a resync at INVLPG); under
+ * nested paging the store is just a store.
+ */
+#include "rt.h"
+
+KL_PARAM(p_updates, "updates", 2000, 1, 100000000, "PTE updates");
+KL_PARAM(p_pages, "pages", 4, 1, 512, "pages whose PTEs are rewritten in turn");
+
+int workload_main(void)
+{
+	u64 n = p_pages.value, frames[2], sum = 0, wrong = 0;
+	u64 *ptes[512];
+
+	frames[0] = page_alloc();
+	frames[1] = page_alloc();
+	*(u64 *)frames[0] = 0xf0;
+	*(u64 *)frames[1] = 0xf1;
+	for (u64 i = 0; i < n; i++) {
+		u64 va = KL_KERNEL_AREA_VA + i * PAGE_SIZE;
+
+		pt_map(kl_kernel_as.root, va, frames[0], PTE_P | PTE_W | PTE_NX);
+		ptes[i] = pt_entry(kl_kernel_as.root, va, 1, 0);
+		sum += *(volatile u64 *)va;
+	}
+
+	kl_phase_begin();
+	for (u64 u = 0; u < p_updates.value; u++) {
+		u64 i = u % n, which = (u / n + 1) & 1;
+		u64 va = KL_KERNEL_AREA_VA + i * PAGE_SIZE;
+		u64 v;
+
+		write_pte(ptes[i], frames[which] | PTE_P | PTE_W | PTE_NX);
+		invlpg(va);
+		v = *(volatile u64 *)va;
+		wrong += v != (0xf0 | which);
+		sum = kl_hash(sum, v);
+	}
+	kl_phase_end(p_updates.value, sum);
+	if (wrong)
+		kl_printf("ptemod: %llu reads saw the old frame after INVLPG\n",
+			  (unsigned long long)wrong);
+	return wrong ? 1 : 0;
+}
