@@ -1,0 +1,57 @@
+"""Command-line handling, checked on the host: bad input must fail at once
+with one clear line, before any test machine boots."""
+import pytest
+
+from conftest import HARNESS, KVMLAB, run
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--hv", "nosuchhv", "--workload", "selftest"], "unknown hypervisor 'nosuchhv'"),
+    (["run", "--hv", "kvm-shadow", "--workload", "nosuchwl"], "unknown workload 'nosuchwl'"),
+    (["run", "--hv", "kvm-shadow", "--workload", "ctxswitch", "--param", "bogus=1"],
+     "no selected workload has a parameter 'bogus'"),
+    (["run", "--hv", "kvm-shadow", "--workload", "ctxswitch", "--param", "spaces=0"],
+     "must be in [1, 256]"),
+    (["run", "--hv", "kvm-shadow", "--workload", "ctxswitch", "--param", "spaces=lots"],
+     "is not a non-negative integer"),
+    (["run", "--hv", "kvm-shadow", "--workload", "ctxswitch", "--param", "spaces"],
+     "is not NAME=VALUE"),
+    (["run", "--hv", "kvm-shadow", "--workload", "ctxswitch", "--frobnicate"],
+     "unknown or incomplete option '--frobnicate'"),
+    (["run", "--hv", "kvm-shadow"], "run needs --hv and --workload"),
+    (["run", "--hv", "kvm-shadow", "--workload", "selftest", "--reps", "0"],
+     "--reps needs a number"),
+    (["frobnicate"], "unknown command 'frobnicate'"),
+])
+def test_bad_command_lines_fail_clearly(args, message):
+    r = run([KVMLAB] + args, timeout=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    first = r.stderr.strip().splitlines()[0]
+    assert first.startswith("kvmlab: ") and message in first, r.stderr
+
+
+def test_scoped_param_applies_to_one_workload():
+    r = run([HARNESS, "run", "--hv", "kvm-shadow", "--workload", "ctxswitch,forkwait",
+             "--param", "ctxswitch.pages=3", "--dry-run"])
+    assert r.returncode == 0, r.stderr
+    # 'pages' exists in both; scoping to forkwait must not touch ctxswitch's limits.
+    r = run([HARNESS, "run", "--hv", "kvm-shadow", "--workload", "ctxswitch,forkwait",
+             "--param", "forkwait.pages=400", "--dry-run"])
+    assert r.returncode == 0, r.stderr
+    r = run([HARNESS, "run", "--hv", "kvm-shadow", "--workload", "ctxswitch,forkwait",
+             "--param", "pages=600", "--dry-run"])
+    assert r.returncode == 2 and "must be in [1, 512]" in r.stderr
+
+
+def test_list_shows_hypervisors_workloads_and_params():
+    r = run([KVMLAB, "list"])
+    assert r.returncode == 0, r.stderr
+    for word in ["kvm-shadow", "kvm-npt", "selftest", "ctxswitch", "forkwait", "pgfault",
+                 "ptemod", "spaces", "forks", "updates"]:
+        assert word in r.stdout
+
+
+def test_table_of_missing_run_fails_clearly(tmp_path):
+    r = run([HARNESS, "table", tmp_path / "nothing"])
+    assert r.returncode == 1
+    assert "cannot open" in r.stderr and "runs.csv" in r.stderr
