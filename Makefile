@@ -6,7 +6,7 @@ PYTHON   := /usr/bin/python3
 DEB_PKGS := build-essential qemu-system-x86 linux-image-amd64 linux-headers-amd64 \
             busybox-static cpio kmod gnuplot-nox python3-pytest
 
-.PHONY: all deps build harness workloads testmachine run test clean
+.PHONY: all deps build harness workloads kmod testmachine run test clean
 
 all: build
 
@@ -21,7 +21,7 @@ deps:
 			apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-build: harness workloads testmachine
+build: harness workloads kmod testmachine
 
 harness:
 	$(MAKE) -C harness BUILD=$(BUILD)
@@ -29,12 +29,16 @@ harness:
 workloads:
 	$(MAKE) -C workloads BUILD=$(BUILD)
 
-# The test machine's initramfs carries the harness and the workloads.
-testmachine: harness workloads
+# kvmlab.ko, against the test machine's kernel (KDIR=... for another).
+kmod:
+	$(MAKE) -C kmod BUILD=$(BUILD)
+
+# The test machine's initramfs carries the harness, the workloads and kvmlab.ko.
+testmachine: harness workloads kmod
 	$(MAKE) -C testmachine BUILD=$(BUILD)
 
 run: deps build
-	./kvmlab run --hv kvm-shadow,kvm-npt --workload all
+	./kvmlab run --hv kvm-shadow,kvm-npt,kvmlab-vtlb --workload all
 	@echo "(plots and tables: see the results directory printed above)"
 
 test: deps build
@@ -42,3 +46,4 @@ test: deps build
 
 clean:
 	rm -rf $(BUILD)
+	$(MAKE) -C kmod clean

@@ -25,13 +25,19 @@ static const struct hv hvs[] = {
 		.hw_paging = 1,
 	},
 	{
+		.name = "kvmlab-vtlb", .device = "/dev/kvmlab",
+		.module = "kvmlab", .ko = "kvmlab.ko", .params = "mmu=vtlb",
+		.check_param = "mmu", .check_value = "vtlb",
+		.about = "kvmlab, virtual TLB (insmod kvmlab.ko mmu=vtlb)",
+	},
+	{
 		.name = "kvm", .device = "/dev/kvm",
 		.about = "whatever already serves /dev/kvm; nothing is loaded",
 	},
 };
 
 /* Modules that own SVM/VMX and must go before another one loads. */
-static const char *const rivals[] = { "kvm_amd", "kvm_intel", NULL };
+static const char *const rivals[] = { "kvm_amd", "kvm_intel", "kvmlab", NULL };
 
 /*
  * QEMU >= 7.0 (TCG) reports reserved-bit #PFs without the P bit
@@ -105,11 +111,13 @@ static int module_loaded(const char *module)
 
 static int unload(const char *module)
 {
+	/* kvmlab is not installed under /lib/modules: rmmod, not modprobe -r. */
 	char *argv[] = { "modprobe", "-r", (char *)module, NULL };
+	char *rmmod[] = { "rmmod", (char *)module, NULL };
 
 	if (!module_loaded(module))
 		return 0;
-	if (run_cmd(argv) || module_loaded(module))
+	if (run_cmd(strcmp(module, "kvmlab") ? argv : rmmod) || module_loaded(module))
 		return err("cannot unload %s (is a VM still running?)", module);
 	return 0;
 }
@@ -139,9 +147,26 @@ static int check_mode(const struct hv *hv)
 	return 0;
 }
 
+void hv_ko_path(const struct hv *hv, char *out, size_t size)
+{
+	const char *env = getenv("KVMLAB_KO");
+	char exe[4096];
+	ssize_t n;
+
+	if (env) {
+		snprintf(out, size, "%s", env);
+		return;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	exe[n > 0 ? n : 0] = 0;
+	if (strrchr(exe, '/'))
+		*strrchr(exe, '/') = 0;
+	snprintf(out, size, "%s/../kmod/%s", exe, hv->ko);
+}
+
 int hv_prepare(const struct hv *hv)
 {
-	char params[256];
+	char params[256], ko[4096];
 	char *argv[16] = { "modprobe", (char *)hv->module };
 	int argc = 2;
 
@@ -150,12 +175,19 @@ int hv_prepare(const struct hv *hv)
 	for (int i = 0; rivals[i]; i++)
 		if (unload(rivals[i]))
 			return -1;
+	if (hv->ko) {
+		hv_ko_path(hv, ko, sizeof(ko));
+		argv[0] = "insmod";
+		argv[1] = ko;
+		if (access(ko, R_OK))
+			return err_errno("%s: cannot read %s (run 'make kmod')", hv->name, ko);
+	}
 	snprintf(params, sizeof(params), "%s", hv->params ? hv->params : "");
 	for (char *tok = strtok(params, " "); tok && argc < 15; tok = strtok(NULL, " "))
 		argv[argc++] = tok;
 	argv[argc] = NULL;
 	if (run_cmd(argv))
 		return err("cannot load %s %s (no SVM/VMX on this machine, or another hypervisor owns it)",
-			   hv->module, hv->params ? hv->params : "");
+			   argv[1], hv->params ? hv->params : "");
 	return hv->check_param ? check_mode(hv) : 0;
 }

@@ -8,10 +8,13 @@
 #ifndef KVMLAB_HV_H
 #define KVMLAB_HV_H
 
+#include <stddef.h>
+
 struct hv {
 	const char *name;
 	const char *device;
 	const char *module;	/* NULL: use whatever is loaded */
+	const char *ko;		/* load this file (beside the harness) instead of modprobe */
 	const char *params;	/* module parameters, "key=value ..." */
 	const char *check_param;	/* sysfs parameter proving the mode */
 	const char *check_value;
@@ -23,6 +26,8 @@ const struct hv *hv_find(const char *name);
 const struct hv *hv_at(int i);		/* NULL past the end */
 /* Load the hypervisor's module as it needs (unloading rivals). */
 int hv_prepare(const struct hv *hv);
+/* Where the harness looks for kvmlab.ko: $KVMLAB_KO, or ../kmod/ beside itself. */
+void hv_ko_path(const struct hv *hv, char *out, size_t size);
 /*
  * Checks that are known to fail under hv on this machine for reasons of the
  * machine itself (an emulator's deviation from the architecture); NULL-

@@ -1,0 +1,279 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * kvmlab core: the objects every part of the module shares.
+ *
+ * A VM is a set of memslots plus vCPUs. The vCPU keeps the architectural
+ * guest state that is vendor-neutral (general registers, the guest-visible
+ * control registers, CPUID); the vendor backend (SVM) keeps the rest in its
+ * own control block and turns the two into what the hardware runs. The MMU
+ * strategy chosen at load time (mmu=) sits behind struct kl_mmu_ops and
+ * never sees the vendor.
+ */
+#ifndef KVMLAB_H
+#define KVMLAB_H
+
+#include <linux/kvm.h>
+#include <linux/mm_types.h>
+#include <linux/mutex.h>
+#include <linux/kref.h>
+#include <linux/types.h>
+
+#define KL_MAX_SLOTS		32
+#define KL_MAX_VCPUS		8
+#define KL_MAX_CPUID		80
+#define KL_MAX_MEM_BYTES	(64ULL << 30)
+
+/* Guest register numbers, in the encoding instructions use. */
+enum kl_reg {
+	KL_RAX, KL_RCX, KL_RDX, KL_RBX, KL_RSP, KL_RBP, KL_RSI, KL_RDI,
+	KL_R8, KL_R9, KL_R10, KL_R11, KL_R12, KL_R13, KL_R14, KL_R15,
+	KL_NR_REGS
+};
+
+/* Page-table and #PF error-code bits, guest and shadow alike. */
+#define KL_PT_P		BIT_ULL(0)
+#define KL_PT_W		BIT_ULL(1)
+#define KL_PT_U		BIT_ULL(2)
+#define KL_PT_A		BIT_ULL(5)
+#define KL_PT_D		BIT_ULL(6)
+#define KL_PT_PS	BIT_ULL(7)
+#define KL_PT_G		BIT_ULL(8)
+#define KL_PT_NX	BIT_ULL(63)
+#define KL_PT_ADDR	0x000ffffffffff000ULL
+
+#define KL_PF_P		BIT(0)
+#define KL_PF_W		BIT(1)
+#define KL_PF_U		BIT(2)
+#define KL_PF_RSVD	BIT(3)
+#define KL_PF_ID	BIT(4)
+
+/*
+ * Statistics. The names (stats.c) are Linux KVM's where the meaning is the
+ * same, so the harness reads both hypervisors with one list.
+ */
+struct kl_vm_stat {
+	u64 mmu_shadow_zapped;	/* shadow table pages dropped */
+	u64 mmu_pte_write;	/* guest page-table writes trapped */
+	u64 mmu_flooded;
+	u64 mmu_recycled;	/* dropped to stay under the shadow cap */
+	u64 mmu_cache_miss;	/* shadow table had to be built */
+	u64 pages_4k;		/* instant: 4 KiB translations in shadow/NPT tables */
+	u64 shadow_pages;	/* instant: shadow table pages held */
+	u64 shadow_pages_alloc;
+	u64 shadow_pages_freed;
+	u64 pinned_pages;	/* instant: guest pages referenced by sptes */
+};
+
+struct kl_vcpu_stat {
+	u64 exits;
+	u64 io_exits;
+	u64 mmio_exits;
+	u64 halt_exits;
+	u64 irq_exits;
+	u64 pf_taken;		/* #PF intercepts */
+	u64 pf_fixed;		/* ...fixed by filling a shadow entry (hidden faults) */
+	u64 pf_guest;		/* ...reflected into the guest */
+	u64 tlb_flush;		/* guest TLB flushes emulated (CR3 load, PGE toggle) */
+	u64 invlpg;
+	u64 insn_emulation;
+	u64 insn_emulation_fail;
+	u64 hypercalls;
+	u64 cr_exits;
+	u64 msr_exits;
+	u64 cpuid_exits;
+	u64 npf_exits;		/* nested page faults */
+};
+
+struct kl_memslot {
+	bool used;
+	u32 flags;
+	u64 base_gfn;
+	u64 npages;
+	unsigned long hva;
+};
+
+struct kl_vm {
+	struct kref ref;		/* the VM fd and every vCPU fd */
+	struct mm_struct *mm;		/* guest memory lives in this address space */
+	struct mutex lock;		/* memslots, vCPU creation */
+	struct kl_memslot slots[KL_MAX_SLOTS];
+	struct kl_vcpu *vcpus[KL_MAX_VCPUS];
+	int nr_vcpus;
+	const struct kl_mmu_ops *mmu;
+	void *mmu_priv;
+	struct kl_vm_stat stat;
+};
+
+struct kl_pending_event {
+	bool valid;
+	u8 vector;
+	bool has_error;
+	u32 error;
+	bool is_exception;
+};
+
+struct kl_vcpu {
+	struct kl_vm *vm;
+	int id;
+	struct kvm_run *run;
+	struct mutex lock;		/* one ioctl at a time */
+
+	/* Vendor-neutral guest state, authoritative between exits. */
+	u64 regs[KL_NR_REGS];		/* RSP and RAX live here too */
+	u64 rip, rflags;
+	u64 cr0, cr2, cr3, cr4, efer;	/* as the guest sees them */
+	u64 dr[8];			/* emulated; never loaded into hardware */
+	struct kl_pending_event event;	/* to inject at the next entry */
+
+	int ncpuid;
+	struct kvm_cpuid_entry2 cpuid[KL_MAX_CPUID];
+
+	void *vendor;			/* the backend's per-vCPU state */
+	void *mmu_priv;
+	struct kl_vcpu_stat stat;
+
+	/*
+	 * An MMIO access or port IN handed to userspace, completed at the next
+	 * KVM_RUN (a read's data lands in a register then).
+	 */
+	bool mmio_pending;
+	bool pending_is_pio;
+	bool mmio_is_read;
+	int mmio_reg;
+	int mmio_len;
+	u64 mmio_next_rip;
+};
+
+/* ---- vendor backend (svm.c) ---- */
+struct kl_vendor_ops {
+	const char *name;
+	int (*hardware_enable)(void);	/* on every CPU; refuse if busy */
+	void (*hardware_disable)(void);
+	int (*vcpu_create)(struct kl_vcpu *vcpu);
+	void (*vcpu_free)(struct kl_vcpu *vcpu);
+	void (*get_sregs)(struct kl_vcpu *vcpu, struct kvm_sregs *sregs);
+	int (*set_sregs)(struct kl_vcpu *vcpu, const struct kvm_sregs *sregs);
+	int (*get_cpl)(struct kl_vcpu *vcpu);
+	/* Enter the guest once and handle the exit: 1 = go on, 0 = to userspace. */
+	int (*run_once)(struct kl_vcpu *vcpu);
+	/* The MMU changed the root, or the guest TLB must be flushed. */
+	void (*mmu_reload)(struct kl_vcpu *vcpu);
+	void (*flush_guest_tlb)(struct kl_vcpu *vcpu);
+};
+
+extern const struct kl_vendor_ops kl_svm_ops;
+extern const struct kl_vendor_ops *kl_vendor;
+
+/* ---- MMU strategies ---- */
+enum kl_pf_result {
+	KL_PF_FIXED,		/* shadow entry filled: re-enter */
+	KL_PF_GUEST,		/* a real guest fault: inject #PF */
+	KL_PF_MMIO,		/* no memory there: emulate the access */
+	KL_PF_RETRY,		/* nothing to do (spurious): re-enter */
+};
+
+struct kl_pf_info {
+	u64 addr;		/* gva (or gpa with hw paging) */
+	u32 error;		/* #PF error code from the hardware */
+	u32 guest_error;	/* out: error code to inject, for KL_PF_GUEST */
+	u64 gpa;		/* out: the gpa, for KL_PF_MMIO */
+};
+
+struct kl_mmu_ops {
+	const char *name;
+	bool hw_paging;		/* the CPU walks the guest's tables (NPT) */
+	int (*vm_init)(struct kl_vm *vm);
+	void (*vm_destroy)(struct kl_vm *vm);
+	int (*vcpu_init)(struct kl_vcpu *vcpu);
+	void (*vcpu_destroy)(struct kl_vcpu *vcpu);
+	/* Root for the hardware: shadow CR3, or nested CR3 with hw_paging. */
+	u64 (*root_hpa)(struct kl_vcpu *vcpu);
+	int (*page_fault)(struct kl_vcpu *vcpu, struct kl_pf_info *pf);
+	/* Guest events; each may flush what the strategy keeps. */
+	void (*load_cr3)(struct kl_vcpu *vcpu);
+	void (*invlpg)(struct kl_vcpu *vcpu, u64 gva);
+	void (*flush_tlb)(struct kl_vcpu *vcpu);	/* CR4.PGE toggle etc. */
+	void (*mode_changed)(struct kl_vcpu *vcpu);	/* CR0/CR4/EFER paging bits */
+	void (*memslots_changed)(struct kl_vm *vm);
+};
+
+extern const struct kl_mmu_ops kl_vtlb_ops;
+const struct kl_mmu_ops *kl_mmu_find(const char *name);
+
+/* ---- core services (mmu.c) ---- */
+struct kl_memslot *kl_gfn_to_memslot(struct kl_vm *vm, u64 gfn);
+int kl_read_guest(struct kl_vm *vm, u64 gpa, void *buf, unsigned int len);
+int kl_write_guest(struct kl_vm *vm, u64 gpa, const void *buf, unsigned int len);
+/* Pin the host page backing gfn; -ENOENT when no memslot covers it. */
+int kl_pin_gfn(struct kl_vm *vm, u64 gfn, bool write, struct page **page);
+void kl_unpin_page(struct kl_vm *vm, struct page *page, bool dirty);
+
+/* Shadow/nested table pages, accounted per VM and module-wide. */
+struct page *kl_table_page_alloc(struct kl_vm *vm);
+void kl_table_page_free(struct kl_vm *vm, struct page *page);
+
+struct kl_walk {
+	u64 gpa;		/* of the final byte-granular address */
+	u64 pte;		/* the leaf entry as the guest wrote it (after A/D) */
+	u64 pte_gpa;		/* where the leaf entry lives */
+	int level;		/* 1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB */
+	bool writable, user, nx;	/* effective permissions over all levels */
+	u32 error;		/* #PF error code when the walk faults */
+};
+
+/*
+ * Walk the guest's page tables for gva the way the CPU would for an access
+ * described by `access` (KL_PF_W/U/ID bits): permissions, reserved bits,
+ * CR0.WP, EFER.NXE, and the A/D bits written back atomically. Returns 0, or
+ * -EFAULT with w->error set for a guest fault, or another errno.
+ */
+int kl_walk_guest(struct kl_vcpu *vcpu, u64 gva, u32 access, bool set_ad, struct kl_walk *w);
+bool kl_guest_paging(struct kl_vcpu *vcpu);
+bool kl_guest_long_mode(struct kl_vcpu *vcpu);
+
+/* ---- instruction emulation (emulate.c) ---- */
+struct kl_insn {
+	u8 bytes[15];
+	int len;
+	int opcode_len;
+	u8 opcode[3];
+	bool rex_w, rex_r, rex_x, rex_b;
+	int opsize;		/* 2, 4 or 8 */
+	bool has_modrm;
+	u8 mod, reg, rm;
+	bool mem;		/* ModRM names memory */
+	u64 ea;			/* its effective (linear) address */
+	u64 imm;
+	int imm_len;
+};
+
+int kl_fetch_decode(struct kl_vcpu *vcpu, struct kl_insn *insn);
+int kl_emulate(struct kl_vcpu *vcpu, struct kl_pf_info *mmio);
+
+/* ---- vCPU services (vcpu.c) ---- */
+void kl_queue_exception(struct kl_vcpu *vcpu, u8 vector, bool has_error, u32 error);
+void kl_inject_page_fault(struct kl_vcpu *vcpu, u64 addr, u32 error);
+int kl_set_cr0(struct kl_vcpu *vcpu, u64 val);
+int kl_set_cr3(struct kl_vcpu *vcpu, u64 val);
+int kl_set_cr4(struct kl_vcpu *vcpu, u64 val);
+int kl_set_efer(struct kl_vcpu *vcpu, u64 val);
+void kl_internal_error(struct kl_vcpu *vcpu, u32 suberror, u64 data0, u64 data1);
+const struct kvm_cpuid_entry2 *kl_find_cpuid(struct kl_vcpu *vcpu, u32 func, u32 index);
+
+/* ---- device, VM, vCPU files and statistics ---- */
+int kl_create_vm(unsigned long type);
+int kl_vm_create_vcpu(struct kl_vm *vm, unsigned long id);
+void kl_vm_put(struct kl_vm *vm);
+int kl_vm_stats_fd(struct kl_vm *vm);
+int kl_vcpu_stats_fd(struct kl_vcpu *vcpu);
+long kl_vcpu_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg);
+int kl_get_supported_cpuid(struct kvm_cpuid2 __user *argp);
+int kl_vcpu_run(struct kl_vcpu *vcpu);
+
+/* Module-wide accounting, checked at unload. */
+extern atomic_long_t kl_table_pages_live;
+extern atomic_long_t kl_pinned_pages_live;
+
+#define kl_stat_inc(s) ((s)++)
+
+#endif

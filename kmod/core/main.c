@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kvmlab: a hypervisor as a character device. /dev/kvmlab speaks Linux
+ * KVM's ioctl ABI (<linux/kvm.h>): the system fd creates VMs, a VM fd
+ * creates vCPUs and memslots, a vCPU fd runs the guest. The MMU strategy is
+ * chosen when the module loads (mmu=).
+ */
+#include <linux/anon_inodes.h>
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include "kvmlab.h"
+
+static char *mmu = "vtlb";
+module_param(mmu, charp, 0444);
+MODULE_PARM_DESC(mmu, "MMU virtualization strategy: vtlb");
+
+atomic_long_t kl_table_pages_live = ATOMIC_LONG_INIT(0);
+atomic_long_t kl_pinned_pages_live = ATOMIC_LONG_INIT(0);
+
+const struct kl_vendor_ops *kl_vendor = &kl_svm_ops;
+static const struct kl_mmu_ops *kl_mmu;
+
+static const struct kl_mmu_ops *const strategies[] = {
+	&kl_vtlb_ops,
+};
+
+const struct kl_mmu_ops *kl_mmu_find(const char *name)
+{
+	for (int i = 0; i < ARRAY_SIZE(strategies); i++)
+		if (!strcmp(strategies[i]->name, name))
+			return strategies[i];
+	return NULL;
+}
+
+/* SVM is on only while VMs exist, so kvm_amd can use it in between. */
+static DEFINE_MUTEX(hw_lock);
+static int hw_users;
+
+static int hardware_get(void)
+{
+	int r = 0;
+
+	mutex_lock(&hw_lock);
+	if (hw_users == 0)
+		r = kl_vendor->hardware_enable();
+	if (!r)
+		hw_users++;
+	mutex_unlock(&hw_lock);
+	return r;
+}
+
+static void hardware_put(void)
+{
+	mutex_lock(&hw_lock);
+	if (--hw_users == 0)
+		kl_vendor->hardware_disable();
+	mutex_unlock(&hw_lock);
+}
+
+static void vm_release(struct kref *ref)
+{
+	struct kl_vm *vm = container_of(ref, struct kl_vm, ref);
+
+	for (int i = 0; i < vm->nr_vcpus; i++) {
+		struct kl_vcpu *vcpu = vm->vcpus[i];
+
+		vm->mmu->vcpu_destroy(vcpu);
+		kl_vendor->vcpu_free(vcpu);
+		free_page((unsigned long)vcpu->run);
+		kfree(vcpu);
+	}
+	vm->mmu->vm_destroy(vm);
+	WARN_ON(vm->stat.shadow_pages || vm->stat.pinned_pages);
+	mmdrop(vm->mm);
+	kfree(vm);
+	hardware_put();
+	module_put(THIS_MODULE);
+}
+
+void kl_vm_put(struct kl_vm *vm)
+{
+	kref_put(&vm->ref, vm_release);
+}
+
+static int vm_release_file(struct inode *inode, struct file *filp)
+{
+	kl_vm_put(filp->private_data);
+	return 0;
+}
+
+static long vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg);
+
+static const struct file_operations vm_fops = {
+	.owner = THIS_MODULE,
+	.release = vm_release_file,
+	.unlocked_ioctl = vm_ioctl,
+	.llseek = noop_llseek,
+};
+
+int kl_create_vm(unsigned long type)
+{
+	struct kl_vm *vm;
+	int r, fd;
+
+	if (type != 0)
+		return -EINVAL;
+	r = hardware_get();
+	if (r)
+		return r;
+	r = -ENOMEM;
+	vm = kzalloc(sizeof(*vm), GFP_KERNEL_ACCOUNT);
+	if (!vm)
+		goto out_hw;
+	kref_init(&vm->ref);
+	mutex_init(&vm->lock);
+	vm->mmu = kl_mmu;
+	vm->mm = current->mm;
+	mmgrab(vm->mm);
+	r = vm->mmu->vm_init(vm);
+	if (r)
+		goto out_mm;
+	__module_get(THIS_MODULE);
+	fd = anon_inode_getfd("kvmlab-vm", &vm_fops, vm, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		kl_vm_put(vm);	/* undoes everything, hardware and module ref included */
+		return fd;
+	}
+	return fd;
+
+out_mm:
+	mmdrop(vm->mm);
+	kfree(vm);
+out_hw:
+	hardware_put();
+	return r;
+}
+
+static bool slots_overlap(const struct kl_memslot *s, u64 gfn, u64 npages)
+{
+	return s->used && gfn < s->base_gfn + s->npages && s->base_gfn < gfn + npages;
+}
+
+/* KVM_SET_USER_MEMORY_REGION: create, move, resize-free delete. */
+static int set_memory_region(struct kl_vm *vm, const struct kvm_userspace_memory_region *m)
+{
+	struct kl_memslot *slot;
+	u64 gfn = m->guest_phys_addr >> PAGE_SHIFT, npages = m->memory_size >> PAGE_SHIFT;
+
+	if (m->slot >= KL_MAX_SLOTS || m->flags)
+		return -EINVAL;
+	if ((m->guest_phys_addr | m->memory_size | m->userspace_addr) & ~PAGE_MASK)
+		return -EINVAL;
+	if (m->memory_size > KL_MAX_MEM_BYTES ||
+	    m->guest_phys_addr + m->memory_size < m->guest_phys_addr ||
+	    m->guest_phys_addr + m->memory_size > (1ULL << 52))
+		return -EINVAL;
+	if (m->memory_size && !access_ok((void __user *)(unsigned long)m->userspace_addr,
+					 m->memory_size))
+		return -EINVAL;
+	slot = &vm->slots[m->slot];
+	if (m->memory_size == 0) {		/* delete */
+		if (!slot->used)
+			return -EINVAL;
+		slot->used = false;
+		goto changed;
+	}
+	/* Like KVM: an existing slot may only move, not change size or memory. */
+	if (slot->used && (slot->npages != npages || slot->hva != m->userspace_addr))
+		return -EINVAL;
+	for (int i = 0; i < KL_MAX_SLOTS; i++)
+		if (i != m->slot && slots_overlap(&vm->slots[i], gfn, npages))
+			return -EEXIST;
+	*slot = (struct kl_memslot) {
+		.used = true, .base_gfn = gfn, .npages = npages, .hva = m->userspace_addr,
+	};
+changed:
+	vm->mmu->memslots_changed(vm);
+	return 0;
+}
+
+static long vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
+{
+	struct kl_vm *vm = filp->private_data;
+	void __user *argp = (void __user *)arg;
+	long r;
+
+	if (vm->mm != current->mm)
+		return -EIO;
+	switch (ioctl) {
+	case KVM_CREATE_VCPU:
+		return kl_vm_create_vcpu(vm, arg);
+	case KVM_SET_USER_MEMORY_REGION: {
+		struct kvm_userspace_memory_region m;
+
+		if (copy_from_user(&m, argp, sizeof(m)))
+			return -EFAULT;
+		mutex_lock(&vm->lock);
+		/* vCPUs hold vcpu->lock while running; take them all. */
+		for (int i = 0; i < vm->nr_vcpus; i++)
+			mutex_lock(&vm->vcpus[i]->lock);
+		r = set_memory_region(vm, &m);
+		for (int i = vm->nr_vcpus - 1; i >= 0; i--)
+			mutex_unlock(&vm->vcpus[i]->lock);
+		mutex_unlock(&vm->lock);
+		return r;
+	}
+	case KVM_GET_STATS_FD:
+		return kl_vm_stats_fd(vm);
+	case KVM_CHECK_EXTENSION:
+		return 0;
+	default:
+		return -ENOTTY;
+	}
+}
+
+static long check_extension(unsigned long ext)
+{
+	switch (ext) {
+	case KVM_CAP_USER_MEMORY:
+	case KVM_CAP_BINARY_STATS_FD:
+	case KVM_CAP_EXT_CPUID:
+	case KVM_CAP_IMMEDIATE_EXIT:
+		return 1;
+	case KVM_CAP_NR_VCPUS:
+	case KVM_CAP_MAX_VCPUS:
+		return KL_MAX_VCPUS;
+	case KVM_CAP_NR_MEMSLOTS:
+		return KL_MAX_SLOTS;
+	default:
+		return 0;
+	}
+}
+
+static long dev_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
+{
+	switch (ioctl) {
+	case KVM_GET_API_VERSION:
+		return arg ? -EINVAL : KVM_API_VERSION;
+	case KVM_CREATE_VM:
+		return kl_create_vm(arg);
+	case KVM_CHECK_EXTENSION:
+		return check_extension(arg);
+	case KVM_GET_VCPU_MMAP_SIZE:
+		return arg ? -EINVAL : PAGE_SIZE;
+	case KVM_GET_SUPPORTED_CPUID:
+		return kl_get_supported_cpuid((struct kvm_cpuid2 __user *)arg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static const struct file_operations dev_fops = {
+	.owner = THIS_MODULE,
+	.unlocked_ioctl = dev_ioctl,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice kl_dev = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "kvmlab",
+	.fops = &dev_fops,
+	.mode = 0600,
+};
+
+static int __init kvmlab_init(void)
+{
+	char valid[128] = "";
+
+	kl_mmu = kl_mmu_find(mmu);
+	if (!kl_mmu) {
+		for (int i = 0; i < ARRAY_SIZE(strategies); i++) {
+			if (i)
+				strlcat(valid, ", ", sizeof(valid));
+			strlcat(valid, strategies[i]->name, sizeof(valid));
+		}
+		pr_err("kvmlab: unknown mmu '%s' (valid: %s)\n", mmu, valid);
+		return -EINVAL;
+	}
+	if (!boot_cpu_has(X86_FEATURE_SVM)) {
+		pr_err("kvmlab: this CPU has no AMD SVM\n");
+		return -ENODEV;
+	}
+	pr_info("kvmlab: loaded, mmu=%s, vendor=%s\n", kl_mmu->name, kl_vendor->name);
+	return misc_register(&kl_dev);
+}
+
+static void __exit kvmlab_exit(void)
+{
+	long tables = atomic_long_read(&kl_table_pages_live);
+	long pinned = atomic_long_read(&kl_pinned_pages_live);
+
+	misc_deregister(&kl_dev);
+	if (tables || pinned)
+		pr_err("kvmlab: leaked %ld table pages and %ld pinned guest pages\n",
+		       tables, pinned);
+	else
+		pr_info("kvmlab: unloaded, page accounting back to zero\n");
+}
+
+module_init(kvmlab_init);
+module_exit(kvmlab_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("kvmlab: a research testbed hypervisor with pluggable MMU strategies");

@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KVM binary statistics (KVM_GET_STATS_FD, Documentation/virt/kvm/api.rst):
+ * a read-only file holding a header, an id string, one descriptor per
+ * statistic and the values. The tables below are the single list of what
+ * kvmlab counts; names follow Linux KVM where the meaning is the same.
+ */
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include "kvmlab.h"
+
+/* KVM_STATS_NAME_SIZE, which only kvm_host.h defines: the ABI fixes it. */
+#define NAME_SIZE	48
+
+struct stat_def {
+	const char *name;
+	u32 flags;
+	u32 offset;		/* into struct kl_vm_stat or kl_vcpu_stat */
+};
+
+#define CUMUL	(KVM_STATS_TYPE_CUMULATIVE | KVM_STATS_UNIT_NONE | KVM_STATS_BASE_POW10)
+#define INSTANT	(KVM_STATS_TYPE_INSTANT | KVM_STATS_UNIT_NONE | KVM_STATS_BASE_POW10)
+#define VM_STAT(n, f)	{ #n, f, offsetof(struct kl_vm_stat, n) }
+#define VCPU_STAT(n)	{ #n, CUMUL, offsetof(struct kl_vcpu_stat, n) }
+
+static const struct stat_def vm_stats[] = {
+	VM_STAT(mmu_shadow_zapped, CUMUL),
+	VM_STAT(mmu_pte_write, CUMUL),
+	VM_STAT(mmu_flooded, CUMUL),
+	VM_STAT(mmu_recycled, CUMUL),
+	VM_STAT(mmu_cache_miss, CUMUL),
+	VM_STAT(pages_4k, INSTANT),
+	VM_STAT(shadow_pages, INSTANT),
+	VM_STAT(shadow_pages_alloc, CUMUL),
+	VM_STAT(shadow_pages_freed, CUMUL),
+	VM_STAT(pinned_pages, INSTANT),
+};
+
+static const struct stat_def vcpu_stats[] = {
+	VCPU_STAT(exits), VCPU_STAT(io_exits), VCPU_STAT(mmio_exits),
+	VCPU_STAT(halt_exits), VCPU_STAT(irq_exits), VCPU_STAT(pf_taken),
+	VCPU_STAT(pf_fixed), VCPU_STAT(pf_guest), VCPU_STAT(tlb_flush),
+	VCPU_STAT(invlpg), VCPU_STAT(insn_emulation), VCPU_STAT(insn_emulation_fail),
+	VCPU_STAT(hypercalls), VCPU_STAT(cr_exits), VCPU_STAT(msr_exits),
+	VCPU_STAT(cpuid_exits), VCPU_STAT(npf_exits),
+};
+
+struct stats_file {
+	const struct stat_def *defs;
+	int count;
+	const void *values;		/* the live struct */
+	char id[NAME_SIZE];
+	struct kl_vm *vm;		/* holds the VM alive */
+};
+
+static ssize_t stats_read(struct file *file, char __user *buf, size_t size, loff_t *ppos)
+{
+	struct stats_file *sf = file->private_data;
+	size_t desc_size = sizeof(struct kvm_stats_desc) + NAME_SIZE;
+	size_t desc_off = sizeof(struct kvm_stats_header) + NAME_SIZE;
+	size_t data_off = desc_off + desc_size * sf->count;
+	size_t total = data_off + sizeof(u64) * sf->count;
+	ssize_t r;
+	u8 *img;
+
+	if (*ppos >= total)
+		return 0;
+	img = kzalloc(total, GFP_KERNEL);
+	if (!img)
+		return -ENOMEM;
+	*(struct kvm_stats_header *)img = (struct kvm_stats_header) {
+		.name_size = NAME_SIZE, .num_desc = sf->count,
+		.id_offset = sizeof(struct kvm_stats_header),
+		.desc_offset = desc_off, .data_offset = data_off,
+	};
+	memcpy(img + sizeof(struct kvm_stats_header), sf->id, NAME_SIZE);
+	for (int i = 0; i < sf->count; i++) {
+		struct kvm_stats_desc *d = (void *)(img + desc_off + i * desc_size);
+
+		d->flags = sf->defs[i].flags;
+		d->size = 1;
+		d->offset = i * sizeof(u64);
+		strscpy(d->name, sf->defs[i].name, NAME_SIZE);
+		memcpy(img + data_off + i * sizeof(u64),
+		       (const u8 *)sf->values + sf->defs[i].offset, sizeof(u64));
+	}
+	size = min_t(size_t, size, total - *ppos);
+	r = copy_to_user(buf, img + *ppos, size) ? -EFAULT : size;
+	if (r > 0)
+		*ppos += r;
+	kfree(img);
+	return r;
+}
+
+static int stats_release(struct inode *inode, struct file *file)
+{
+	struct stats_file *sf = file->private_data;
+
+	kl_vm_put(sf->vm);
+	kfree(sf);
+	return 0;
+}
+
+static const struct file_operations stats_fops = {
+	.owner = THIS_MODULE,
+	.read = stats_read,
+	.release = stats_release,
+	.llseek = noop_llseek,
+};
+
+static int open_stats(struct kl_vm *vm, const struct stat_def *defs, int count,
+		      const void *values, const char *id)
+{
+	struct stats_file *sf = kzalloc(sizeof(*sf), GFP_KERNEL_ACCOUNT);
+	struct file *file;
+	int fd;
+
+	if (!sf)
+		return -ENOMEM;
+	*sf = (struct stats_file) { .defs = defs, .count = count, .values = values, .vm = vm };
+	strscpy(sf->id, id, NAME_SIZE);
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0)
+		goto out_free;
+	file = anon_inode_getfile("kvmlab-stats", &stats_fops, sf, O_RDONLY);
+	if (IS_ERR(file)) {
+		put_unused_fd(fd);
+		fd = PTR_ERR(file);
+		goto out_free;
+	}
+	file->f_mode |= FMODE_PREAD;	/* readers use pread at the offsets given */
+	kref_get(&vm->ref);
+	fd_install(fd, file);
+	return fd;
+
+out_free:
+	kfree(sf);
+	return fd;
+}
+
+int kl_vm_stats_fd(struct kl_vm *vm)
+{
+	char id[NAME_SIZE];
+
+	snprintf(id, sizeof(id), "kvmlab-%d", task_pid_nr(current));
+	return open_stats(vm, vm_stats, ARRAY_SIZE(vm_stats), &vm->stat, id);
+}
+
+int kl_vcpu_stats_fd(struct kl_vcpu *vcpu)
+{
+	char id[NAME_SIZE];
+
+	snprintf(id, sizeof(id), "kvmlab-%d/vcpu-%d", task_pid_nr(current), vcpu->id);
+	return open_stats(vcpu->vm, vcpu_stats, ARRAY_SIZE(vcpu_stats), &vcpu->stat, id);
+}
