@@ -6,7 +6,7 @@ PYTHON   := /usr/bin/python3
 DEB_PKGS := build-essential qemu-system-x86 linux-image-amd64 linux-headers-amd64 \
             busybox-static cpio kmod gnuplot-nox python3-pytest
 
-.PHONY: all deps build harness workloads kmod testmachine run test clean
+.PHONY: all deps build harness workloads kmod abitest testmachine run test clean
 
 all: build
 
@@ -21,7 +21,7 @@ deps:
 			apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-build: harness workloads kmod testmachine
+build: harness workloads kmod abitest testmachine
 
 harness:
 	$(MAKE) -C harness BUILD=$(BUILD)
@@ -33,8 +33,12 @@ workloads:
 kmod:
 	$(MAKE) -C kmod BUILD=$(BUILD)
 
+# A C test of the ioctl ABI's edges, run inside the test machine by pytest.
+abitest:
+	$(MAKE) -C tests/abi BUILD=$(BUILD)
+
 # The test machine's initramfs carries the harness, the workloads and kvmlab.ko.
-testmachine: harness workloads kmod
+testmachine: harness workloads kmod abitest
 	$(MAKE) -C testmachine BUILD=$(BUILD)
 
 run: deps build

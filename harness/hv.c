@@ -164,7 +164,7 @@ void hv_ko_path(const struct hv *hv, char *out, size_t size)
 	snprintf(out, size, "%s/../kmod/%s", exe, hv->ko);
 }
 
-int hv_prepare(const struct hv *hv)
+int hv_prepare(const struct hv *hv, char *const *extra_params)
 {
 	char params[256], ko[4096];
 	char *argv[16] = { "modprobe", (char *)hv->module };
@@ -185,6 +185,8 @@ int hv_prepare(const struct hv *hv)
 	snprintf(params, sizeof(params), "%s", hv->params ? hv->params : "");
 	for (char *tok = strtok(params, " "); tok && argc < 15; tok = strtok(NULL, " "))
 		argv[argc++] = tok;
+	for (int i = 0; hv->ko && extra_params && extra_params[i] && argc < 15; i++)
+		argv[argc++] = extra_params[i];
 	argv[argc] = NULL;
 	if (run_cmd(argv))
 		return err("cannot load %s %s (no SVM/VMX on this machine, or another hypervisor owns it)",

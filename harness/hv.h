@@ -24,8 +24,12 @@ struct hv {
 
 const struct hv *hv_find(const char *name);
 const struct hv *hv_at(int i);		/* NULL past the end */
-/* Load the hypervisor's module as it needs (unloading rivals). */
-int hv_prepare(const struct hv *hv);
+/*
+ * Load the hypervisor's module as it needs (unloading rivals); extra
+ * "key=value" module parameters (--modparam) go to modules loaded from a
+ * file (kvmlab.ko). NULL-terminated, may be NULL.
+ */
+int hv_prepare(const struct hv *hv, char *const *extra_params);
 /* Where the harness looks for kvmlab.ko: $KVMLAB_KO, or ../kmod/ beside itself. */
 void hv_ko_path(const struct hv *hv, char *out, size_t size);
 /*

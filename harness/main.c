@@ -5,7 +5,8 @@
  *
  *   kvmlab run --hv H[,H..] --workload W[,W..]|all [--param [W.]K=V]...
  *              [--reps N] [--mem MB] [--timeout S] [--run-id ID]
- *              [--results DIR] [--meta K=V]... [--dry-run] [--verbose]
+ *              [--results DIR] [--meta K=V]... [--modparam K=V]...
+ *              [--dry-run] [--verbose]
  *   kvmlab list
  *   kvmlab table RUN_DIR
  *   kvmlab plot RUN_DIR
@@ -42,6 +43,8 @@ struct options {
 	int nparams;
 	char *meta[MAX_ITEMS];
 	int nmeta;
+	char *modparams[MAX_ITEMS + 1];
+	int nmodparams;
 	uint64_t reps, mem_mb, timeout_s;
 	char run_id[128];
 	const char *results_dir;
@@ -56,7 +59,7 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: kvmlab run --hv H[,H...] --workload W[,W...]|all [--param [W.]K=V]...\n"
 		"                  [--reps N] [--mem MB] [--timeout S] [--run-id ID]\n"
-		"                  [--results DIR] [--meta K=V]... [--dry-run] [--verbose]\n"
+		"                  [--results DIR] [--meta K=V]... [--modparam K=V]... [--dry-run] [--verbose]\n"
 		"       kvmlab list | table RUN_DIR | plot RUN_DIR\n"
 		"       ./kvmlab (the script) runs this inside the test machine; --native here\n");
 	return EXIT_USAGE;
@@ -213,6 +216,7 @@ static int parse_run(struct options *o, int argc, char **argv)
 		{ "results", required_argument, NULL, 'o' },
 		{ "workloads", required_argument, NULL, 'W' },
 		{ "meta", required_argument, NULL, 'M' },
+		{ "modparam", required_argument, NULL, 'P' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "native", no_argument, NULL, 'N' },
@@ -250,6 +254,13 @@ static int parse_run(struct options *o, int argc, char **argv)
 					   c == 'r' ? "reps" : c == 'm' ? "mem" : "timeout", optarg);
 			break;
 		}
+		case 'P':
+			if (o->nmodparams == MAX_ITEMS)
+				return err("too many --modparam options");
+			if (!strchr(optarg, '=') || strchr(optarg, ' ') || *optarg == '=')
+				return err("--modparam '%s' is not NAME=VALUE", optarg);
+			o->modparams[o->nmodparams++] = optarg;
+			break;
 		case 'i':
 			if (!*optarg || strchr(optarg, '/') || strlen(optarg) >= sizeof(o->run_id))
 				return err("--run-id must be a plain name");
@@ -349,6 +360,11 @@ static int write_meta(const struct options *o, const char *dir, int failed, int 
 		json_str(f, o->hvs[i]->params ? o->hvs[i]->params : "");
 		fprintf(f, "}");
 	}
+	fprintf(f, "],\n  \"module_params_extra\": [");
+	for (int i = 0; i < o->nmodparams; i++) {
+		fprintf(f, "%s", i ? ", " : "");
+		json_str(f, o->modparams[i]);
+	}
 	fprintf(f, "],\n  \"workloads\": {");
 	for (int i = 0; i < o->nimages; i++) {
 		image_params_string(&o->images[i], params, sizeof(params));
@@ -428,7 +444,7 @@ static int run_hv(struct options *o, int h, struct results *res, int kfd, int *n
 
 	if (!r)
 		return err("out of memory");
-	if (hv_prepare(hv)) {
+	if (hv_prepare(hv, o->modparams)) {
 		free(r);
 		return -1;
 	}

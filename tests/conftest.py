@@ -35,11 +35,11 @@ def assert_dmesg_clean(results_dir):
 
 
 class Matrix:
-    """One `./kvmlab run` of all workloads under kvm-shadow and kvm-npt."""
+    """One `./kvmlab run` of all workloads under every hypervisor."""
 
     def __init__(self, results_root):
         self.run_id = "pytest-matrix"
-        self.proc = run([KVMLAB, "run", "--hv", "kvm-shadow,kvm-npt", "--workload", "all",
+        self.proc = run([KVMLAB, "run", "--hv", "kvm-shadow,kvm-npt,kvmlab-vtlb", "--workload", "all",
                          "--results", results_root, "--run-id", self.run_id])
         self.results_root = Path(results_root)
         self.dir = self.results_root / self.run_id

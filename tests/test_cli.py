@@ -22,6 +22,8 @@ from conftest import HARNESS, KVMLAB, run
     (["run", "--hv", "kvm-shadow", "--workload", "selftest", "--reps", "0"],
      "--reps needs a number"),
     (["frobnicate"], "unknown command 'frobnicate'"),
+    (["run", "--hv", "kvmlab-vtlb", "--workload", "selftest", "--modparam", "novalue"],
+     "--modparam 'novalue' is not NAME=VALUE"),
 ])
 def test_bad_command_lines_fail_clearly(args, message):
     r = run([KVMLAB] + args, timeout=60)

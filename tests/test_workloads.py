@@ -1,9 +1,10 @@
-"""Every workload under Linux KVM's shadow MMU and nested paging, from one
-test-machine run: all succeed, observe the same thing, and the counters
-move where the two designs say they must. Counters are exact."""
+"""Every workload under Linux KVM's shadow MMU and nested paging and under
+kvmlab's strategies, from one test-machine run: all succeed, observe the
+same thing, and the counters move where each design says they must.
+Counters are exact."""
 from conftest import assert_dmesg_clean
 
-HVS = ["kvm-shadow", "kvm-npt"]
+HVS = ["kvm-shadow", "kvm-npt", "kvmlab-vtlb"]
 WORKLOADS = ["ctxswitch", "forkwait", "pgfault", "ptemod", "selftest"]
 # Known deviations of the test machine's emulated CPU (see harness/hv.c).
 NPT_XFAIL = {"pf_reserved_bit_pte_sets_p", "pf_reserved_bit_2m_pde_sets_p"}
@@ -106,3 +107,29 @@ def test_table_and_plot(matrix):
     png = matrix.dir / "exits_per_op.png"
     assert png.is_file() and png.stat().st_size > 1000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def params(row):
+    return {k: int(v) for k, v in (kv.split("=") for kv in row["params"].split(";"))}
+
+
+def test_vtlb_refaults_every_page_after_every_switch(matrix):
+    vtlb, shadow = matrix.row("kvmlab-vtlb", "ctxswitch"), matrix.row("kvm-shadow", "ctxswitch")
+    pages = params(vtlb)["pages"]
+    assert n(vtlb, "tlb_flush") >= n(vtlb, "ops")            # one per CR3 load at least
+    assert n(vtlb, "pf_fixed") >= pages * n(vtlb, "ops")     # every touched page, every time
+    assert n(vtlb, "pf_guest") == 0
+    assert n(shadow, "pf_fixed") < n(shadow, "ops")           # Linux KVM caches shadow tables
+
+
+def test_vtlb_reflects_guest_faults_exactly(matrix):
+    pg = matrix.row("kvmlab-vtlb", "pgfault")
+    assert n(pg, "pf_guest") == n(pg, "ops")
+    fw = matrix.row("kvmlab-vtlb", "forkwait")
+    assert n(fw, "pf_guest") == n(fw, "ops") * params(fw)["touch"]
+
+
+def test_vtlb_never_write_protects(matrix):
+    pm = matrix.row("kvmlab-vtlb", "ptemod")
+    assert n(pm, "invlpg") == n(pm, "ops")
+    assert n(pm, "mmu_pte_write") == 0

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kvmlab-abi-test DEVICE: the KVM ioctl ABI's error paths and basics,
+ * checked against any device that claims to speak it. Each check prints
+ * PASS or FAIL with its name; the last line is "N passed, M failed".
+ * Run against /dev/kvm too: the expectations are the KVM API document's.
+ *
+ * kvmlab-abi-test --expect-busy DEVICE: KVM_CREATE_VM must fail with EBUSY
+ * (another hypervisor owns SVM).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static int passed, failed;
+
+static void check(const char *name, bool ok, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void check(const char *name, bool ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%s %s", ok ? "PASS" : "FAIL", name);
+	if (!ok) {
+		printf(": ");
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+	}
+	printf("\n");
+	ok ? passed++ : failed++;
+}
+
+/* An ioctl expected to fail with `want`. */
+static void expect_errno(const char *name, int rc, int want)
+{
+	int e = errno;
+
+	check(name, rc == -1 && e == want, "returned %d, errno %d (%s); expected errno %d (%s)",
+	      rc, rc == -1 ? e : 0, rc == -1 ? strerror(e) : "-", want, strerror(want));
+}
+
+static int set_slot(int vm, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t size,
+		    uint64_t hva)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = slot, .flags = flags, .guest_phys_addr = gpa,
+		.memory_size = size, .userspace_addr = hva,
+	};
+
+	return ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r);
+}
+
+static void memslots(int vm, uint8_t *mem)
+{
+	uint64_t hva = (uint64_t)mem, mb = 1 << 20;
+
+	expect_errno("memslot_unaligned_gpa", set_slot(vm, 0, 0, 0x1001, mb, hva), EINVAL);
+	expect_errno("memslot_unaligned_size", set_slot(vm, 0, 0, 0, mb + 1, hva), EINVAL);
+	expect_errno("memslot_unaligned_hva", set_slot(vm, 0, 0, 0, mb, hva + 8), EINVAL);
+	expect_errno("memslot_bad_slot_id", set_slot(vm, 40000, 0, 0, mb, hva), EINVAL);
+	expect_errno("memslot_unknown_flags", set_slot(vm, 0, 0x80, 0, mb, hva), EINVAL);
+	expect_errno("memslot_kernel_hva", set_slot(vm, 0, 0, 0, mb, 0xffff888000000000ULL), EINVAL);
+	expect_errno("memslot_bad_pointer", ioctl(vm, KVM_SET_USER_MEMORY_REGION, (void *)8), EFAULT);
+	check("memslot_create", set_slot(vm, 0, 0, 0, 2 * mb, hva) == 0, "errno %d", errno);
+	expect_errno("memslot_overlap", set_slot(vm, 1, 0, mb, 2 * mb, hva + 2 * mb), EEXIST);
+	check("memslot_second", set_slot(vm, 1, 0, 2 * mb, 2 * mb, hva + 2 * mb) == 0,
+	      "errno %d", errno);
+	expect_errno("memslot_resize_refused", set_slot(vm, 1, 0, 2 * mb, mb, hva + 2 * mb), EINVAL);
+	check("memslot_move", set_slot(vm, 1, 0, 8 * mb, 2 * mb, hva + 2 * mb) == 0,
+	      "errno %d", errno);
+	check("memslot_delete", set_slot(vm, 1, 0, 8 * mb, 0, hva + 2 * mb) == 0, "errno %d", errno);
+}
+
+static void vcpu_checks(int dev, int vm)
+{
+	struct kvm_sregs sregs;
+	int vcpu, mmap_size = ioctl(dev, KVM_GET_VCPU_MMAP_SIZE, 0);
+	struct {
+		struct kvm_cpuid2 head;
+		struct kvm_cpuid_entry2 e[1];
+	} cpuid = { .head.nent = 100000 };
+	void *run;
+
+	expect_errno("vcpu_id_too_large", ioctl(vm, KVM_CREATE_VCPU, 100000), EINVAL);
+	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	check("vcpu_create", vcpu >= 0, "errno %d", errno);
+	if (vcpu < 0)
+		return;
+	expect_errno("vcpu_duplicate_id", ioctl(vm, KVM_CREATE_VCPU, 0), EEXIST);
+	expect_errno("vcpu_unknown_ioctl", ioctl(vcpu, _IO(KVMIO, 0xfe)), ENOTTY);
+	check("vcpu_mmap_size", mmap_size >= 4096, "size %d", mmap_size);
+	run = mmap(NULL, mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+	check("vcpu_mmap_run", run != MAP_FAILED, "errno %d", errno);
+	expect_errno("vcpu_get_regs_bad_pointer", ioctl(vcpu, KVM_GET_REGS, (void *)8), EFAULT);
+	expect_errno("vcpu_cpuid_too_many", ioctl(vcpu, KVM_SET_CPUID2, &cpuid), E2BIG);
+	ioctl(vcpu, KVM_GET_SREGS, &sregs);
+	sregs.cr0 = 0x80000000;		/* PG without PE */
+	expect_errno("sregs_pg_without_pe", ioctl(vcpu, KVM_SET_SREGS, &sregs), EINVAL);
+	ioctl(vcpu, KVM_GET_SREGS, &sregs);
+	sregs.efer = 0x400;		/* LMA without LME and paging */
+	expect_errno("sregs_lma_without_lme", ioctl(vcpu, KVM_SET_SREGS, &sregs), EINVAL);
+	expect_errno("run_with_argument", ioctl(vcpu, KVM_RUN, 1), EINVAL);
+	if (run != MAP_FAILED)
+		munmap(run, mmap_size);
+	close(vcpu);
+}
+
+/* A vCPU in 64-bit mode whose page tables point at memory that is not there. */
+static void run_without_memory(int dev)
+{
+	int vm = ioctl(dev, KVM_CREATE_VM, 0), vcpu, rc, size;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = { .rip = 0x100000, .rflags = 2 };
+	struct kvm_run *run;
+
+	vcpu = vm >= 0 ? ioctl(vm, KVM_CREATE_VCPU, 0) : -1;
+	size = ioctl(dev, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vcpu < 0 || size <= 0) {
+		check("run_without_memory", false, "setup failed: errno %d", errno);
+		goto out;
+	}
+	run = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+	ioctl(vcpu, KVM_GET_SREGS, &sregs);
+	sregs.cr0 = 0x80050033;
+	sregs.cr3 = 0x2000;
+	sregs.cr4 = 0x20;
+	sregs.efer = 0x500;
+	sregs.cs.l = 1;
+	sregs.cs.db = 0;
+	sregs.cs.type = 11;
+	sregs.cs.s = 1;
+	sregs.cs.present = 1;
+	ioctl(vcpu, KVM_SET_SREGS, &sregs);
+	ioctl(vcpu, KVM_SET_REGS, &regs);
+	alarm(10);
+	rc = ioctl(vcpu, KVM_RUN, 0);
+	alarm(0);
+	check("run_without_memory", rc == 0 && (run->exit_reason == KVM_EXIT_INTERNAL_ERROR ||
+					       run->exit_reason == KVM_EXIT_MMIO ||
+					       run->exit_reason == KVM_EXIT_SHUTDOWN ||
+					       run->exit_reason == KVM_EXIT_FAIL_ENTRY),
+	      "rc %d errno %d exit_reason %u", rc, errno, run->exit_reason);
+	munmap(run, size);
+	close(vcpu);
+out:
+	if (vm >= 0)
+		close(vm);
+}
+
+static void stats(int vm)
+{
+	struct kvm_stats_header h;
+	int fd = ioctl(vm, KVM_GET_STATS_FD, NULL);
+
+	check("stats_fd", fd >= 0, "errno %d", errno);
+	if (fd < 0)
+		return;
+	check("stats_header", pread(fd, &h, sizeof(h), 0) == sizeof(h) && h.name_size == 48 &&
+	      h.num_desc > 0 && h.data_offset > h.desc_offset, "name_size %u num_desc %u",
+	      h.name_size, h.num_desc);
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = argv[argc - 1];
+	int dev, vm;
+	uint8_t *mem;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: kvmlab-abi-test [--expect-busy] DEVICE\n");
+		return 2;
+	}
+	dev = open(path, O_RDWR | O_CLOEXEC);
+	if (dev < 0) {
+		fprintf(stderr, "kvmlab-abi-test: cannot open %s: %s\n", path, strerror(errno));
+		return 2;
+	}
+	if (argc == 3 && !strcmp(argv[1], "--expect-busy")) {
+		expect_errno("create_vm_while_svm_is_taken", ioctl(dev, KVM_CREATE_VM, 0), EBUSY);
+		goto done;
+	}
+	check("api_version", ioctl(dev, KVM_GET_API_VERSION, 0) == KVM_API_VERSION, "%s", "");
+	check("extension_user_memory", ioctl(dev, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY) > 0, "%s", "");
+	check("extension_unknown", ioctl(dev, KVM_CHECK_EXTENSION, 0x7fffff) == 0, "%s", "");
+	expect_errno("dev_unknown_ioctl", ioctl(dev, _IO(KVMIO, 0xfe)), ENOTTY);
+	expect_errno("create_vm_bad_type", ioctl(dev, KVM_CREATE_VM, 0x5a5a), EINVAL);
+	vm = ioctl(dev, KVM_CREATE_VM, 0);
+	check("create_vm", vm >= 0, "errno %d", errno);
+	if (vm < 0)
+		goto done;
+	expect_errno("vm_unknown_ioctl", ioctl(vm, _IO(KVMIO, 0xfe)), ENOTTY);
+	mem = mmap(NULL, 4 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	memslots(vm, mem);
+	vcpu_checks(dev, vm);
+	stats(vm);
+	close(vm);
+	run_without_memory(dev);
+done:
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
