@@ -43,6 +43,8 @@ struct vm {
 	uint64_t *snap;		/* vm stats then vcpu stats */
 	char console[256];
 	size_t console_len;
+	uint8_t scratch[KL_MMIO_SCRATCH_SIZE];	/* the scratch MMIO device */
+	uint32_t echo;				/* the echo port */
 };
 
 static volatile sig_atomic_t timed_out;
@@ -362,10 +364,33 @@ static int handle_io(struct vm *vm, const struct run_config *cfg, struct run_res
 	if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == KL_PORT_MSG &&
 	    run->io.size == 4 && run->io.count == 1)
 		return handle_msg(vm, cfg, *(uint32_t *)data, r, t0);
+	if (run->io.port == KL_PORT_ECHO && run->io.count == 1) {
+		if (run->io.direction == KVM_EXIT_IO_OUT)
+			memcpy(&vm->echo, data, run->io.size);
+		else
+			memcpy(data, &vm->echo, run->io.size);
+		return 0;
+	}
 	set_status(r, "error", "unexpected port I/O: %s port 0x%x size %u",
 		   run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in",
 		   run->io.port, run->io.size);
 	return -1;
+}
+
+/* MMIO to the scratch device is served; anywhere else it ends the run. */
+static bool handle_mmio(struct vm *vm)
+{
+	struct kvm_run *run = vm->run;
+	uint64_t off = run->mmio.phys_addr - KL_MMIO_SCRATCH_GPA;
+
+	if (run->mmio.phys_addr < KL_MMIO_SCRATCH_GPA || run->mmio.len > 8 ||
+	    off + run->mmio.len > KL_MMIO_SCRATCH_SIZE)
+		return false;
+	if (run->mmio.is_write)
+		memcpy(vm->scratch + off, run->mmio.data, run->mmio.len);
+	else
+		memcpy(run->mmio.data, vm->scratch + off, run->mmio.len);
+	return true;
 }
 
 static void describe_exit(struct vm *vm, struct run_result *r)
@@ -417,6 +442,8 @@ static int run_loop(struct vm *vm, const struct run_config *cfg, struct run_resu
 			return -1;
 		}
 		if (rc < 0 || vm->run->exit_reason == KVM_EXIT_INTR)
+			continue;
+		if (vm->run->exit_reason == KVM_EXIT_MMIO && handle_mmio(vm))
 			continue;
 		if (vm->run->exit_reason != KVM_EXIT_IO) {
 			describe_exit(vm, r);

@@ -21,6 +21,10 @@ insmod kmod/kvmlab.ko
 bin/kvmlab-abi-test --expect-busy /dev/kvmlab > results/busy.txt; echo $? > results/busy.rc
 kill -9 $pid; wait $pid; rmmod kvmlab; modprobe -r kvm_amd
 
+# A signal during KVM_RUN (the harness's timeout alarm) returns KVM_EXIT_INTR.
+bin/kvmlab run --hv kvmlab-vtlb --workload ptemod --param updates=100000000 --timeout 2 \
+    --results /tmp/r > results/timeout.txt 2>&1; echo $? > results/timeout.rc
+
 # kill -9 of the harness in the middle of KVM_RUN, then unload.
 bin/kvmlab run --hv kvmlab-vtlb --workload ptemod --param updates=100000000 --results /tmp/r >/dev/null 2>&1 &
 pid=$!; sleep 3; kill -9 $pid; wait $pid
@@ -75,10 +79,16 @@ def test_refuses_svm_held_by_another_hypervisor(boot):
     assert "another hypervisor (kvm_amd?) is using it" in (boot / "kvmlab-dmesg.txt").read_text()
 
 
+def test_signal_during_run_ends_it(boot):
+    assert (boot / "timeout.rc").read_text().strip() == "1"
+    assert "timeout" in (boot / "timeout.txt").read_text()
+    assert "no result within 2 s" in (boot / "timeout.txt").read_text()
+
+
 def test_kill_during_run_then_unload_leaks_nothing(boot):
     assert (boot / "rmmod.rc").read_text().strip() == "0"
     log = (boot / "kvmlab-dmesg.txt").read_text()
-    assert log.count("page accounting back to zero") >= 3
+    assert log.count("page accounting back to zero") >= 4
     assert "leaked" not in log
     assert_dmesg_clean(boot)
 
@@ -98,3 +108,58 @@ def test_shadow_memory_cap_recycles_and_stays_correct(tmp_path):
     assert [r["checksum"] for r in capped] == [r["checksum"] for r in free]
     assert all(r["status"] == "ok" for r in capped + free)
     assert_dmesg_clean(tmp_path)
+
+
+def test_vcpu_thread_moving_between_host_cpus(tmp_path):
+    """Two CPUs; the harness's threads are pinned to one CPU, then the
+    other, every 20 ms while kvmlab runs every workload. The results must
+    match Linux KVM's, and the vCPU must really have moved."""
+    params = ["--param", "ptemod.updates=20000", "--param", "ctxswitch.rounds=200"]
+    script = r"""
+bin/kvmlab run --hv kvm-npt --workload all --run-id ref --results results "$@" >/dev/null 2>&1
+bin/kvmlab run --hv kvmlab-vtlb --workload all --run-id moved --results results "$@" \
+    > results/moved.txt 2>&1 &
+pid=$!; n=0
+while kill -0 $pid 2>/dev/null; do
+    for t in $(ls /proc/$pid/task 2>/dev/null); do taskset -p $((n % 2 + 1)) $t >/dev/null 2>&1; done
+    n=$((n + 1)); usleep 20000
+done
+wait $pid
+"""
+    r = run([TM_RUN, "--smp", "2", "--results", tmp_path, "--", "sh", "-c", script, "sh"] + params,
+            timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr + (tmp_path / "moved.txt").read_text()
+    ref = {x["workload"]: x["checksum"] for x in read_csv(tmp_path / "ref" / "runs.csv")}
+    moved = read_csv(tmp_path / "moved" / "runs.csv")
+    assert {x["workload"]: x["checksum"] for x in moved} == ref
+    assert all(x["status"] == "ok" for x in moved)
+    migrations = sum(int(line.split(",")[5]) for line in
+                     (tmp_path / "moved" / "counters.csv").read_text().splitlines()[1:]
+                     if line.split(",")[4] == "cpu_migrations")
+    assert migrations > 0
+    assert_dmesg_clean(tmp_path)
+
+
+@pytest.mark.parametrize("kind, detail", [
+    (1, "guest halted at rip 0x"),
+    (2, "guest shut down (triple fault) at rip 0xfff0"),
+    (3, "guest MMIO write at gpa 0xfd000010 (no device there)"),
+])
+def test_exits_to_userspace_agree_with_linux_kvm(exit_kinds, kind, detail):
+    lines = [x for x in exit_kinds.splitlines() if x.startswith("kind=%d " % kind)]
+    assert len(lines) == 3, exit_kinds
+    details = {x.split("(", 1)[1] for x in lines}
+    assert len(details) == 1, lines          # the same exit, the same RIP, everywhere
+    assert detail in lines[0]
+
+
+@pytest.fixture(scope="module")
+def exit_kinds(tmp_path_factory):
+    out = tmp_path_factory.mktemp("kinds")
+    script = ('for k in 1 2 3; do bin/kvmlab run --hv kvm-shadow,kvm-npt,kvmlab-vtlb '
+              '--workload exitprobe --param kind=$k --results /tmp/r 2>&1 | '
+              'grep "^\\[[0-9]" | sed "s/^/kind=$k /" >> results/kinds.txt; done')
+    r = run([TM_RUN, "--results", out, "--", "sh", "-c", script], timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert_dmesg_clean(out)
+    return (out / "kinds.txt").read_text()

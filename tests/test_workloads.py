@@ -5,7 +5,7 @@ Counters are exact."""
 from conftest import assert_dmesg_clean
 
 HVS = ["kvm-shadow", "kvm-npt", "kvmlab-vtlb"]
-WORKLOADS = ["ctxswitch", "forkwait", "pgfault", "ptemod", "selftest"]
+WORKLOADS = ["ctxswitch", "exitprobe", "forkwait", "pgfault", "ptemod", "selftest"]
 # Known deviations of the test machine's emulated CPU (see harness/hv.c).
 NPT_XFAIL = {"pf_reserved_bit_pte_sets_p", "pf_reserved_bit_2m_pde_sets_p"}
 
@@ -34,6 +34,12 @@ def test_checksums_identical_across_hypervisors(matrix):
     for wl in WORKLOADS:
         sums = {matrix.row(hv, wl)["checksum"] for hv in HVS}
         assert len(sums) == 1, f"{wl}: checksums differ: {sums}"
+
+
+def test_exitprobe_mmio_and_port_checks_pass(matrix):
+    for hv in HVS:
+        checks = [c for c in matrix.checks if c["hv"] == hv and c["workload"] == "exitprobe"]
+        assert len(checks) == 10 and all(c["result"] == "PASS" for c in checks), checks
 
 
 def test_selftest_passes_entirely(matrix):

@@ -22,6 +22,14 @@
 
 #define KL_PORT_CONSOLE		0x0500	/* outb: one character of console text */
 #define KL_PORT_MSG		0x0504	/* outl: gpa of a struct kl_msg */
+#define KL_PORT_ECHO		0x0508	/* out stores a value; in returns it */
+
+/*
+ * A scratch MMIO device in the harness: a page of registers that keep
+ * what is written, outside RAM, so every access is an MMIO exit.
+ */
+#define KL_MMIO_SCRATCH_GPA	0xfe000000ULL
+#define KL_MMIO_SCRATCH_SIZE	0x1000
 
 #define KL_BOOT_INFO_GPA	0x1000ULL
 #define KL_BOOT_MAGIC		0x6b766d6c61623031ULL	/* "kvmlab01" */

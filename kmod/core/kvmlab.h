@@ -82,6 +82,7 @@ struct kl_vcpu_stat {
 	u64 msr_exits;
 	u64 cpuid_exits;
 	u64 npf_exits;		/* nested page faults */
+	u64 cpu_migrations;	/* entries on another host CPU than the last */
 };
 
 struct kl_memslot {
@@ -251,6 +252,7 @@ int kl_fetch_decode(struct kl_vcpu *vcpu, struct kl_insn *insn);
 int kl_emulate(struct kl_vcpu *vcpu, struct kl_pf_info *mmio);
 
 /* ---- vCPU services (vcpu.c) ---- */
+void kl_vcpu_reset(struct kl_vcpu *vcpu);
 void kl_queue_exception(struct kl_vcpu *vcpu, u8 vector, bool has_error, u32 error);
 void kl_inject_page_fault(struct kl_vcpu *vcpu, u64 addr, u32 error);
 int kl_set_cr0(struct kl_vcpu *vcpu, u64 val);

@@ -46,7 +46,7 @@ static const struct stat_def vcpu_stats[] = {
 	VCPU_STAT(pf_fixed), VCPU_STAT(pf_guest), VCPU_STAT(tlb_flush),
 	VCPU_STAT(invlpg), VCPU_STAT(insn_emulation), VCPU_STAT(insn_emulation_fail),
 	VCPU_STAT(hypercalls), VCPU_STAT(cr_exits), VCPU_STAT(msr_exits),
-	VCPU_STAT(cpuid_exits), VCPU_STAT(npf_exits),
+	VCPU_STAT(cpuid_exits), VCPU_STAT(npf_exits), VCPU_STAT(cpu_migrations),
 };
 
 struct stats_file {

@@ -456,6 +456,8 @@ static void enter_guest(struct kl_vcpu *vcpu)
 		svm->vmcb->control.tlb_ctl = TLB_CONTROL_FLUSH_ALL_ASID;
 	else
 		svm->vmcb->control.tlb_ctl = TLB_CONTROL_DO_NOTHING;
+	if (svm->last_cpu >= 0 && svm->last_cpu != cpu)
+		vcpu->stat.cpu_migrations++;
 	svm->flush = false;
 	sd->last_vmcb = svm->vmcb;
 	svm->last_cpu = cpu;
@@ -753,8 +755,12 @@ static int handle_exit(struct kl_vcpu *vcpu)
 	case SVM_EXIT_SMI:
 		return 1;
 	case SVM_EXIT_SHUTDOWN:
+		/* The VMCB is undefined after a shutdown: start the vCPU over, as KVM does. */
 		vcpu->run->exit_reason = KVM_EXIT_SHUTDOWN;
-		init_vmcb(vcpu);	/* the VMCB is undefined after a shutdown */
+		memset(to_svm(vcpu)->vmcb, 0, PAGE_SIZE);
+		init_vmcb(vcpu);
+		kl_vcpu_reset(vcpu);
+		vcpu->vm->mmu->mode_changed(vcpu);
 		return 0;
 	case SVM_EXIT_VMRUN: case SVM_EXIT_VMLOAD: case SVM_EXIT_VMSAVE:
 	case SVM_EXIT_STGI: case SVM_EXIT_CLGI: case SVM_EXIT_SKINIT:

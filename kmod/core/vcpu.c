@@ -221,6 +221,24 @@ static int set_cpuid2(struct kl_vcpu *vcpu, struct kvm_cpuid2 __user *argp)
 	return 0;
 }
 
+/*
+ * The architectural state after RESET, vendor-neutral part: real mode at
+ * the reset vector, paging off. The vendor resets its own (segments).
+ */
+void kl_vcpu_reset(struct kl_vcpu *vcpu)
+{
+	memset(vcpu->regs, 0, sizeof(vcpu->regs));
+	vcpu->rip = 0xfff0;
+	vcpu->rflags = 2;
+	vcpu->cr0 = X86_CR0_ET | X86_CR0_NW | X86_CR0_CD;
+	vcpu->cr2 = vcpu->cr3 = vcpu->cr4 = vcpu->efer = 0;
+	memset(vcpu->dr, 0, sizeof(vcpu->dr));
+	vcpu->dr[6] = 0xffff0ff0;
+	vcpu->dr[7] = 0x400;
+	vcpu->event.valid = false;
+	vcpu->mmio_pending = false;
+}
+
 static void get_regs(struct kl_vcpu *vcpu, struct kvm_regs *r)
 {
 	*r = (struct kvm_regs) {
@@ -353,12 +371,7 @@ int kl_vm_create_vcpu(struct kl_vm *vm, unsigned long id)
 	vcpu->vm = vm;
 	vcpu->id = id;
 	mutex_init(&vcpu->lock);
-	/* Reset state, as after INIT: real mode, paging off. */
-	vcpu->rip = 0xfff0;
-	vcpu->rflags = 2;
-	vcpu->cr0 = X86_CR0_ET | X86_CR0_NW | X86_CR0_CD;
-	vcpu->dr[6] = 0xffff0ff0;
-	vcpu->dr[7] = 0x400;
+	kl_vcpu_reset(vcpu);
 	r = kl_vendor->vcpu_create(vcpu);
 	if (r)
 		goto out_run;
