@@ -39,7 +39,8 @@ def test_checksums_identical_across_hypervisors(matrix):
 def test_exitprobe_mmio_and_port_checks_pass(matrix):
     for hv in HVS:
         checks = [c for c in matrix.checks if c["hv"] == hv and c["workload"] == "exitprobe"]
-        assert len(checks) == 10 and all(c["result"] == "PASS" for c in checks), checks
+        assert len(checks) == 11 and all(c["result"] == "PASS" for c in checks), checks
+    assert all(n(matrix.row(hv, "exitprobe"), "hypercalls") == 1 for hv in HVS)
 
 
 def test_selftest_passes_entirely(matrix):

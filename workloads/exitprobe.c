@@ -6,7 +6,8 @@
  * device with every MOV form a hypervisor without decode assists must
  * decode itself (8/16/32/64-bit stores and loads, immediates, REX
  * registers, SIB addressing, MOVZX), and through the echo port with OUT
- * and IN. Each is a named check. One operation is one MMIO or port access.
+ * and IN, and an unknown VMMCALL. Each is a named check. One operation is
+ * one MMIO or port access or hypercall.
  *
  * The other kinds end the run on purpose, to check that each hypervisor
  * reports the same exit: 1 = HLT, 2 = triple fault (shutdown), 3 = MMIO to
@@ -85,6 +86,16 @@ static void echo_port(void)
 	ops += 2;
 }
 
+/* An unknown hypercall number: KVM's ABI answers -KVM_ENOSYS (-1000) in RAX. */
+static void hypercall(void)
+{
+	long ret;
+
+	asm volatile("vmmcall" : "=a"(ret) : "a"(0x7fffffffUL) : "memory");
+	expect("vmmcall_unknown_returns_enosys", (u64)ret, (u64)-1000L);
+	ops += 1;
+}
+
 static void __attribute__((noreturn)) triple_fault(void)
 {
 	struct { u16 limit; u64 base; } __attribute__((packed)) empty = { 0, 0 };
@@ -113,6 +124,7 @@ int workload_main(void)
 	kl_phase_begin();
 	mmio_forms();
 	echo_port();
+	hypercall();
 	kl_phase_end(ops, checksum);
 	return failures ? 1 : 0;
 }
