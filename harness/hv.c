@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <kvmlab/kvmlab.h>
 #include "hv.h"
 #include "util.h"
 
@@ -24,11 +25,27 @@ static const struct hv hvs[] = {
 		.about = "Linux KVM, nested paging (kvm_amd npt=1)",
 		.hw_paging = 1,
 	},
+	/*
+	 * kvmlab: one module serves every strategy; each VM names its own
+	 * in KVM_CREATE_VM's type, so a loaded module is reused as it is.
+	 */
 	{
 		.name = "kvmlab-vtlb", .device = "/dev/kvmlab",
 		.module = "kvmlab", .ko = "kvmlab.ko", .params = "mmu=vtlb",
-		.check_param = "mmu", .check_value = "vtlb",
-		.about = "kvmlab, virtual TLB (insmod kvmlab.ko mmu=vtlb)",
+		.vm_type = KVMLAB_VM_TYPE_MMU(KVMLAB_MMU_VTLB),
+		.about = "kvmlab, virtual TLB (mmu=vtlb)",
+	},
+	{
+		.name = "kvmlab-shadow", .device = "/dev/kvmlab",
+		.module = "kvmlab", .ko = "kvmlab.ko", .params = "mmu=shadow",
+		.vm_type = KVMLAB_VM_TYPE_MMU(KVMLAB_MMU_SHADOW),
+		.about = "kvmlab, shadow tables per root with naive resync (mmu=shadow)",
+	},
+	{
+		.name = "kvmlab-npt", .device = "/dev/kvmlab",
+		.module = "kvmlab", .ko = "kvmlab.ko", .params = "mmu=npt",
+		.vm_type = KVMLAB_VM_TYPE_MMU(KVMLAB_MMU_NPT),
+		.about = "kvmlab, nested paging (mmu=npt)", .hw_paging = 1,
 	},
 	{
 		.name = "kvm", .device = "/dev/kvm",
@@ -172,6 +189,13 @@ int hv_prepare(const struct hv *hv, char *const *extra_params)
 
 	if (!hv->module)
 		return 0;
+	if (hv->ko && module_loaded(hv->module) && !(extra_params && extra_params[0])) {
+		/* Our module is there: its VMs pick their strategy; only rivals go. */
+		for (int i = 0; rivals[i]; i++)
+			if (strcmp(rivals[i], hv->module) && unload(rivals[i]))
+				return -1;
+		return 0;
+	}
 	for (int i = 0; rivals[i]; i++)
 		if (unload(rivals[i]))
 			return -1;

@@ -20,6 +20,7 @@ struct hv {
 	const char *check_value;
 	const char *about;
 	int hw_paging;		/* the CPU walks the guest's tables (NPT/EPT) */
+	unsigned long vm_type;	/* KVM_CREATE_VM's argument (kvmlab: names the strategy) */
 };
 
 const struct hv *hv_find(const char *name);

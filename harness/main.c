@@ -436,7 +436,7 @@ static int run_hv(struct options *o, int h, struct results *res, int kfd, int *n
 {
 	const struct hv *hv = o->hvs[h];
 	struct run_config cfg = {
-		.device = hv->device, .mem_bytes = o->mem_mb << 20,
+		.device = hv->device, .vm_type = hv->vm_type, .mem_bytes = o->mem_mb << 20,
 		.timeout_s = (unsigned int)o->timeout_s, .verbose = o->verbose,
 		.known_deviations = hv_known_deviations(hv),
 	};

@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <kvmlab/kvmlab.h>
 #include "stats.h"
 #include "util.h"
 #include "vm.h"
@@ -164,9 +165,14 @@ static int vm_setup(struct vm *vm, const struct run_config *cfg, const struct im
 	api = ioctl(vm->sys_fd, KVM_GET_API_VERSION, 0);
 	if (api != KVM_API_VERSION)
 		return err("%s speaks KVM API %d, not %d", cfg->device, api, KVM_API_VERSION);
-	vm->vm_fd = ioctl(vm->sys_fd, KVM_CREATE_VM, 0);
+	vm->vm_fd = ioctl(vm->sys_fd, KVM_CREATE_VM, cfg->vm_type);
 	if (vm->vm_fd < 0)
-		return err_errno("KVM_CREATE_VM on %s", cfg->device);
+		return err_errno("KVM_CREATE_VM(type 0x%lx) on %s", cfg->vm_type, cfg->device);
+	/* A kvmlab VM type names a strategy: make sure that is the one we got. */
+	if ((cfg->vm_type & ~0xffffUL) == KVMLAB_VM_TYPE_BASE &&
+	    ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVMLAB_CAP_MMU) != (int)(cfg->vm_type & 0xffff))
+		return err("%s did not create the VM with MMU strategy %lu", cfg->device,
+			   cfg->vm_type & 0xffff);
 
 	vm->mem_bytes = cfg->mem_bytes;
 	vm->mem = mmap(NULL, vm->mem_bytes, PROT_READ | PROT_WRITE,

@@ -24,6 +24,7 @@ struct check_result {
 
 struct run_config {
 	const char *device;
+	unsigned long vm_type;	/* KVM_CREATE_VM's argument */
 	uint64_t mem_bytes;
 	unsigned int timeout_s;
 	bool verbose;		/* echo guest notes as they arrive */

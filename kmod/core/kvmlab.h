@@ -62,6 +62,11 @@ struct kl_vm_stat {
 	u64 shadow_pages_alloc;
 	u64 shadow_pages_freed;
 	u64 pinned_pages;	/* instant: guest pages referenced by sptes */
+	u64 mmu_root_hit;	/* CR3 load found its shadow root cached */
+	u64 mmu_root_miss;
+	u64 mmu_resync;		/* naive resync: shadows re-walked */
+	u64 mmu_resync_checked;	/* ...entries compared with the guest's */
+	u64 mmu_resync_changed;	/* ...entries found stale and dropped */
 };
 
 struct kl_vcpu_stat {
@@ -198,8 +203,9 @@ struct kl_mmu_ops {
 	void (*memslots_changed)(struct kl_vm *vm);
 };
 
-extern const struct kl_mmu_ops kl_vtlb_ops;
+extern const struct kl_mmu_ops kl_vtlb_ops, kl_shadow_ops, kl_npt_ops;
 const struct kl_mmu_ops *kl_mmu_find(const char *name);
+int kl_mmu_index(const struct kl_mmu_ops *mmu);	/* KVMLAB_MMU_* number */
 
 /* ---- core services (mmu.c) ---- */
 struct kl_memslot *kl_gfn_to_memslot(struct kl_vm *vm, u64 gfn);
@@ -219,6 +225,7 @@ struct kl_walk {
 	u64 pte_gpa;		/* where the leaf entry lives */
 	int level;		/* 1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB */
 	bool writable, user, nx;	/* effective permissions over all levels */
+	bool accessed;		/* every level's A bit (and the leaf's D) already set */
 	u32 error;		/* #PF error code when the walk faults */
 };
 
@@ -231,6 +238,40 @@ struct kl_walk {
 int kl_walk_guest(struct kl_vcpu *vcpu, u64 gva, u32 access, bool set_ad, struct kl_walk *w);
 bool kl_guest_paging(struct kl_vcpu *vcpu);
 bool kl_guest_long_mode(struct kl_vcpu *vcpu);
+
+/* ---- private shadow trees (shadow.c) ---- */
+/*
+ * A shadow PML4 and the tables under it, owned by one vCPU (vtlb, naive
+ * resync) or one VM (nested tables). Zapping never flushes the hardware
+ * TLB: the caller knows which vCPUs must.
+ */
+struct kl_stree {
+	struct page *root;
+	unsigned int nr_tables;		/* table pages below the root */
+	bool track_gpa;			/* keep the gpa each leaf maps (a tag page per PT) */
+};
+
+/* Software bit in a shadow leaf: filled from a guest 2 MiB/1 GiB page. */
+#define KL_SPTE_FROM_LARGE	BIT_ULL(9)
+
+typedef void (*kl_leaf_fn)(struct kl_vcpu *vcpu, u64 gva, u64 *spte, u64 gpa, void *ctx);
+
+u64 kl_shadow_leaf_flags(struct kl_vcpu *vcpu, const struct kl_walk *w, u32 access);
+void kl_drop_leaf(struct kl_vm *vm, u64 *spte);
+int kl_stree_init(struct kl_vm *vm, struct kl_stree *t, bool track_gpa);
+void kl_stree_destroy(struct kl_vm *vm, struct kl_stree *t);
+void kl_stree_zap_all(struct kl_vm *vm, struct kl_stree *t);
+void kl_stree_zap_gva(struct kl_vm *vm, struct kl_stree *t, u64 gva);
+/* Shadow leaf for gva; tables are built on the way when `build`. */
+u64 *kl_stree_pte(struct kl_vm *vm, struct kl_stree *t, u64 gva, bool build, struct page **pt);
+/* Pin gpa's page and install the leaf for gva with `flags`. */
+int kl_stree_install(struct kl_vm *vm, struct kl_stree *t, u64 gva, u64 gpa, u64 flags,
+		     bool from_large);
+/* The same, with the rights a shadow strategy derives from a guest walk. */
+int kl_stree_fill(struct kl_vcpu *vcpu, struct kl_stree *t, u64 gva,
+		  const struct kl_walk *w, u32 access);
+/* Every present leaf, with the gpa it maps when the tree tracks them. */
+void kl_stree_for_each_leaf(struct kl_vcpu *vcpu, struct kl_stree *t, kl_leaf_fn fn, void *ctx);
 
 /* ---- instruction emulation (emulate.c) ---- */
 struct kl_insn {

@@ -13,10 +13,11 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include "kvmlab.h"
+#include <kvmlab/kvmlab.h>
 
 static char *mmu = "vtlb";
 module_param(mmu, charp, 0444);
-MODULE_PARM_DESC(mmu, "MMU virtualization strategy: vtlb");
+MODULE_PARM_DESC(mmu, "default MMU virtualization strategy: vtlb, shadow, npt");
 
 atomic_long_t kl_table_pages_live = ATOMIC_LONG_INIT(0);
 atomic_long_t kl_pinned_pages_live = ATOMIC_LONG_INIT(0);
@@ -24,16 +25,41 @@ atomic_long_t kl_pinned_pages_live = ATOMIC_LONG_INIT(0);
 const struct kl_vendor_ops *kl_vendor = &kl_svm_ops;
 static const struct kl_mmu_ops *kl_mmu;
 
+/* Indexed by enum kvmlab_mmu - 1: the order is ABI (KVMLAB_VM_TYPE_MMU). */
 static const struct kl_mmu_ops *const strategies[] = {
-	&kl_vtlb_ops,
+	[KVMLAB_MMU_VTLB - 1] = &kl_vtlb_ops,
+	[KVMLAB_MMU_SHADOW - 1] = &kl_shadow_ops,
+	[KVMLAB_MMU_NPT - 1] = &kl_npt_ops,
 };
 
 const struct kl_mmu_ops *kl_mmu_find(const char *name)
 {
 	for (int i = 0; i < ARRAY_SIZE(strategies); i++)
-		if (!strcmp(strategies[i]->name, name))
+		if (strategies[i] && !strcmp(strategies[i]->name, name))
 			return strategies[i];
 	return NULL;
+}
+
+int kl_mmu_index(const struct kl_mmu_ops *mmu)
+{
+	for (int i = 0; i < ARRAY_SIZE(strategies); i++)
+		if (strategies[i] == mmu)
+			return i + 1;
+	return 0;
+}
+
+/* KVM_CREATE_VM's type: 0 for the default, or KVMLAB_VM_TYPE_MMU(n). */
+static const struct kl_mmu_ops *mmu_for_type(unsigned long type)
+{
+	unsigned long n = type & 0xffff;
+
+	if (type == 0)
+		return kl_mmu;
+	if ((type & ~0xffffUL) != KVMLAB_VM_TYPE_BASE || n < 1 || n > ARRAY_SIZE(strategies))
+		return NULL;
+	if (strategies[n - 1] && strategies[n - 1]->hw_paging && !boot_cpu_has(X86_FEATURE_NPT))
+		return NULL;
+	return strategies[n - 1];
 }
 
 /* SVM is on only while VMs exist, so kvm_amd can use it in between. */
@@ -103,10 +129,11 @@ static const struct file_operations vm_fops = {
 
 int kl_create_vm(unsigned long type)
 {
+	const struct kl_mmu_ops *mmu = mmu_for_type(type);
 	struct kl_vm *vm;
 	int r, fd;
 
-	if (type != 0)
+	if (!mmu)
 		return -EINVAL;
 	r = hardware_get();
 	if (r)
@@ -117,7 +144,7 @@ int kl_create_vm(unsigned long type)
 		goto out_hw;
 	kref_init(&vm->ref);
 	mutex_init(&vm->lock);
-	vm->mmu = kl_mmu;
+	vm->mmu = mmu;
 	vm->mm = current->mm;
 	mmgrab(vm->mm);
 	r = vm->mmu->vm_init(vm);
@@ -156,7 +183,7 @@ static int set_memory_region(struct kl_vm *vm, const struct kvm_userspace_memory
 		return -EINVAL;
 	if (m->memory_size > KL_MAX_MEM_BYTES ||
 	    m->guest_phys_addr + m->memory_size < m->guest_phys_addr ||
-	    m->guest_phys_addr + m->memory_size > (1ULL << 52))
+	    m->guest_phys_addr + m->memory_size > (1ULL << 48))	/* 4-level shadows */
 		return -EINVAL;
 	if (m->memory_size && !access_ok((void __user *)(unsigned long)m->userspace_addr,
 					 m->memory_size))
@@ -211,7 +238,7 @@ static long vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 	case KVM_GET_STATS_FD:
 		return kl_vm_stats_fd(vm);
 	case KVM_CHECK_EXTENSION:
-		return 0;
+		return arg == KVMLAB_CAP_MMU ? kl_mmu_index(vm->mmu) : 0;
 	default:
 		return -ENOTTY;
 	}
@@ -230,6 +257,8 @@ static long check_extension(unsigned long ext)
 		return KL_MAX_VCPUS;
 	case KVM_CAP_NR_MEMSLOTS:
 		return KL_MAX_SLOTS;
+	case KVMLAB_CAP_MMU:
+		return ARRAY_SIZE(strategies);
 	default:
 		return 0;
 	}
@@ -273,7 +302,9 @@ static int __init kvmlab_init(void)
 	kl_mmu = kl_mmu_find(mmu);
 	if (!kl_mmu) {
 		for (int i = 0; i < ARRAY_SIZE(strategies); i++) {
-			if (i)
+			if (!strategies[i])
+				continue;
+			if (valid[0])
 				strlcat(valid, ", ", sizeof(valid));
 			strlcat(valid, strategies[i]->name, sizeof(valid));
 		}
@@ -282,6 +313,10 @@ static int __init kvmlab_init(void)
 	}
 	if (!boot_cpu_has(X86_FEATURE_SVM)) {
 		pr_err("kvmlab: this CPU has no AMD SVM\n");
+		return -ENODEV;
+	}
+	if (kl_mmu->hw_paging && !boot_cpu_has(X86_FEATURE_NPT)) {
+		pr_err("kvmlab: mmu=%s needs nested paging, which this CPU lacks\n", kl_mmu->name);
 		return -ENODEV;
 	}
 	pr_info("kvmlab: loaded, mmu=%s, vendor=%s\n", kl_mmu->name, kl_vendor->name);

@@ -140,7 +140,7 @@ static int walk_once(struct kl_vcpu *vcpu, u64 gva, u32 access, bool set_ad,
 	u64 table = vcpu->cr3 & KL_PT_ADDR, pte = 0, pte_gpa = 0;
 	int level;
 
-	*w = (struct kl_walk) { .writable = true, .user = true, .nx = false };
+	*w = (struct kl_walk) { .writable = true, .user = true, .nx = false, .accessed = true };
 	if (!kl_guest_paging(vcpu)) {
 		w->gpa = gva;
 		w->level = 1;
@@ -169,6 +169,7 @@ static int walk_once(struct kl_vcpu *vcpu, u64 gva, u32 access, bool set_ad,
 		w->writable &= !!(pte & KL_PT_W);
 		w->user &= !!(pte & KL_PT_U);
 		w->nx |= !!(pte & KL_PT_NX);
+		w->accessed &= !!(pte & KL_PT_A);
 		if (large || level == 1)
 			break;
 		table = pte & KL_PT_ADDR;

@@ -38,6 +38,11 @@ static const struct stat_def vm_stats[] = {
 	VM_STAT(shadow_pages_alloc, CUMUL),
 	VM_STAT(shadow_pages_freed, CUMUL),
 	VM_STAT(pinned_pages, INSTANT),
+	VM_STAT(mmu_root_hit, CUMUL),
+	VM_STAT(mmu_root_miss, CUMUL),
+	VM_STAT(mmu_resync, CUMUL),
+	VM_STAT(mmu_resync_checked, CUMUL),
+	VM_STAT(mmu_resync_changed, CUMUL),
 };
 
 static const struct stat_def vcpu_stats[] = {

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Private shadow trees: one shadow PML4 and the tables under it, owned by
+ * one vCPU (the virtual TLB keeps one, the naive-resync strategy one per
+ * guest root). Leaf entries point at pinned guest pages. The strategies
+ * decide when to fill and when to forget; the mechanics live here once.
+ */
+#include <linux/mm.h>
+#include <asm/io.h>
+#include "kvmlab.h"
+
+/* Upper-level shadow entries grant everything; the leaf decides. */
+#define NONLEAF_FLAGS	(KL_PT_P | KL_PT_W | KL_PT_U | KL_PT_A)
+
+static inline u64 *table_of(u64 spte)
+{
+	return page_address(pfn_to_page((spte & KL_PT_ADDR) >> PAGE_SHIFT));
+}
+
+/* A PT's tag page (trees that track gpas): one tag per leaf, in page->private. */
+static inline u64 *tags_of(struct page *pt)
+{
+	struct page *tags = (struct page *)page_private(pt);
+
+	return tags ? page_address(tags) : NULL;
+}
+
+void kl_drop_leaf(struct kl_vm *vm, u64 *spte)
+{
+	struct page *page = pfn_to_page((*spte & KL_PT_ADDR) >> PAGE_SHIFT);
+
+	kl_unpin_page(vm, page, *spte & KL_PT_D);
+	*spte = 0;
+	vm->stat.pages_4k--;
+}
+
+/*
+ * The rights of a shadow leaf for an access the guest's tables allow:
+ *  - D: a guest entry whose D bit is clear is mapped read-only, so the
+ *    first write faults and the walk can set D, as the CPU would.
+ *  - CR0.WP=0: a supervisor write to a read-only page is allowed; the
+ *    entry becomes writable but supervisor-only, so a later user access
+ *    faults and gets the guest's real (read-only) rights back.
+ */
+u64 kl_shadow_leaf_flags(struct kl_vcpu *vcpu, const struct kl_walk *w, u32 access)
+{
+	bool write = access & KL_PF_W, user_access = access & KL_PF_U;
+	bool dirty = !kl_guest_paging(vcpu) || (w->pte & KL_PT_D);
+	u64 f = KL_PT_P | KL_PT_A;
+
+	if (w->user)
+		f |= KL_PT_U;
+	if (w->writable && (dirty || write))
+		f |= KL_PT_W;
+	if (write && !w->writable && !user_access && !(vcpu->cr0 & X86_CR0_WP))
+		f = (f | KL_PT_W | KL_PT_D) & ~KL_PT_U;
+	if (w->nx && (vcpu->efer & EFER_NX))
+		f |= KL_PT_NX;
+	return f;
+}
+
+int kl_stree_init(struct kl_vm *vm, struct kl_stree *t, bool track_gpa)
+{
+	t->nr_tables = 0;
+	t->track_gpa = track_gpa;
+	t->root = kl_table_page_alloc(vm);
+	return t->root ? 0 : -ENOMEM;
+}
+
+static void free_pt(struct kl_vm *vm, struct kl_stree *t, struct page *pt)
+{
+	struct page *tags = (struct page *)page_private(pt);
+
+	if (tags) {
+		kl_table_page_free(vm, tags);
+		set_page_private(pt, 0);
+	}
+	kl_table_page_free(vm, pt);
+}
+
+/* Free the table a non-leaf entry points to, and everything under it. */
+static void drop_table(struct kl_vm *vm, struct kl_stree *t, u64 *entry, int level)
+{
+	u64 *table = table_of(*entry);
+
+	for (int i = 0; i < 512; i++) {
+		if (!(table[i] & KL_PT_P))
+			continue;
+		if (level == 2)
+			kl_drop_leaf(vm, &table[i]);
+		else
+			drop_table(vm, t, &table[i], level - 1);
+	}
+	if (level == 2)
+		free_pt(vm, t, virt_to_page(table));
+	else
+		kl_table_page_free(vm, virt_to_page(table));
+	t->nr_tables--;
+	vm->stat.mmu_shadow_zapped++;
+	*entry = 0;
+}
+
+void kl_stree_zap_all(struct kl_vm *vm, struct kl_stree *t)
+{
+	u64 *root = page_address(t->root);
+
+	for (int i = 0; i < 512; i++)
+		if (root[i] & KL_PT_P)
+			drop_table(vm, t, &root[i], 4);
+}
+
+void kl_stree_destroy(struct kl_vm *vm, struct kl_stree *t)
+{
+	kl_stree_zap_all(vm, t);
+	kl_table_page_free(vm, t->root);
+	t->root = NULL;
+}
+
+u64 *kl_stree_pte(struct kl_vm *vm, struct kl_stree *t, u64 gva, bool build, struct page **pt)
+{
+	u64 *table = page_address(t->root);
+
+	for (int level = 4; level > 1; level--) {
+		u64 *e = &table[(gva >> (12 + 9 * (level - 1))) & 511];
+
+		if (!(*e & KL_PT_P)) {
+			struct page *page, *tags = NULL;
+
+			if (!build)
+				return NULL;
+			page = kl_table_page_alloc(vm);
+			if (page && level == 2 && t->track_gpa) {
+				tags = kl_table_page_alloc(vm);
+				if (tags) {
+					set_page_private(page, (unsigned long)tags);
+				} else {
+					kl_table_page_free(vm, page);
+					page = NULL;
+				}
+			}
+			if (!page)
+				return ERR_PTR(-ENOMEM);
+			t->nr_tables++;
+			vm->stat.mmu_cache_miss++;
+			*e = page_to_phys(page) | NONLEAF_FLAGS;
+		}
+		table = table_of(*e);
+	}
+	if (pt)
+		*pt = virt_to_page(table);
+	return &table[(gva >> 12) & 511];
+}
+
+int kl_stree_install(struct kl_vm *vm, struct kl_stree *t, u64 gva, u64 gpa, u64 flags,
+		     bool from_large)
+{
+	struct page *page, *pt;
+	u64 *spte, *tags;
+	int r;
+
+	r = kl_pin_gfn(vm, gpa >> PAGE_SHIFT, flags & KL_PT_W, &page);
+	if (r)
+		return r;
+	spte = kl_stree_pte(vm, t, gva, true, &pt);
+	if (IS_ERR(spte)) {
+		kl_unpin_page(vm, page, false);
+		return PTR_ERR(spte);
+	}
+	if (*spte & KL_PT_P)
+		kl_drop_leaf(vm, spte);	/* an upgrade, e.g. read-only to writable */
+	*spte = page_to_phys(page) | flags | (from_large ? KL_SPTE_FROM_LARGE : 0);
+	tags = tags_of(pt);
+	if (tags)
+		tags[spte - (u64 *)page_address(pt)] = gpa & KL_PT_ADDR;
+	vm->stat.pages_4k++;
+	return 0;
+}
+
+int kl_stree_fill(struct kl_vcpu *vcpu, struct kl_stree *t, u64 gva,
+		  const struct kl_walk *w, u32 access)
+{
+	return kl_stree_install(vcpu->vm, t, gva, w->gpa, kl_shadow_leaf_flags(vcpu, w, access),
+				w->level > 1);
+}
+
+/*
+ * One translation, as INVLPG drops it. For a guest large page the shadow
+ * holds up to 512 small entries for it; INVLPG anywhere in the large page
+ * must drop them all, so every entry marked as filled from a large page in
+ * that PT goes.
+ */
+void kl_stree_zap_gva(struct kl_vm *vm, struct kl_stree *t, u64 gva)
+{
+	struct page *pt;
+	u64 *spte = kl_stree_pte(vm, t, gva, false, &pt);
+
+	if (!spte || !(*spte & KL_PT_P))
+		return;
+	if (*spte & KL_SPTE_FROM_LARGE) {
+		u64 *table = page_address(pt);
+
+		for (int i = 0; i < 512; i++)
+			if ((table[i] & KL_PT_P) && (table[i] & KL_SPTE_FROM_LARGE))
+				kl_drop_leaf(vm, &table[i]);
+	} else {
+		kl_drop_leaf(vm, spte);
+	}
+}
+
+static void for_each_leaf(struct kl_vcpu *vcpu, u64 *table, int level, u64 va,
+			  kl_leaf_fn fn, void *ctx)
+{
+	for (int i = 0; i < 512; i++) {
+		u64 e = table[i], sub = va | ((u64)i << (12 + 9 * (level - 1)));
+
+		if (!(e & KL_PT_P))
+			continue;
+		if (level == 4 && i >= 256)
+			sub |= 0xffff000000000000ULL;	/* canonical upper half */
+		if (level == 1) {
+			u64 *tags = tags_of(virt_to_page(table));
+
+			fn(vcpu, sub, &table[i], tags ? tags[i] : 0, ctx);
+		} else {
+			for_each_leaf(vcpu, table_of(e), level - 1, sub, fn, ctx);
+		}
+	}
+}
+
+void kl_stree_for_each_leaf(struct kl_vcpu *vcpu, struct kl_stree *t, kl_leaf_fn fn, void *ctx)
+{
+	for_each_leaf(vcpu, page_address(t->root), 4, 0, fn, ctx);
+}

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Nested paging (mmu=npt): the hardware baseline. The guest owns its page
+ * tables and CR3 outright — no #PF, CR3 or INVLPG intercepts — and the CPU
+ * walks them, then walks ours: one nested table per VM mapping guest-
+ * physical to host-physical. We build it lazily, a 4 KiB page per nested
+ * page fault (NPF), and tear it down only when memslots change.
+ *
+ * The cost moves into the hardware: a TLB miss walks up to 24 entries
+ * (4 guest levels, each translated through 4 nested levels, plus the
+ * data), instead of taking an exit.
+ *
+ * The nested table has the host's format: when the host kernel runs with
+ * 5-level paging (CR4.LA57 — the test machine's -cpu max offers it), the
+ * CPU walks five levels. Guest-physical space stays below 2^48 (memslots
+ * are limited to it), so a PML5 with one entry over the 4-level tree does.
+ */
+#include <linux/mm.h>
+#include <linux/mutex.h>
+#include <linux/slab.h>
+#include <asm/io.h>
+#include "../core/kvmlab.h"
+
+/* Nested leaves grant everything: the guest's own tables do the policing. */
+#define NPT_LEAF	(KL_PT_P | KL_PT_W | KL_PT_U | KL_PT_A | KL_PT_D)
+
+struct npt {
+	struct mutex lock;	/* vCPUs fault into one shared table */
+	struct kl_stree tree;
+	struct page *pml5;	/* NULL unless the host uses 5-level paging */
+};
+
+static inline struct npt *to_npt(struct kl_vm *vm)
+{
+	return vm->mmu_priv;
+}
+
+static u64 npt_root_hpa(struct kl_vcpu *vcpu)
+{
+	struct npt *npt = to_npt(vcpu->vm);
+
+	return page_to_phys(npt->pml5 ? npt->pml5 : npt->tree.root);
+}
+
+static int npt_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
+{
+	struct npt *npt = to_npt(vcpu->vm);
+	u64 gpa = pf->addr, *spte;
+	int r = 0;
+
+	if (!kl_gfn_to_memslot(vcpu->vm, gpa >> PAGE_SHIFT)) {
+		pf->gpa = gpa;
+		return KL_PF_MMIO;
+	}
+	if (pf->error & KL_PF_RSVD)
+		return -EIO;	/* our own table is malformed: never expected */
+	mutex_lock(&npt->lock);
+	spte = kl_stree_pte(vcpu->vm, &npt->tree, gpa, false, NULL);
+	if (spte && (*spte & KL_PT_P))
+		r = KL_PF_RETRY;	/* another vCPU got there first */
+	else
+		r = kl_stree_install(vcpu->vm, &npt->tree, gpa, gpa, NPT_LEAF, false);
+	mutex_unlock(&npt->lock);
+	if (r < 0)
+		return r;
+	return r == KL_PF_RETRY ? KL_PF_RETRY : KL_PF_FIXED;
+}
+
+/* Guest CR3 loads and INVLPG never reach us; these do. */
+static void npt_nothing(struct kl_vcpu *vcpu, u64 gva)
+{
+}
+
+static void npt_load_cr3(struct kl_vcpu *vcpu)
+{
+	kl_vendor->flush_guest_tlb(vcpu);
+}
+
+/*
+ * CR0/CR4 writes are intercepted (to follow the paging mode), so a
+ * CR4.PGE toggle or a WP change the guest meant as a TLB flush must be
+ * carried out here.
+ */
+static void npt_flush(struct kl_vcpu *vcpu)
+{
+	kl_vendor->flush_guest_tlb(vcpu);
+}
+
+static void npt_memslots_changed(struct kl_vm *vm)
+{
+	struct npt *npt = to_npt(vm);
+
+	mutex_lock(&npt->lock);
+	kl_stree_zap_all(vm, &npt->tree);
+	mutex_unlock(&npt->lock);
+	for (int i = 0; i < vm->nr_vcpus; i++)
+		kl_vendor->flush_guest_tlb(vm->vcpus[i]);
+}
+
+static int npt_vm_init(struct kl_vm *vm)
+{
+	struct npt *npt = kzalloc(sizeof(*npt), GFP_KERNEL_ACCOUNT);
+
+	if (!npt)
+		return -ENOMEM;
+	mutex_init(&npt->lock);
+	if (kl_stree_init(vm, &npt->tree, false))
+		goto fail;
+	if (pgtable_l5_enabled()) {
+		npt->pml5 = kl_table_page_alloc(vm);
+		if (!npt->pml5) {
+			kl_stree_destroy(vm, &npt->tree);
+			goto fail;
+		}
+		*(u64 *)page_address(npt->pml5) = page_to_phys(npt->tree.root) |
+			KL_PT_P | KL_PT_W | KL_PT_U | KL_PT_A;
+	}
+	vm->mmu_priv = npt;
+	return 0;
+fail:
+	kfree(npt);
+	return -ENOMEM;
+}
+
+static void npt_vm_destroy(struct kl_vm *vm)
+{
+	if (to_npt(vm)->pml5)
+		kl_table_page_free(vm, to_npt(vm)->pml5);
+	kl_stree_destroy(vm, &to_npt(vm)->tree);
+	kfree(vm->mmu_priv);
+	vm->mmu_priv = NULL;
+}
+
+static int npt_vcpu_init(struct kl_vcpu *vcpu)
+{
+	return 0;
+}
+
+static void npt_vcpu_destroy(struct kl_vcpu *vcpu)
+{
+}
+
+const struct kl_mmu_ops kl_npt_ops = {
+	.name = "npt",
+	.hw_paging = true,
+	.vm_init = npt_vm_init,
+	.vm_destroy = npt_vm_destroy,
+	.vcpu_init = npt_vcpu_init,
+	.vcpu_destroy = npt_vcpu_destroy,
+	.root_hpa = npt_root_hpa,
+	.page_fault = npt_page_fault,
+	.load_cr3 = npt_load_cr3,
+	.invlpg = npt_nothing,
+	.flush_tlb = npt_flush,
+	.mode_changed = npt_flush,
+	.memslots_changed = npt_memslots_changed,
+};
