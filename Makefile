@@ -42,7 +42,8 @@ testmachine: harness workloads kmod abitest
 	$(MAKE) -C testmachine BUILD=$(BUILD)
 
 run: deps build
-	./kvmlab run --hv kvm-shadow,kvm-npt,kvmlab-vtlb --workload all
+	./kvmlab run --hv kvm-shadow,kvm-npt,kvmlab-vtlb,kvmlab-shadow,kvmlab-cached,kvmlab-npt \
+		--workload all
 	@echo "(plots and tables: see the results directory printed above)"
 
 test: deps build

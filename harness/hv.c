@@ -42,6 +42,12 @@ static const struct hv hvs[] = {
 		.about = "kvmlab, shadow tables per root with naive resync (mmu=shadow)",
 	},
 	{
+		.name = "kvmlab-cached", .device = "/dev/kvmlab",
+		.module = "kvmlab", .ko = "kvmlab.ko", .params = "mmu=cached",
+		.vm_type = KVMLAB_VM_TYPE_MMU(KVMLAB_MMU_CACHED),
+		.about = "kvmlab, write-protected shadow caching, KVM 2007 (mmu=cached)",
+	},
+	{
 		.name = "kvmlab-npt", .device = "/dev/kvmlab",
 		.module = "kvmlab", .ko = "kvmlab.ko", .params = "mmu=npt",
 		.vm_type = KVMLAB_VM_TYPE_MMU(KVMLAB_MMU_NPT),

@@ -326,13 +326,20 @@ int results_plot(const char *dir)
 		err_errno("cannot write the plot files in %s", dir);
 		goto out;
 	}
+	/* Workloads with at least one measured run: an empty panel breaks gnuplot. */
 	for (int i = 0; i < n; i++) {
 		bool seen = false;
 
+		if (!a[i].ok || a[i].ops <= 0)
+			continue;
 		for (int w = 0; w < nwl; w++)
 			seen |= !strcmp(wls[w], a[i].workload);
 		if (!seen && nwl < 64)
 			wls[nwl++] = a[i].workload;
+	}
+	if (!nwl) {
+		err("%s: no successful run to plot", dir);
+		goto out;
 	}
 	/* One data block per workload: "hv exits_per_op", blocks split by two blank lines. */
 	for (int w = 0; w < nwl; w++) {

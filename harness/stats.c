@@ -81,7 +81,7 @@ int stats_read(const struct stats *s, uint64_t *values)
 	return 0;
 }
 
-int stats_is_cumulative(const struct stats *s, int i)
+int stats_is_peak(const struct stats *s, int i)
 {
-	return (s->desc[i].flags & KVM_STATS_TYPE_MASK) == KVM_STATS_TYPE_CUMULATIVE;
+	return (s->desc[i].flags & KVM_STATS_TYPE_MASK) == KVM_STATS_TYPE_PEAK;
 }

@@ -30,7 +30,7 @@ int stats_open(struct stats *s, int fd);
 void stats_close(struct stats *s);
 /* values[i] = first element of descriptor i. */
 int stats_read(const struct stats *s, uint64_t *values);
-/* Cumulative counters are deltas; instant and peak values are levels. */
-int stats_is_cumulative(const struct stats *s, int i);
+/* Peak statistics are reported as levels (the peak itself), not deltas. */
+int stats_is_peak(const struct stats *s, int i);
 
 #endif

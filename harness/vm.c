@@ -243,7 +243,8 @@ static const char *stat_name(const struct vm *vm, int i)
 /*
  * Deltas over the phase. The port write that closed the phase is one exit
  * and one I/O exit of the harness's own making: it is taken out, so a
- * workload that exits nowhere reads exits = 0.
+ * workload that exits nowhere reads exits = 0. A peak statistic is a level
+ * whose delta means nothing: it is reported as its value at the end.
  */
 static void record_deltas(struct vm *vm, const uint64_t *end, struct run_result *r)
 {
@@ -252,7 +253,10 @@ static void record_deltas(struct vm *vm, const uint64_t *end, struct run_result 
 	r->ncounters = 0;
 	for (int i = 0; i < n && r->ncounters < MAX_COUNTERS; i++) {
 		const char *name = stat_name(vm, i);
-		int64_t d = (int64_t)(end[i] - vm->snap[i]);
+		bool vm_stat = i < vm->vm_stats.count;
+		const struct stats *st = vm_stat ? &vm->vm_stats : &vm->vcpu_stats;
+		int64_t d = stats_is_peak(st, vm_stat ? i : i - vm->vm_stats.count) ?
+			    (int64_t)end[i] : (int64_t)(end[i] - vm->snap[i]);
 
 		if (i >= vm->vm_stats.count && (!strcmp(name, "exits") || !strcmp(name, "io_exits")))
 			d -= 1;

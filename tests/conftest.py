@@ -13,6 +13,7 @@ KVMLAB = TOP / "kvmlab"
 HARNESS = TOP / "build" / "bin" / "kvmlab"
 TM_RUN = TOP / "testmachine" / "run"
 CHECK_DMESG = TOP / "testmachine" / "check-dmesg"
+ALL_HVS = ["kvm-shadow", "kvm-npt", "kvmlab-vtlb", "kvmlab-shadow", "kvmlab-cached", "kvmlab-npt"]
 
 
 def run(cmd, timeout=900, **kw):
@@ -39,7 +40,7 @@ class Matrix:
 
     def __init__(self, results_root):
         self.run_id = "pytest-matrix"
-        self.proc = run([KVMLAB, "run", "--hv", "kvm-shadow,kvm-npt,kvmlab-vtlb", "--workload", "all",
+        self.proc = run([KVMLAB, "run", "--hv", ",".join(ALL_HVS), "--workload", "all",
                          "--results", results_root, "--run-id", self.run_id])
         self.results_root = Path(results_root)
         self.dir = self.results_root / self.run_id

@@ -197,6 +197,26 @@ int kl_fetch_decode(struct kl_vcpu *vcpu, struct kl_insn *in)
 	return 0;
 }
 
+int kl_insn_store(struct kl_vcpu *vcpu, const struct kl_insn *in, int *size, u64 *val)
+{
+	u8 op = in->opcode[in->opcode_len - 1];
+
+	if (in->opcode_len != 1 || !in->mem || (op != 0x88 && op != 0x89 && op != 0xc6 && op != 0xc7))
+		return -EOPNOTSUPP;
+	*size = (op == 0x88 || op == 0xc6) ? 1 : in->opsize;
+	*val = 0;
+	if (op == 0xc6 || op == 0xc7)
+		*val = in->imm;
+	else if (*size == 1 && !(in->rex_w || in->rex_r || in->rex_x || in->rex_b) &&
+		 in->reg >= 4 && in->reg < 8)
+		*val = vcpu->regs[in->reg - 4] >> 8;	/* AH..BH without REX */
+	else
+		*val = vcpu->regs[in->reg];
+	if (*size < 8)
+		*val &= (1ULL << (8 * *size)) - 1;
+	return 0;
+}
+
 /* A guest access that hit no memslot: hand it to userspace as KVM_EXIT_MMIO. */
 int kl_emulate(struct kl_vcpu *vcpu, struct kl_pf_info *mmio)
 {
@@ -218,10 +238,10 @@ int kl_emulate(struct kl_vcpu *vcpu, struct kl_pf_info *mmio)
 		return 0;
 	}
 	op = in.opcode[in.opcode_len - 1];
-	size = (in.opcode_len == 1 && (op == 0x88 || op == 0x8a || op == 0xc6)) ? 1 : in.opsize;
-	if (in.opcode_len == 2)
-		size = op == 0xb6 ? 1 : 2;	/* MOVZX reads a byte or a word */
-	write = in.opcode_len == 1 && (op == 0x88 || op == 0x89 || op == 0xc6 || op == 0xc7);
+	write = kl_insn_store(vcpu, &in, &size, &val) == 0;
+	if (!write)
+		size = in.opcode_len == 2 ? (op == 0xb6 ? 1 : 2) :	/* MOVZX: byte or word */
+		       op == 0x8a ? 1 : in.opsize;
 
 	run->exit_reason = KVM_EXIT_MMIO;
 	run->mmio.phys_addr = mmio->gpa;
@@ -230,13 +250,6 @@ int kl_emulate(struct kl_vcpu *vcpu, struct kl_pf_info *mmio)
 	vcpu->stat.mmio_exits++;
 	vcpu->mmio_next_rip = vcpu->rip + in.len;
 	if (write) {
-		if (op == 0xc6 || op == 0xc7)
-			val = in.imm;
-		else if (size == 1 && !in.rex_w && !in.rex_r && in.reg >= 4 && in.reg < 8 &&
-			 !(in.rex_b || in.rex_x))
-			val = vcpu->regs[in.reg - 4] >> 8;	/* AH..BH without REX */
-		else
-			val = vcpu->regs[in.reg];
 		memcpy(run->mmio.data, &val, size);
 		vcpu->rip = vcpu->mmio_next_rip;
 		return 0;

@@ -59,6 +59,7 @@ struct kl_vm_stat {
 	u64 mmu_cache_miss;	/* shadow table had to be built */
 	u64 pages_4k;		/* instant: 4 KiB translations in shadow/NPT tables */
 	u64 shadow_pages;	/* instant: shadow table pages held */
+	u64 shadow_pages_peak;	/* peak: the most ever held at once */
 	u64 shadow_pages_alloc;
 	u64 shadow_pages_freed;
 	u64 pinned_pages;	/* instant: guest pages referenced by sptes */
@@ -203,7 +204,7 @@ struct kl_mmu_ops {
 	void (*memslots_changed)(struct kl_vm *vm);
 };
 
-extern const struct kl_mmu_ops kl_vtlb_ops, kl_shadow_ops, kl_npt_ops;
+extern const struct kl_mmu_ops kl_vtlb_ops, kl_shadow_ops, kl_cached_ops, kl_npt_ops;
 const struct kl_mmu_ops *kl_mmu_find(const char *name);
 int kl_mmu_index(const struct kl_mmu_ops *mmu);	/* KVMLAB_MMU_* number */
 
@@ -226,6 +227,8 @@ struct kl_walk {
 	int level;		/* 1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB */
 	bool writable, user, nx;	/* effective permissions over all levels */
 	bool accessed;		/* every level's A bit (and the leaf's D) already set */
+	u64 table[5];		/* [level]: gpa of the guest table walked at that level */
+	u64 entry[5];		/* [level]: the entry read there */
 	u32 error;		/* #PF error code when the walk faults */
 };
 
@@ -290,6 +293,8 @@ struct kl_insn {
 };
 
 int kl_fetch_decode(struct kl_vcpu *vcpu, struct kl_insn *insn);
+/* A decoded MOV store to memory: its width and the value it writes. */
+int kl_insn_store(struct kl_vcpu *vcpu, const struct kl_insn *in, int *size, u64 *val);
 int kl_emulate(struct kl_vcpu *vcpu, struct kl_pf_info *mmio);
 
 /* ---- vCPU services (vcpu.c) ---- */

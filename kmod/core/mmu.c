@@ -77,6 +77,7 @@ struct page *kl_table_page_alloc(struct kl_vm *vm)
 	if (!page)
 		return NULL;
 	vm->stat.shadow_pages++;
+	vm->stat.shadow_pages_peak = max(vm->stat.shadow_pages_peak, vm->stat.shadow_pages);
 	vm->stat.shadow_pages_alloc++;
 	atomic_long_inc(&kl_table_pages_live);
 	return page;
@@ -157,6 +158,8 @@ static int walk_once(struct kl_vcpu *vcpu, u64 gva, u32 access, bool set_ad,
 		pte_gpa = table + ((gva >> (12 + 9 * (level - 1))) & 511) * 8;
 		if (kl_read_guest(vcpu->vm, pte_gpa, &pte, 8))
 			return -ENOENT;		/* table outside RAM */
+		w->table[level] = table;
+		w->entry[level] = pte;
 		if (!(pte & KL_PT_P))
 			goto fault;
 		large = level > 1 && (pte & KL_PT_PS);

@@ -24,6 +24,7 @@ struct stat_def {
 
 #define CUMUL	(KVM_STATS_TYPE_CUMULATIVE | KVM_STATS_UNIT_NONE | KVM_STATS_BASE_POW10)
 #define INSTANT	(KVM_STATS_TYPE_INSTANT | KVM_STATS_UNIT_NONE | KVM_STATS_BASE_POW10)
+#define PEAK	(KVM_STATS_TYPE_PEAK | KVM_STATS_UNIT_NONE | KVM_STATS_BASE_POW10)
 #define VM_STAT(n, f)	{ #n, f, offsetof(struct kl_vm_stat, n) }
 #define VCPU_STAT(n)	{ #n, CUMUL, offsetof(struct kl_vcpu_stat, n) }
 
@@ -35,6 +36,7 @@ static const struct stat_def vm_stats[] = {
 	VM_STAT(mmu_cache_miss, CUMUL),
 	VM_STAT(pages_4k, INSTANT),
 	VM_STAT(shadow_pages, INSTANT),
+	VM_STAT(shadow_pages_peak, PEAK),
 	VM_STAT(shadow_pages_alloc, CUMUL),
 	VM_STAT(shadow_pages_freed, CUMUL),
 	VM_STAT(pinned_pages, INSTANT),

@@ -1,0 +1,588 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Write-protected shadow-table caching (mmu=cached): KVM's design of
+ * January 2007.
+ *
+ * A shadow page shadows one guest page table. It is named by the guest
+ * table's frame (gfn) and a role — its level, whether it maps a guest large
+ * page directly, and the rights accumulated above it — and kept in a hash
+ * table, so every address space that uses the same guest table (the
+ * kernel's half of every process, say) shares one shadow page, and a CR3
+ * load finds the new root's shadow already built.
+ *
+ * Keeping cached shadows correct needs to know every write to a guest page
+ * table. So each guest table that is shadowed is write-protected: every
+ * shadow leaf that maps its frame is made read-only, found through the
+ * reverse map (gfn -> the leaf sptes that map it). A guest write then traps
+ * as a #PF; we decode the instruction, perform the write, and zap the
+ * shadow entry it changed (mmu_pte_write). A table written three times
+ * without being used as a table in between is probably no longer one (the
+ * guest freed it and is filling it with data): it is unshadowed
+ * (mmu_flooded), which lifts the write protection.
+ *
+ * Because shadows never go stale, INVLPG needs no work and a CR3 load costs
+ * a lookup. The shadow memory is capped (cached_max_pages): the least
+ * recently used shadow pages are recycled (mmu_recycled).
+ *
+ * One vCPU per VM: shadow pages are shared, and zapping one under another
+ * vCPU running in guest mode would need an IPI to make it exit first.
+ */
+#include <linux/hash.h>
+#include <linux/list.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <asm/io.h>
+#include "../core/kvmlab.h"
+
+static unsigned int cached_max_pages = 2048;
+module_param(cached_max_pages, uint, 0644);
+MODULE_PARM_DESC(cached_max_pages, "cached: shadow pages per VM before LRU recycling");
+
+#define HASH_BITS	10
+#define FLOOD_WRITES	3
+#define NONLEAF_FLAGS	(KL_PT_P | KL_PT_W | KL_PT_U | KL_PT_A)
+#define ALL_ACCESS	7	/* W | U | X */
+
+union role {
+	u32 word;
+	struct {
+		u32 level:3;
+		u32 direct:1;	/* maps frames of a guest large page, not a guest table */
+		u32 access:3;	/* W U X allowed by the levels above */
+		u32 cr0_wp:1;
+		u32 efer_nx:1;
+	};
+};
+
+struct parent {
+	struct sp *sp;
+	int index;
+};
+
+struct sp {
+	struct hlist_node hash;
+	struct list_head lru;		/* most recently used last */
+	u64 gfn;
+	union role role;
+	u64 *table;
+	u64 *leaf_gfn;			/* level 1: the gfn each leaf maps (for the rmap) */
+	struct parent *parents;		/* entries that point here */
+	int nr_parents, max_parents;
+	int write_count;
+};
+
+struct rmap {
+	struct hlist_node node;
+	u64 gfn;
+	u64 *spte;
+};
+
+struct cache {
+	struct hlist_head sps[1 << HASH_BITS];
+	struct hlist_head rmaps[1 << HASH_BITS];
+	struct list_head lru;
+	unsigned int nr_sps;
+	struct sp *root;		/* the one vCPU's */
+	bool vcpu_gone;			/* teardown: no vCPU left to flush */
+};
+
+static inline struct cache *to_cache(struct kl_vm *vm)
+{
+	return vm->mmu_priv;
+}
+
+static inline struct kl_vcpu *the_vcpu(struct kl_vm *vm)
+{
+	return vm->nr_vcpus ? vm->vcpus[0] : NULL;
+}
+
+static void flush_tlb(struct kl_vm *vm)
+{
+	if (the_vcpu(vm) && !to_cache(vm)->vcpu_gone)
+		kl_vendor->flush_guest_tlb(the_vcpu(vm));
+}
+
+/* ---- the reverse map: gfn -> leaf sptes ---- */
+
+static int rmap_add(struct cache *c, u64 gfn, u64 *spte)
+{
+	struct rmap *r = kmalloc(sizeof(*r), GFP_KERNEL_ACCOUNT);
+
+	if (!r)
+		return -ENOMEM;
+	r->gfn = gfn;
+	r->spte = spte;
+	hlist_add_head(&r->node, &c->rmaps[hash_64(gfn, HASH_BITS)]);
+	return 0;
+}
+
+static void rmap_remove(struct cache *c, u64 gfn, u64 *spte)
+{
+	struct rmap *r;
+
+	hlist_for_each_entry(r, &c->rmaps[hash_64(gfn, HASH_BITS)], node) {
+		if (r->spte == spte) {
+			hlist_del(&r->node);
+			kfree(r);
+			return;
+		}
+	}
+}
+
+/* Make every leaf that maps gfn read-only: gfn now holds a shadowed table. */
+static void write_protect(struct kl_vm *vm, u64 gfn)
+{
+	struct rmap *r;
+	bool changed = false;
+
+	hlist_for_each_entry(r, &to_cache(vm)->rmaps[hash_64(gfn, HASH_BITS)], node) {
+		if (r->gfn == gfn && (*r->spte & KL_PT_W)) {
+			*r->spte &= ~KL_PT_W;
+			changed = true;
+		}
+	}
+	if (changed)
+		flush_tlb(vm);
+}
+
+/* ---- shadow pages ---- */
+
+static bool gfn_is_table(struct cache *c, u64 gfn)
+{
+	struct sp *sp;
+
+	hlist_for_each_entry(sp, &c->sps[hash_64(gfn, HASH_BITS)], hash)
+		if (sp->gfn == gfn && !sp->role.direct)
+			return true;
+	return false;
+}
+
+static int add_parent(struct sp *child, struct sp *parent, int index)
+{
+	if (child->nr_parents == child->max_parents) {
+		int n = child->max_parents ? 2 * child->max_parents : 4;
+		struct parent *p = krealloc(child->parents, n * sizeof(*p), GFP_KERNEL_ACCOUNT);
+
+		if (!p)
+			return -ENOMEM;
+		child->parents = p;
+		child->max_parents = n;
+	}
+	child->parents[child->nr_parents++] = (struct parent) { parent, index };
+	return 0;
+}
+
+static void remove_parent(struct sp *child, struct sp *parent, int index)
+{
+	for (int i = 0; i < child->nr_parents; i++) {
+		if (child->parents[i].sp == parent && child->parents[i].index == index) {
+			child->parents[i] = child->parents[--child->nr_parents];
+			return;
+		}
+	}
+}
+
+static inline struct sp *child_of(u64 spte)
+{
+	return (struct sp *)page_private(pfn_to_page((spte & KL_PT_ADDR) >> PAGE_SHIFT));
+}
+
+/* Clear one entry of a shadow page, whatever it points to. */
+static void zap_entry(struct kl_vm *vm, struct sp *sp, int i)
+{
+	u64 *e = &sp->table[i];
+
+	if (!(*e & KL_PT_P))
+		return;
+	if (sp->role.level == 1) {
+		rmap_remove(to_cache(vm), sp->leaf_gfn[i], e);
+		kl_drop_leaf(vm, e);
+	} else {
+		remove_parent(child_of(*e), sp, i);
+		*e = 0;
+	}
+}
+
+static void zap_sp(struct kl_vm *vm, struct sp *sp)
+{
+	struct cache *c = to_cache(vm);
+
+	while (sp->nr_parents) {
+		struct parent p = sp->parents[sp->nr_parents - 1];
+
+		zap_entry(vm, p.sp, p.index);
+	}
+	for (int i = 0; i < 512; i++)
+		zap_entry(vm, sp, i);
+	if (c->root == sp)
+		c->root = NULL;		/* reloaded at the next entry */
+	hlist_del(&sp->hash);
+	list_del(&sp->lru);
+	set_page_private(virt_to_page(sp->table), 0);
+	kl_table_page_free(vm, virt_to_page(sp->table));
+	kfree(sp->leaf_gfn);
+	kfree(sp->parents);
+	kfree(sp);
+	c->nr_sps--;
+	vm->stat.mmu_shadow_zapped++;
+	flush_tlb(vm);
+}
+
+static void zap_all(struct kl_vm *vm)
+{
+	struct cache *c = to_cache(vm);
+
+	while (!list_empty(&c->lru))
+		zap_sp(vm, list_first_entry(&c->lru, struct sp, lru));
+}
+
+/*
+ * Stay under the cap: recycle the least recently used, never the root. The
+ * shadow pages of the path being filled were just looked up, so they are
+ * the most recently used and go last; the floor of 16 keeps them safe.
+ */
+static void make_room(struct kl_vm *vm)
+{
+	struct cache *c = to_cache(vm);
+	unsigned int cap = max(cached_max_pages, 16U);
+	struct sp *sp, *next;
+
+	list_for_each_entry_safe(sp, next, &c->lru, lru) {
+		if (c->nr_sps + 2 < cap)
+			return;
+		if (sp == c->root)
+			continue;
+		vm->stat.mmu_recycled++;
+		zap_sp(vm, sp);		/* frees sp only: its children stay cached */
+	}
+}
+
+static struct sp *get_sp(struct kl_vcpu *vcpu, u64 gfn, union role role, bool *hit)
+{
+	struct kl_vm *vm = vcpu->vm;
+	struct cache *c = to_cache(vm);
+	struct page *page;
+	struct sp *sp;
+
+	hlist_for_each_entry(sp, &c->sps[hash_64(gfn, HASH_BITS)], hash) {
+		if (sp->gfn == gfn && sp->role.word == role.word) {
+			list_move_tail(&sp->lru, &c->lru);
+			*hit = true;
+			return sp;
+		}
+	}
+	*hit = false;
+	make_room(vm);
+	sp = kzalloc(sizeof(*sp), GFP_KERNEL_ACCOUNT);
+	page = kl_table_page_alloc(vm);
+	if (sp && role.level == 1)
+		sp->leaf_gfn = kcalloc(512, sizeof(u64), GFP_KERNEL_ACCOUNT);
+	if (!sp || !page || (role.level == 1 && !sp->leaf_gfn)) {
+		if (page)
+			kl_table_page_free(vm, page);
+		if (sp)
+			kfree(sp->leaf_gfn);
+		kfree(sp);
+		return NULL;
+	}
+	sp->gfn = gfn;
+	sp->role = role;
+	sp->table = page_address(page);
+	set_page_private(page, (unsigned long)sp);
+	hlist_add_head(&sp->hash, &c->sps[hash_64(gfn, HASH_BITS)]);
+	list_add_tail(&sp->lru, &c->lru);
+	c->nr_sps++;
+	vm->stat.mmu_cache_miss++;
+	if (!role.direct)
+		write_protect(vm, gfn);
+	return sp;
+}
+
+static union role make_role(struct kl_vcpu *vcpu, int level, bool direct, u32 access)
+{
+	union role r = { .word = 0 };
+
+	r.level = level;
+	r.direct = direct;
+	r.access = access;
+	r.cr0_wp = !!(vcpu->cr0 & X86_CR0_WP);
+	r.efer_nx = !!(vcpu->efer & EFER_NX);
+	return r;
+}
+
+static u32 entry_access(u64 e)
+{
+	return ((e & KL_PT_W) ? 1 : 0) | ((e & KL_PT_U) ? 2 : 0) | ((e & KL_PT_NX) ? 0 : 4);
+}
+
+static int load_root(struct kl_vcpu *vcpu)
+{
+	struct cache *c = to_cache(vcpu->vm);
+	struct sp *root;
+	bool hit;
+
+	root = get_sp(vcpu, (vcpu->cr3 & KL_PT_ADDR) >> PAGE_SHIFT,
+		      make_role(vcpu, 4, false, ALL_ACCESS), &hit);
+	if (!root)
+		return -ENOMEM;
+	if (hit)
+		vcpu->vm->stat.mmu_root_hit++;
+	else
+		vcpu->vm->stat.mmu_root_miss++;
+	c->root = root;
+	kl_vendor->mmu_reload(vcpu);
+	return 0;
+}
+
+/*
+ * Link the shadow path for gva down to level 1, reusing cached shadow
+ * pages, and install the leaf. Each level's shadow page is the one for the
+ * guest table the walk went through (or, under a guest large page, the
+ * direct page for its frames).
+ */
+static int fill(struct kl_vcpu *vcpu, u64 gva, const struct kl_walk *w, u32 access)
+{
+	struct kl_vm *vm = vcpu->vm;
+	struct cache *c = to_cache(vm);
+	struct sp *sp = c->root;
+	u32 acc = ALL_ACCESS;
+	u64 flags;
+	struct page *page;
+	int level, i, r;
+
+	for (level = 4; level > 1; level--) {
+		struct sp *child;
+		bool hit, direct;
+		u64 gfn, *e;
+
+		sp->write_count = 0;	/* used as a table: not being overwritten */
+		i = (gva >> (12 + 9 * (level - 1))) & 511;
+		e = &sp->table[i];
+		if (sp->role.direct) {
+			/* Inside a guest large page: frames follow from our own gfn. */
+			direct = true;
+			gfn = sp->gfn + ((u64)i << (9 * (level - 2)));
+		} else {
+			acc &= entry_access(w->entry[level]);
+			direct = w->level == level;	/* a guest large page starts here */
+			if (direct)
+				gfn = (w->entry[level] & KL_PT_ADDR &
+				       ~((1ULL << (12 + 9 * (level - 1))) - 1)) >> PAGE_SHIFT;
+			else
+				gfn = w->table[level - 1] >> PAGE_SHIFT;
+			/*
+			 * Direct pages are shared by every guest large entry that
+			 * maps the same frames. While this one is clean its role
+			 * lacks W, so the first write through it faults and sets D
+			 * here rather than finding another entry's writable spte.
+			 */
+			if (direct && !(w->pte & KL_PT_D))
+				acc &= ~1U;
+		}
+		child = get_sp(vcpu, gfn, make_role(vcpu, level - 1, direct, acc), &hit);
+		if (!child)
+			return -ENOMEM;
+		if (!c->root)
+			return -EAGAIN;		/* the cap recycled our own path: start over */
+		if ((*e & KL_PT_P) && child_of(*e) != child)
+			zap_entry(vm, sp, i);
+		if (!(*e & KL_PT_P)) {
+			r = add_parent(child, sp, i);
+			if (r)
+				return r;
+			*e = virt_to_phys(child->table) | NONLEAF_FLAGS;
+		}
+		sp = child;
+	}
+	sp->write_count = 0;
+	i = (gva >> 12) & 511;
+	flags = kl_shadow_leaf_flags(vcpu, w, access);
+	if (!(sp->role.access & 1))
+		flags &= ~KL_PT_W;
+	if (gfn_is_table(c, w->gpa >> PAGE_SHIFT))
+		flags &= ~KL_PT_W;	/* a guest page table: writes must trap */
+	zap_entry(vm, sp, i);
+	r = kl_pin_gfn(vm, w->gpa >> PAGE_SHIFT, flags & KL_PT_W, &page);
+	if (r)
+		return r;
+	r = rmap_add(c, w->gpa >> PAGE_SHIFT, &sp->table[i]);
+	if (r) {
+		kl_unpin_page(vm, page, false);
+		return r;
+	}
+	sp->table[i] = page_to_phys(page) | flags;
+	sp->leaf_gfn[i] = w->gpa >> PAGE_SHIFT;
+	vm->stat.pages_4k++;
+	return 0;
+}
+
+/* Give up shadowing gfn: its writes are then plain stores again. */
+static void unshadow(struct kl_vm *vm, u64 gfn)
+{
+	struct cache *c = to_cache(vm);
+	struct hlist_node *next;
+	struct sp *sp;
+
+	hlist_for_each_entry_safe(sp, next, &c->sps[hash_64(gfn, HASH_BITS)], hash)
+		if (sp->gfn == gfn && !sp->role.direct)
+			zap_sp(vm, sp);
+}
+
+/*
+ * The guest wrote to a page table we shadow. Perform the store, then bring
+ * each shadow of that table up to date by zapping the entry it covers (the
+ * next access refaults and rebuilds it from the new guest entry).
+ */
+static int emulate_pt_write(struct kl_vcpu *vcpu, u64 gpa)
+{
+	struct kl_vm *vm = vcpu->vm;
+	struct cache *c = to_cache(vm);
+	struct hlist_node *next;
+	struct kl_insn in;
+	struct sp *sp;
+	int size, r;
+	u64 val;
+
+	r = kl_fetch_decode(vcpu, &in);
+	if (r == 0)
+		r = kl_insn_store(vcpu, &in, &size, &val);
+	if (r || (gpa & ~PAGE_MASK) + size > PAGE_SIZE) {
+		/* Not a store we emulate: stop protecting, let the CPU do it. */
+		unshadow(vm, gpa >> PAGE_SHIFT);
+		return KL_PF_RETRY;
+	}
+	if (kl_write_guest(vm, gpa, &val, size))
+		return -EFAULT;
+	vm->stat.mmu_pte_write++;
+	hlist_for_each_entry_safe(sp, next, &c->sps[hash_64(gpa >> PAGE_SHIFT, HASH_BITS)], hash) {
+		if (sp->gfn != gpa >> PAGE_SHIFT || sp->role.direct)
+			continue;
+		if (++sp->write_count >= FLOOD_WRITES) {
+			vm->stat.mmu_flooded++;
+			zap_sp(vm, sp);
+			continue;
+		}
+		zap_entry(vm, sp, (gpa & ~PAGE_MASK) / 8);
+		if (size == 8 && (gpa & 7))
+			zap_entry(vm, sp, ((gpa & ~PAGE_MASK) / 8 + 1) & 511);
+	}
+	flush_tlb(vm);
+	vcpu->rip += in.len;
+	return KL_PF_RETRY;
+}
+
+static int cached_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
+{
+	u32 access = pf->error & (KL_PF_W | KL_PF_U | KL_PF_ID);
+	struct cache *c = to_cache(vcpu->vm);
+	struct kl_walk w;
+	int r;
+
+	r = kl_walk_guest(vcpu, pf->addr, access, true, &w);
+	if (r == -EFAULT) {
+		pf->guest_error = w.error;
+		return KL_PF_GUEST;
+	}
+	if (r)
+		return r;
+	if (!kl_gfn_to_memslot(vcpu->vm, w.gpa >> PAGE_SHIFT)) {
+		pf->gpa = w.gpa;
+		return KL_PF_MMIO;
+	}
+	if ((access & KL_PF_W) && gfn_is_table(c, w.gpa >> PAGE_SHIFT))
+		return emulate_pt_write(vcpu, w.gpa);
+	for (int tries = 0; tries < 3; tries++) {
+		if (!c->root && load_root(vcpu))
+			return -ENOMEM;
+		r = fill(vcpu, pf->addr, &w, access);
+		if (r != -EAGAIN)
+			break;
+	}
+	return r ? r : KL_PF_FIXED;
+}
+
+static void cached_load_cr3(struct kl_vcpu *vcpu)
+{
+	load_root(vcpu);
+}
+
+/* Shadows never go stale: INVLPG and a PGE toggle only flush the hardware TLB. */
+static void cached_invlpg(struct kl_vcpu *vcpu, u64 gva)
+{
+	kl_vendor->flush_guest_tlb(vcpu);
+}
+
+static void cached_flush_tlb(struct kl_vcpu *vcpu)
+{
+	kl_vendor->flush_guest_tlb(vcpu);
+}
+
+/* WP and NXE are part of every role: start over. */
+static void cached_mode_changed(struct kl_vcpu *vcpu)
+{
+	zap_all(vcpu->vm);
+}
+
+static void cached_memslots_changed(struct kl_vm *vm)
+{
+	zap_all(vm);
+}
+
+static u64 cached_root_hpa(struct kl_vcpu *vcpu)
+{
+	struct cache *c = to_cache(vcpu->vm);
+
+	if (!c->root && load_root(vcpu))
+		return 0;
+	return virt_to_phys(c->root->table);
+}
+
+static int cached_vm_init(struct kl_vm *vm)
+{
+	struct cache *c = kzalloc(sizeof(*c), GFP_KERNEL_ACCOUNT);
+
+	if (!c)
+		return -ENOMEM;
+	INIT_LIST_HEAD(&c->lru);
+	vm->mmu_priv = c;
+	return 0;
+}
+
+static void cached_vm_destroy(struct kl_vm *vm)
+{
+	zap_all(vm);
+	kfree(vm->mmu_priv);
+	vm->mmu_priv = NULL;
+}
+
+static int cached_vcpu_init(struct kl_vcpu *vcpu)
+{
+	if (vcpu->vm->nr_vcpus > 0) {
+		pr_info_ratelimited("kvmlab: mmu=cached supports one vCPU per VM\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void cached_vcpu_destroy(struct kl_vcpu *vcpu)
+{
+	zap_all(vcpu->vm);
+	to_cache(vcpu->vm)->vcpu_gone = true;
+}
+
+const struct kl_mmu_ops kl_cached_ops = {
+	.name = "cached",
+	.hw_paging = false,
+	.vm_init = cached_vm_init,
+	.vm_destroy = cached_vm_destroy,
+	.vcpu_init = cached_vcpu_init,
+	.vcpu_destroy = cached_vcpu_destroy,
+	.root_hpa = cached_root_hpa,
+	.page_fault = cached_page_fault,
+	.load_cr3 = cached_load_cr3,
+	.invlpg = cached_invlpg,
+	.flush_tlb = cached_flush_tlb,
+	.mode_changed = cached_mode_changed,
+	.memslots_changed = cached_memslots_changed,
+};
