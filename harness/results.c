@@ -244,6 +244,52 @@ static int aggregate(const struct csv *c, struct agg *out, int max)
 	return n;
 }
 
+/*
+ * Exits per operation of every hypervisor relative to Linux KVM's shadow
+ * MMU, one line per workload: the benchmark's headline comparison.
+ */
+static void print_ratios(const struct agg *a, int n, const char *base)
+{
+	const char *hvs[16];
+	int nhv = 0;
+
+	for (int i = 0; i < n; i++) {
+		bool seen = !strcmp(a[i].hv, base);
+
+		for (int h = 0; h < nhv; h++)
+			seen |= !strcmp(hvs[h], a[i].hv);
+		if (!seen && nhv < 16)
+			hvs[nhv++] = a[i].hv;
+	}
+	if (!nhv)
+		return;
+	printf("\nexits/op relative to %s (lower is fewer exits)\n%-10s", base, "workload");
+	for (int h = 0; h < nhv; h++)
+		printf(" %14s", hvs[h]);
+	printf("\n");
+	for (int i = 0; i < n; i++) {
+		double b;
+
+		if (strcmp(a[i].hv, base) || !a[i].ok || a[i].ops <= 0)
+			continue;
+		b = a[i].counter[0] / a[i].ops;
+		printf("%-10s", a[i].workload);
+		for (int h = 0; h < nhv; h++) {
+			const struct agg *o = NULL;
+
+			for (int j = 0; j < n && !o; j++)
+				if (!strcmp(a[j].hv, hvs[h]) && !strcmp(a[j].workload, a[i].workload) &&
+				    !strcmp(a[j].params, a[i].params))
+					o = &a[j];
+			if (!o || !o->ok || o->ops <= 0 || b <= 0)
+				printf(" %14s", "-");
+			else
+				printf(" %14.2f", (o->counter[0] / o->ops) / b);
+		}
+		printf("\n");
+	}
+}
+
 int results_print_table(const char *dir)
 {
 	struct csv c;
@@ -255,16 +301,16 @@ int results_print_table(const char *dir)
 		return -1;
 	}
 	n = aggregate(&c, a, MAX_ROWS);
-	printf("\n%-12s %-10s %4s %10s", "hv", "workload", "ok", "ops");
+	printf("\n%-13s %-10s %4s %10s", "hv", "workload", "ok", "ops");
 	for (int k = 0; table_counters[k]; k++)
 		printf(" %10.10s", table_counters[k]);
 	printf(" %10s  %s\n", "ns/op", "checksum");
-	printf("%-12s %-10s %4s %10s", "", "", "", "");
+	printf("%-13s %-10s %4s %10s", "", "", "", "");
 	for (int k = 0; table_counters[k]; k++)
 		printf(" %10s", "/op");
 	printf("\n");
 	for (int i = 0; i < n; i++) {
-		printf("%-12s %-10s %2d/%-1d %10.0f", a[i].hv, a[i].workload, a[i].ok,
+		printf("%-13s %-10s %2d/%-1d %10.0f", a[i].hv, a[i].workload, a[i].ok,
 		       a[i].reps, a[i].ok ? a[i].ops / a[i].ok : 0);
 		for (int k = 0; table_counters[k]; k++) {
 			if (!a[i].have[k] || a[i].ops == 0)
@@ -276,6 +322,7 @@ int results_print_table(const char *dir)
 		       a[i].ok ? a[i].checksum : "-",
 		       a[i].checksum_differs ? " (differs across reps!)" : "");
 	}
+	print_ratios(a, n, "kvm-shadow");
 	csv_free(&c);
 	free(a);
 	return 0;
