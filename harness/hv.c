@@ -173,18 +173,14 @@ static int check_mode(const struct hv *hv)
 void hv_ko_path(const struct hv *hv, char *out, size_t size)
 {
 	const char *env = getenv("KVMLAB_KO");
-	char exe[4096];
-	ssize_t n;
+	char dir[4096];
 
 	if (env) {
 		snprintf(out, size, "%s", env);
 		return;
 	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	exe[n > 0 ? n : 0] = 0;
-	if (strrchr(exe, '/'))
-		*strrchr(exe, '/') = 0;
-	snprintf(out, size, "%s/../kmod/%s", exe, hv->ko);
+	exe_dir(dir, sizeof(dir));
+	snprintf(out, size, "%s/../kmod/%s", dir, hv->ko);
 }
 
 int hv_prepare(const struct hv *hv, char *const *extra_params)

@@ -67,19 +67,15 @@ static int usage(void)
 
 static void default_workloads_dir(char *out, size_t size)
 {
-	char exe[PATH_MAX];
-	ssize_t n;
+	char dir[PATH_MAX];
 	const char *env = getenv("KVMLAB_WORKLOADS");
 
 	if (env) {
 		snprintf(out, size, "%s", env);
 		return;
 	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	exe[n > 0 ? n : 0] = 0;
-	if (strrchr(exe, '/'))
-		*strrchr(exe, '/') = 0;
-	snprintf(out, size, "%s/../workloads", exe);
+	exe_dir(dir, sizeof(dir));
+	snprintf(out, size, "%s/../workloads", dir);
 }
 
 /* Names of the workload images in dir, sorted. */

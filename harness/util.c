@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include "util.h"
 
 int err(const char *fmt, ...)
@@ -113,4 +114,13 @@ int mkdir_p(const char *path)
 	if (mkdir(tmp, 0755) && errno != EEXIST)
 		return err_errno("cannot create %s", tmp);
 	return 0;
+}
+
+void exe_dir(char *out, size_t size)
+{
+	ssize_t n = readlink("/proc/self/exe", out, size - 1);
+
+	out[n > 0 ? n : 0] = 0;
+	if (strrchr(out, '/'))
+		*strrchr(out, '/') = 0;
 }

@@ -19,5 +19,7 @@ char *read_file(const char *path, size_t *len);
 /* Split "a,b,c" into a NULL-terminated array (modifies s). */
 int split_list(char *s, char **out, int max);
 int mkdir_p(const char *path);
+/* The directory holding this program (from /proc/self/exe). */
+void exe_dir(char *out, size_t size);
 
 #endif

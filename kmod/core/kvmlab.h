@@ -260,6 +260,8 @@ struct kl_stree {
 typedef void (*kl_leaf_fn)(struct kl_vcpu *vcpu, u64 gva, u64 *spte, u64 gpa, void *ctx);
 
 u64 kl_shadow_leaf_flags(struct kl_vcpu *vcpu, const struct kl_walk *w, u32 access);
+/* Walk for a shadow #PF: 0 = fix it, KL_PF_GUEST / KL_PF_MMIO, or -errno. */
+int kl_shadow_walk(struct kl_vcpu *vcpu, struct kl_pf_info *pf, struct kl_walk *w);
 void kl_drop_leaf(struct kl_vm *vm, u64 *spte);
 int kl_stree_init(struct kl_vm *vm, struct kl_stree *t, bool track_gpa);
 void kl_stree_destroy(struct kl_vm *vm, struct kl_stree *t);

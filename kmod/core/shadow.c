@@ -59,6 +59,30 @@ u64 kl_shadow_leaf_flags(struct kl_vcpu *vcpu, const struct kl_walk *w, u32 acce
 	return f;
 }
 
+/*
+ * The start of every shadow strategy's #PF: walk the guest's tables for the
+ * access the hardware reported. Returns 0 with *w filled when the access is
+ * to guest memory and allowed (a hidden fault to fix), KL_PF_GUEST or
+ * KL_PF_MMIO (pf filled in), or a negative errno.
+ */
+int kl_shadow_walk(struct kl_vcpu *vcpu, struct kl_pf_info *pf, struct kl_walk *w)
+{
+	u32 access = pf->error & (KL_PF_W | KL_PF_U | KL_PF_ID);
+	int r = kl_walk_guest(vcpu, pf->addr, access, true, w);
+
+	if (r == -EFAULT) {
+		pf->guest_error = w->error;
+		return KL_PF_GUEST;
+	}
+	if (r)
+		return r;
+	if (!kl_gfn_to_memslot(vcpu->vm, w->gpa >> PAGE_SHIFT)) {
+		pf->gpa = w->gpa;
+		return KL_PF_MMIO;
+	}
+	return 0;
+}
+
 int kl_stree_init(struct kl_vm *vm, struct kl_stree *t, bool track_gpa)
 {
 	t->nr_tables = 0;

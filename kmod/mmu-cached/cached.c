@@ -479,17 +479,9 @@ static int cached_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
 	struct kl_walk w;
 	int r;
 
-	r = kl_walk_guest(vcpu, pf->addr, access, true, &w);
-	if (r == -EFAULT) {
-		pf->guest_error = w.error;
-		return KL_PF_GUEST;
-	}
+	r = kl_shadow_walk(vcpu, pf, &w);
 	if (r)
 		return r;
-	if (!kl_gfn_to_memslot(vcpu->vm, w.gpa >> PAGE_SHIFT)) {
-		pf->gpa = w.gpa;
-		return KL_PF_MMIO;
-	}
 	if ((access & KL_PF_W) && gfn_is_table(c, w.gpa >> PAGE_SHIFT))
 		return emulate_pt_write(vcpu, w.gpa);
 	for (int tries = 0; tries < 3; tries++) {

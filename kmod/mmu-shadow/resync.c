@@ -175,17 +175,9 @@ static int shadow_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
 
 	if (!to_rs(vcpu)->cur)
 		return -ENOMEM;
-	r = kl_walk_guest(vcpu, pf->addr, access, true, &w);
-	if (r == -EFAULT) {
-		pf->guest_error = w.error;
-		return KL_PF_GUEST;
-	}
+	r = kl_shadow_walk(vcpu, pf, &w);
 	if (r)
 		return r;
-	if (!kl_gfn_to_memslot(vcpu->vm, w.gpa >> PAGE_SHIFT)) {
-		pf->gpa = w.gpa;
-		return KL_PF_MMIO;
-	}
 	enforce_cap(vcpu);
 	r = kl_stree_fill(vcpu, &to_rs(vcpu)->cur->tree, pf->addr, &w, access);
 	return r ? r : KL_PF_FIXED;

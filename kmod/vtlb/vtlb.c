@@ -40,17 +40,9 @@ static int vtlb_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
 	struct kl_walk w;
 	int r;
 
-	r = kl_walk_guest(vcpu, pf->addr, access, true, &w);
-	if (r == -EFAULT) {
-		pf->guest_error = w.error;
-		return KL_PF_GUEST;
-	}
+	r = kl_shadow_walk(vcpu, pf, &w);
 	if (r)
 		return r;
-	if (!kl_gfn_to_memslot(vcpu->vm, w.gpa >> PAGE_SHIFT)) {
-		pf->gpa = w.gpa;
-		return KL_PF_MMIO;
-	}
 	if (tree(vcpu)->nr_tables + 3 > vtlb_max_tables) {
 		vcpu->vm->stat.mmu_recycled += tree(vcpu)->nr_tables;
 		kl_stree_zap_all(vcpu->vm, tree(vcpu));
