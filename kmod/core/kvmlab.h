@@ -280,7 +280,12 @@ void kl_stree_for_each_leaf(struct kl_vcpu *vcpu, struct kl_stree *t, kl_leaf_fn
 
 /* ---- instruction emulation (emulate.c) ---- */
 struct kl_insn {
-	u8 bytes[15];
+	/*
+	 * At most 15 bytes are fetched; the zeroed tail lets the decoder read a
+	 * displacement or immediate past a truncated instruction without
+	 * leaving the buffer (the final length check then rejects it).
+	 */
+	u8 bytes[32];
 	int len;
 	int opcode_len;
 	u8 opcode[3];
