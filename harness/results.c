@@ -44,7 +44,8 @@ int results_open(struct results *res, const char *dir)
 	snprintf(res->dir, sizeof(res->dir), "%s", dir);
 	if (mkdir_p(dir))
 		return -1;
-	len = snprintf(header, sizeof(header), "hv,workload,params,rep,status,ops,checksum,wall_ns");
+	len = snprintf(header, sizeof(header),
+		       "hv,workload,params,rep,status,ops,checksum,wall_ns,guest_cycles");
 	for (int i = 0; csv_counters[i]; i++)
 		len += snprintf(header + len, sizeof(header) - len, ",%s", csv_counters[i]);
 	snprintf(header + len, sizeof(header) - len, "\n");
@@ -74,10 +75,10 @@ void results_add(struct results *res, const struct run_key *k, const struct run_
 {
 	fprintf(res->runs, "%s,%s,%s,%d,%s,", k->hv, k->workload, k->params, k->rep, r->status);
 	if (r->measured)
-		fprintf(res->runs, "%" PRIu64 ",%016" PRIx64 ",%" PRIu64,
-			r->ops, r->checksum, r->wall_ns);
+		fprintf(res->runs, "%" PRIu64 ",%016" PRIx64 ",%" PRIu64 ",%" PRIu64,
+			r->ops, r->checksum, r->wall_ns, r->guest_cycles);
 	else
-		fputs(",,", res->runs);
+		fputs(",,,", res->runs);
 	for (int i = 0; csv_counters[i]; i++) {
 		int64_t v;
 
@@ -192,7 +193,7 @@ static const char *cell(const struct csv *c, int row, int col)
 struct agg {
 	const char *hv, *workload, *params, *checksum;
 	int reps, ok;
-	double ops, wall, counter[8];
+	double ops, wall, cycles, counter[8];
 	bool have[8];
 	bool checksum_differs;
 };
@@ -206,6 +207,7 @@ static int aggregate(const struct csv *c, struct agg *out, int max)
 	int n = 0, chv = csv_col(c, "hv"), cwl = csv_col(c, "workload"),
 	    cpar = csv_col(c, "params"), cst = csv_col(c, "status"),
 	    cops = csv_col(c, "ops"), cwall = csv_col(c, "wall_ns"),
+	    ccyc = csv_col(c, "guest_cycles"),
 	    csum = csv_col(c, "checksum");
 
 	for (int row = 0; row < c->nrows; row++) {
@@ -234,6 +236,7 @@ static int aggregate(const struct csv *c, struct agg *out, int max)
 			a->checksum_differs = true;
 		a->ops += atof(cell(c, row, cops));
 		a->wall += atof(cell(c, row, cwall));
+		a->cycles += atof(cell(c, row, ccyc));
 		for (int k = 0; table_counters[k]; k++) {
 			const char *v = cell(c, row, csv_col(c, table_counters[k]));
 
@@ -281,8 +284,12 @@ static void print_ratios(const struct agg *a, int n, const char *base)
 				if (!strcmp(a[j].hv, hvs[h]) && !strcmp(a[j].workload, a[i].workload) &&
 				    !strcmp(a[j].params, a[i].params))
 					o = &a[j];
-			if (!o || !o->ok || o->ops <= 0 || b <= 0)
+			if (!o || !o->ok || o->ops <= 0)
 				printf(" %14s", "-");
+			else if (b < 0.01 && o->counter[0] / o->ops < 0.01)
+				printf(" %14s", "~0");	/* both exit-free: a ratio would be noise */
+			else if (b < 0.01)
+				printf(" %14s", "inf");
 			else
 				printf(" %14.2f", (o->counter[0] / o->ops) / b);
 		}
@@ -304,7 +311,7 @@ int results_print_table(const char *dir)
 	printf("\n%-13s %-10s %4s %10s", "hv", "workload", "ok", "ops");
 	for (int k = 0; table_counters[k]; k++)
 		printf(" %10.10s", table_counters[k]);
-	printf(" %10s  %s\n", "ns/op", "checksum");
+	printf(" %10s %10s  %s\n", "ns/op", "cycles/op", "checksum");
 	printf("%-13s %-10s %4s %10s", "", "", "", "");
 	for (int k = 0; table_counters[k]; k++)
 		printf(" %10s", "/op");
@@ -318,7 +325,8 @@ int results_print_table(const char *dir)
 			else
 				printf(" %10.3f", a[i].counter[k] / a[i].ops);
 		}
-		printf(" %10.0f  %s%s\n", a[i].ops ? a[i].wall / a[i].ops : 0,
+		printf(" %10.0f %10.0f  %s%s\n", a[i].ops ? a[i].wall / a[i].ops : 0,
+		       a[i].ops ? a[i].cycles / a[i].ops : 0,
 		       a[i].ok ? a[i].checksum : "-",
 		       a[i].checksum_differs ? " (differs across reps!)" : "");
 	}

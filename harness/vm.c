@@ -327,6 +327,7 @@ static int handle_msg(struct vm *vm, const struct run_config *cfg, uint32_t gpa,
 		free(end);
 		r->ops = m.a;
 		r->checksum = m.b;
+		r->guest_cycles = m.c;
 		r->measured = true;
 		return 0;
 	case KL_MSG_CHECK:

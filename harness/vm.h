@@ -38,6 +38,7 @@ struct run_result {
 	int exit_code;		/* the guest's own */
 	bool measured;		/* the guest closed its phase */
 	uint64_t ops, checksum, wall_ns;
+	uint64_t guest_cycles;	/* the guest's TSC over the phase */
 	int ncounters;
 	char counter_names[MAX_COUNTERS][64];
 	int64_t counters[MAX_COUNTERS];	/* deltas over the measured phase */

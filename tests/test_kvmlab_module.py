@@ -127,7 +127,7 @@ done
 wait $pid
 """
     r = run([TM_RUN, "--smp", "2", "--results", tmp_path, "--", "sh", "-c", script, "sh"] + params,
-            timeout=300)
+            timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr + (tmp_path / "moved.txt").read_text()
     ref = {x["workload"]: x["checksum"] for x in read_csv(tmp_path / "ref" / "runs.csv")}
     moved = read_csv(tmp_path / "moved" / "runs.csv")

@@ -70,3 +70,4 @@ def test_missing_device_is_one_clear_line(tmp_path):
     assert (tmp_path / "rc.txt").read_text().strip() == "1"
     err = (tmp_path / "err.txt").read_text()
     assert "kvmlab: cannot open /dev/kvm: No such file or directory" in err
+

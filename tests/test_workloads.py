@@ -5,7 +5,8 @@ Counters are exact."""
 from conftest import ALL_HVS, assert_dmesg_clean
 
 HVS = ALL_HVS
-WORKLOADS = ["ctxswitch", "exitprobe", "forkwait", "pgfault", "ptemod", "selftest"]
+WORKLOADS = ["callret", "compute", "cr8wr", "ctxswitch", "divzero", "exitprobe", "forkwait",
+             "in", "pgfault", "ptemod", "selftest", "syscall"]
 # Known deviations of the test machine's emulated CPU (see harness/hv.c).
 NPT_XFAIL = {"pf_reserved_bit_pte_sets_p", "pf_reserved_bit_2m_pde_sets_p"}
 
@@ -187,3 +188,19 @@ def test_one_module_load_serves_every_strategy(matrix):
     log = (matrix.results_root / ".tm" / "dmesg.txt").read_text()
     assert log.count("kvmlab: loaded") == 1
     assert log.count("page accounting back to zero") == 1
+
+
+def test_nanobenchmarks_exit_only_where_they_must(matrix):
+    for hv in HVS:
+        for wl in ("compute", "callret", "syscall", "divzero"):
+            row = matrix.row(hv, wl)
+            assert n(row, "exits") < n(row, "ops") / 100, (hv, wl)   # overhead ~0
+        io = matrix.row(hv, "in")
+        assert n(io, "io_exits") == n(io, "ops"), hv               # one round trip per IN
+        assert n(io, "guest_cycles") > 0
+
+
+def test_kvmlab_leaves_cr8_to_the_virtual_tpr(matrix):
+    for hv in ("kvmlab-vtlb", "kvmlab-shadow", "kvmlab-cached", "kvmlab-npt"):
+        row = matrix.row(hv, "cr8wr")
+        assert n(row, "exits") < n(row, "ops") / 100, hv

@@ -43,7 +43,7 @@ struct kl_boot_info {
 
 enum kl_msg_type {
 	KL_MSG_PHASE_BEGIN = 1,	/* measured phase starts: counters snapshot */
-	KL_MSG_PHASE_END,	/* measured phase ends: a = ops, b = checksum */
+	KL_MSG_PHASE_END,	/* measured phase ends: a = ops, b = checksum, c = guest TSC cycles */
 	KL_MSG_CHECK,		/* a named check: status 0 = pass, text = name */
 	KL_MSG_NOTE,		/* free text for the log */
 	KL_MSG_EXIT,		/* done: status = exit code (0 = success) */
@@ -56,6 +56,7 @@ struct kl_msg {
 	uint32_t status;
 	uint64_t a;
 	uint64_t b;
+	uint64_t c;
 	char text[KL_MSG_TEXT_LEN];	/* NUL-terminated */
 };
 

@@ -11,7 +11,9 @@ static struct kl_msg msg;	/* identity-mapped: its address is its gpa */
 static char line[KL_MSG_TEXT_LEN];
 static size_t line_len;
 
-static void send(u32 type, u32 status, u64 a, u64 b, const char *text)
+static u64 phase_tsc;
+
+static void send3(u32 type, u32 status, u64 a, u64 b, u64 c, const char *text)
 {
 	size_t n = text ? strlen(text) : 0;
 
@@ -21,9 +23,15 @@ static void send(u32 type, u32 status, u64 a, u64 b, const char *text)
 	msg.status = status;
 	msg.a = a;
 	msg.b = b;
+	msg.c = c;
 	memcpy(msg.text, text ? text : "", n);
 	msg.text[n] = 0;
 	outl(KL_PORT_MSG, (u32)(u64)&msg);
+}
+
+static void send(u32 type, u32 status, u64 a, u64 b, const char *text)
+{
+	send3(type, status, a, b, 0, text);
 }
 
 void *memset(void *d, int c, size_t n)
@@ -204,14 +212,18 @@ void kl_printf(const char *fmt, ...)
 	}
 }
 
+/* Guest cycles exclude the two port writes that bracket the phase. */
 void kl_phase_begin(void)
 {
 	send(KL_MSG_PHASE_BEGIN, 0, 0, 0, NULL);
+	phase_tsc = rdtsc();
 }
 
 void kl_phase_end(u64 ops, u64 checksum)
 {
-	send(KL_MSG_PHASE_END, 0, ops, checksum, NULL);
+	u64 cycles = rdtsc() - phase_tsc;
+
+	send3(KL_MSG_PHASE_END, 0, ops, checksum, cycles, NULL);
 }
 
 void kl_check(const char *name, bool pass, const char *fmt, ...)
