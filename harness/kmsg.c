@@ -10,7 +10,7 @@
 /* Keep in step with testmachine/check-dmesg. */
 static const char *const alarming[] = {
 	"Oops", "WARNING:", "BUG:", "Kernel panic", "general protection fault",
-	"soft lockup", "hard LOCKUP", "Call Trace:", "kmemleak", "refcount_t:",
+	"soft lockup", "hard LOCKUP", "detected stalls", "Call Trace:", "kmemleak", "refcount_t:",
 	"list_add corruption", "list_del corruption", "UBSAN:", "KASAN:",
 	"kvmlab: leaked", NULL,
 };

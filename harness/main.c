@@ -16,6 +16,8 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include "fuzz.h"
 #include "hv.h"
 #include "image.h"
 #include "kmsg.h"
@@ -60,6 +63,7 @@ static int usage(void)
 		"usage: kvmlab run --hv H[,H...] --workload W[,W...]|all [--param [W.]K=V]...\n"
 		"                  [--reps N] [--mem MB] [--timeout S] [--run-id ID]\n"
 		"                  [--results DIR] [--meta K=V]... [--modparam K=V]... [--dry-run] [--verbose]\n"
+		"       kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]\n"
 		"       kvmlab list | table RUN_DIR | plot RUN_DIR\n"
 		"       ./kvmlab (the script) runs this inside the test machine; --native here\n");
 	return EXIT_USAGE;
@@ -533,6 +537,62 @@ static int cmd_list(void)
 	return 0;
 }
 
+/*
+ * fuzz ioctl: load kvmlab, fuzz /dev/kvmlab, unload, and judge the kernel
+ * log: clean, and the module's page accounting back to zero.
+ */
+static int cmd_fuzz(int argc, char **argv)
+{
+	uint64_t seed = 1, calls = 100000, threads = 2;
+	const struct hv *hv = hv_find("kvmlab-vtlb");
+	char bad[256] = "", rec[8192];
+	bool zero = false;
+	int kfd, rc;
+
+	if (argc < 2 || strcmp(argv[1], "ioctl"))
+		return err("usage: kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]"), EXIT_USAGE;
+	for (int i = 2; i < argc; i++) {
+		uint64_t *dst = !strcmp(argv[i], "--seed") ? &seed : !strcmp(argv[i], "--calls") ? &calls :
+				!strcmp(argv[i], "--threads") ? &threads : NULL;
+
+		if (!strcmp(argv[i], "--native"))
+			continue;
+		if (!dst || i + 1 == argc || !parse_u64(argv[i + 1], dst))
+			return err("fuzz ioctl: bad option '%s'", argv[i]), EXIT_USAGE;
+		i++;
+	}
+	if (calls == 0 || threads == 0 || threads > 8)
+		return err("fuzz ioctl: --calls must be positive, --threads 1..8"), EXIT_USAGE;
+	if (hv_prepare(hv, NULL))
+		return 1;
+	kfd = kmsg_open();
+	rc = fuzz_ioctl(hv->device, seed, calls, (int)threads);
+	hv_unload_all();
+	kmsg_check(kfd, bad, sizeof(bad));
+	/* The unload's own verdict on accounting comes through the log too. */
+	if (kfd >= 0) {
+		int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+		ssize_t n;
+
+		while (fd >= 0 && (n = read(fd, rec, sizeof(rec) - 1)) != 0) {
+			if (n < 0 && errno != EPIPE)
+				break;
+			if (n > 0) {
+				rec[n] = 0;
+				zero |= strstr(rec, "page accounting back to zero") != NULL;
+			}
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	if (bad[0])
+		printf("kernel log: NOT clean: %s\n", bad);
+	else if (kfd >= 0)
+		printf("kernel log: clean; module unloaded with page accounting %s\n",
+		       zero ? "back to zero" : "NOT confirmed");
+	return rc || bad[0] || (kfd >= 0 && !zero) ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -542,6 +602,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "list"))
 		return cmd_list();
+	if (!strcmp(argv[1], "fuzz"))
+		return cmd_fuzz(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "table") && argc == 3)
 		return results_print_table(argv[2]) ? 1 : 0;
 	if (!strcmp(argv[1], "plot") && argc == 3)

@@ -215,6 +215,7 @@ static long vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 	struct kl_vm *vm = filp->private_data;
 	void __user *argp = (void __user *)arg;
 	long r;
+	int n;
 
 	if (vm->mm != current->mm)
 		return -EIO;
@@ -226,13 +227,20 @@ static long vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 
 		if (copy_from_user(&m, argp, sizeof(m)))
 			return -EFAULT;
-		mutex_lock(&vm->lock);
-		/* vCPUs hold vcpu->lock while running; take them all. */
-		for (int i = 0; i < vm->nr_vcpus; i++)
-			mutex_lock(&vm->vcpus[i]->lock);
-		r = set_memory_region(vm, &m);
-		for (int i = vm->nr_vcpus - 1; i >= 0; i--)
-			mutex_unlock(&vm->vcpus[i]->lock);
+		/*
+		 * vCPUs hold vcpu->lock while running; take them all, so no
+		 * guest runs on mappings being removed. A vCPU that never leaves
+		 * the guest makes this wait (KVM would kick it out): the wait is
+		 * killable, so such a VMM can always be killed.
+		 */
+		if (mutex_lock_killable(&vm->lock))
+			return -EINTR;
+		for (n = 0; n < vm->nr_vcpus; n++)
+			if (mutex_lock_killable(&vm->vcpus[n]->lock))
+				break;
+		r = n == vm->nr_vcpus ? set_memory_region(vm, &m) : -EINTR;
+		while (n-- > 0)
+			mutex_unlock(&vm->vcpus[n]->lock);
 		mutex_unlock(&vm->lock);
 		return r;
 	}

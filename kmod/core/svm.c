@@ -14,6 +14,7 @@
 #include <linux/kvm.h>
 #include <linux/mm.h>
 #include <linux/percpu.h>
+#include <linux/rcupdate.h>
 #include <linux/slab.h>
 #include <asm/fpu/api.h>
 #include <asm/io.h>
@@ -462,6 +463,12 @@ static void enter_guest(struct kl_vcpu *vcpu)
 	sd->last_vmcb = svm->vmcb;
 	svm->last_cpu = cpu;
 	asm volatile("fxrstor64 %0" :: "m"(*svm->fpu));
+	/*
+	 * Guest mode is a quiescent state for RCU, like user mode: say so, or a
+	 * vCPU that keeps re-entering the guest (preemption off all the while)
+	 * starves RCU grace periods on this CPU. KVM does the same.
+	 */
+	rcu_virt_note_context_switch(cpu);
 	asm volatile("clgi" ::: "memory");
 	kl_svm_vmrun(svm->vmcb_pa, vcpu->regs, page_to_phys(sd->host_vmsave));
 	asm volatile("stgi" ::: "memory");

@@ -356,7 +356,8 @@ int kl_vm_create_vcpu(struct kl_vm *vm, unsigned long id)
 
 	if (id >= KL_MAX_VCPUS)
 		return -EINVAL;
-	mutex_lock(&vm->lock);
+	if (mutex_lock_killable(&vm->lock))
+		return -EINTR;
 	r = -EEXIST;
 	for (int i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpus[i]->id == id)
