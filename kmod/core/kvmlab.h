@@ -329,6 +329,5 @@ int kl_vcpu_run(struct kl_vcpu *vcpu);
 extern atomic_long_t kl_table_pages_live;
 extern atomic_long_t kl_pinned_pages_live;
 
-#define kl_stat_inc(s) ((s)++)
 
 #endif
