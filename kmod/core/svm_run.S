@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * One VMRUN. Called with interrupts disabled and GIF clear, so nothing can
- * observe the window where FS/GS/TR and the SYSCALL MSRs hold guest values.
+ * observe the window where FS/GS/TR and the SYSCALL MSRs hold guest values
+ * (IF is set only across VMRUN itself, for the reason given there).
  *
  *   void kl_svm_vmrun(u64 vmcb_pa, u64 *regs, u64 host_save_pa)
  *
@@ -48,7 +49,16 @@ SYM_FUNC_START(kl_svm_vmrun)
 
 	mov	8(%rsp), %rax
 	vmload	%rax
+	/*
+	 * With V_INTR_MASKING the host's RFLAGS.IF at VMRUN decides whether a
+	 * host interrupt ends guest mode (#VMEXIT(INTR)). It must be 1, or a
+	 * guest that never exits on its own keeps this CPU from timers,
+	 * IPIs and RCU forever. GIF is still 0, so nothing is delivered here:
+	 * the interrupt stays pending until stgi.
+	 */
+	sti
 	vmrun	%rax
+	cli
 	vmsave	%rax
 
 	mov	16(%rsp), %rax
