@@ -347,6 +347,9 @@ static int fill(struct kl_vcpu *vcpu, u64 gva, const struct kl_walk *w, u32 acce
 	struct cache *c = to_cache(vm);
 	struct sp *sp = c->root;
 	u32 acc = ALL_ACCESS;
+	/* CR0.WP=0 lets the kernel write a read-only page (kl_shadow_leaf_flags). */
+	bool wp_write = (access & KL_PF_W) && !(access & KL_PF_U) && !w->writable &&
+			!(vcpu->cr0 & X86_CR0_WP);
 	u64 flags;
 	struct page *page;
 	int level, i, r;
@@ -373,11 +376,16 @@ static int fill(struct kl_vcpu *vcpu, u64 gva, const struct kl_walk *w, u32 acce
 				gfn = w->table[level - 1] >> PAGE_SHIFT;
 			/*
 			 * Direct pages are shared by every guest large entry that
-			 * maps the same frames. While this one is clean its role
-			 * lacks W, so the first write through it faults and sets D
-			 * here rather than finding another entry's writable spte.
+			 * maps the same frames with the same rights, so their
+			 * role holds the rights their entries get: no W while
+			 * the guest entry is clean (the first write through it
+			 * faults and sets D here rather than finding another
+			 * entry's writable spte), W but not U for a kernel write
+			 * under CR0.WP=0.
 			 */
-			if (direct && !(w->pte & KL_PT_D))
+			if (direct && wp_write)
+				acc = (acc | 1U) & ~2U;
+			else if (direct && !(w->pte & KL_PT_D))
 				acc &= ~1U;
 		}
 		child = get_sp(vcpu, gfn, make_role(vcpu, level - 1, direct, acc), &hit);
@@ -398,7 +406,7 @@ static int fill(struct kl_vcpu *vcpu, u64 gva, const struct kl_walk *w, u32 acce
 	sp->write_count = 0;
 	i = (gva >> 12) & 511;
 	flags = kl_shadow_leaf_flags(vcpu, w, access);
-	if (!(sp->role.access & 1))
+	if (sp->role.direct && !(sp->role.access & 1))
 		flags &= ~KL_PT_W;
 	if (gfn_is_table(c, w->gpa >> PAGE_SHIFT))
 		flags &= ~KL_PT_W;	/* a guest page table: writes must trap */
