@@ -7,6 +7,8 @@
  *              [--reps N] [--mem MB] [--timeout S] [--run-id ID]
  *              [--results DIR] [--meta K=V]... [--modparam K=V]...
  *              [--dry-run] [--verbose]
+ *   kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]
+ *   kvmlab fuzz mmu --hv H[,H..] [--oracle H] [--seed S] [--ops N] [--mem MB]
  *   kvmlab list
  *   kvmlab table RUN_DIR
  *   kvmlab plot RUN_DIR
@@ -64,22 +66,10 @@ static int usage(void)
 		"                  [--reps N] [--mem MB] [--timeout S] [--run-id ID]\n"
 		"                  [--results DIR] [--meta K=V]... [--modparam K=V]... [--dry-run] [--verbose]\n"
 		"       kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]\n"
+		"       kvmlab fuzz mmu --hv H[,H...] [--oracle H] [--seed S] [--ops N] [--mem MB]\n"
 		"       kvmlab list | table RUN_DIR | plot RUN_DIR\n"
 		"       ./kvmlab (the script) runs this inside the test machine; --native here\n");
 	return EXIT_USAGE;
-}
-
-static void default_workloads_dir(char *out, size_t size)
-{
-	char dir[PATH_MAX];
-	const char *env = getenv("KVMLAB_WORKLOADS");
-
-	if (env) {
-		snprintf(out, size, "%s", env);
-		return;
-	}
-	exe_dir(dir, sizeof(dir));
-	snprintf(out, size, "%s/../workloads", dir);
 }
 
 /* Names of the workload images in dir, sorted. */
@@ -112,8 +102,10 @@ static int open_workloads(struct options *o, char *list)
 	if (avail < 0)
 		return -1;
 	if (!strcmp(list, "all")) {
-		for (n = 0; n < avail; n++)
-			items[n] = names[n];
+		/* The MMU fuzzer's guest is not a benchmark: `kvmlab fuzz mmu` runs it. */
+		for (int a = n = 0; a < avail; a++)
+			if (strcmp(names[a], "mmufuzz"))
+				items[n++] = names[a];
 	} else if ((n = split_list(list, items, MAX_ITEMS)) <= 0) {
 		return err("--workload needs at least one name");
 	}
@@ -229,7 +221,7 @@ static int parse_run(struct options *o, int argc, char **argv)
 	o->mem_mb = 128;
 	o->timeout_s = 300;
 	o->results_dir = "results";
-	default_workloads_dir(o->workloads_dir, sizeof(o->workloads_dir));
+	workloads_dir(o->workloads_dir, sizeof(o->workloads_dir));
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
@@ -514,7 +506,7 @@ static int cmd_list(void)
 	printf("hypervisors:\n");
 	for (int i = 0; hv_at(i); i++)
 		printf("  %-12s %s\n", hv_at(i)->name, hv_at(i)->about);
-	default_workloads_dir(dir, sizeof(dir));
+	workloads_dir(dir, sizeof(dir));
 	n = list_workloads(dir, names, MAX_ITEMS);
 	if (n < 0)
 		return 1;
@@ -541,28 +533,32 @@ static int cmd_list(void)
  * fuzz ioctl: load kvmlab, fuzz /dev/kvmlab, unload, and judge the kernel
  * log: clean, and the module's page accounting back to zero.
  */
-static int cmd_fuzz(int argc, char **argv)
+static int cmd_fuzz_ioctl(int argc, char **argv)
 {
 	uint64_t seed = 1, calls = 100000, threads = 2;
 	const struct hv *hv = hv_find("kvmlab-vtlb");
 	char bad[256] = "", rec[8192];
-	bool zero = false;
+	bool zero = false, dry_run = false;
 	int kfd, rc;
 
-	if (argc < 2 || strcmp(argv[1], "ioctl"))
-		return err("usage: kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]"), EXIT_USAGE;
 	for (int i = 2; i < argc; i++) {
 		uint64_t *dst = !strcmp(argv[i], "--seed") ? &seed : !strcmp(argv[i], "--calls") ? &calls :
 				!strcmp(argv[i], "--threads") ? &threads : NULL;
 
 		if (!strcmp(argv[i], "--native"))
 			continue;
+		if (!strcmp(argv[i], "--dry-run")) {
+			dry_run = true;
+			continue;
+		}
 		if (!dst || i + 1 == argc || !parse_u64(argv[i + 1], dst))
 			return err("fuzz ioctl: bad option '%s'", argv[i]), EXIT_USAGE;
 		i++;
 	}
 	if (calls == 0 || threads == 0 || threads > 8)
 		return err("fuzz ioctl: --calls must be positive, --threads 1..8"), EXIT_USAGE;
+	if (dry_run)
+		return 0;
 	if (hv_prepare(hv, NULL))
 		return 1;
 	kfd = kmsg_open();
@@ -591,6 +587,78 @@ static int cmd_fuzz(int argc, char **argv)
 		printf("kernel log: clean; module unloaded with page accounting %s\n",
 		       zero ? "back to zero" : "NOT confirmed");
 	return rc || bad[0] || (kfd >= 0 && !zero) ? 1 : 0;
+}
+
+
+/*
+ * fuzz mmu: the differential MMU fuzzer (fuzz_mmu.c). Options are checked
+ * in full before anything is loaded, so --dry-run can vet them.
+ */
+static int cmd_fuzz_mmu(int argc, char **argv)
+{
+	struct fuzz_mmu_options o = { .oracle = hv_find("kvmlab-npt"), .seed = 1, .ops = 100000,
+				      .mem_mb = 64, .timeout_s = 3000 };
+	uint64_t timeout = o.timeout_s;
+	bool dry_run = false;
+
+	for (int i = 2; i < argc; i++) {
+		uint64_t *dst = !strcmp(argv[i], "--seed") ? &o.seed : !strcmp(argv[i], "--ops") ? &o.ops :
+				!strcmp(argv[i], "--mem") ? &o.mem_mb :
+				!strcmp(argv[i], "--timeout") ? &timeout : NULL;
+
+		if (!strcmp(argv[i], "--native"))
+			continue;
+		if (!strcmp(argv[i], "--dry-run")) {
+			dry_run = true;
+			continue;
+		}
+		if (i + 1 < argc && !strcmp(argv[i], "--oracle")) {
+			o.oracle = hv_find(argv[++i]);
+			if (!o.oracle)
+				return err("fuzz mmu: unknown oracle '%s'", argv[i]), EXIT_USAGE;
+			continue;
+		}
+		if (i + 1 < argc && !strcmp(argv[i], "--hv")) {
+			char *items[FUZZ_MAX_HVS + 1];
+			int n = split_list(argv[++i], items, FUZZ_MAX_HVS);
+
+			for (int k = 0; k < n; k++) {
+				o.hvs[o.nhvs] = hv_find(items[k]);
+				if (!o.hvs[o.nhvs++])
+					return err("fuzz mmu: unknown hypervisor '%s' (see kvmlab list)",
+						   items[k]), EXIT_USAGE;
+			}
+			continue;
+		}
+		if (!dst || i + 1 == argc || !parse_u64(argv[i + 1], dst))
+			return err("fuzz mmu: bad option '%s'", argv[i]), EXIT_USAGE;
+		i++;
+	}
+	if (!o.nhvs)
+		return err("usage: kvmlab fuzz mmu --hv H[,H...] [--oracle H] [--seed S] [--ops N] "
+			   "[--mem MB] [--timeout S]"), EXIT_USAGE;
+	if (!o.oracle->hw_paging)
+		return err("fuzz mmu: the oracle must use nested paging (%s does not)",
+			   o.oracle->name), EXIT_USAGE;
+	if (o.ops == 0 || o.ops > 100000000 || o.mem_mb < 16 || o.mem_mb > 4096 ||
+	    timeout == 0 || timeout > 86400)
+		return err("fuzz mmu: --ops 1..100000000, --mem 16..4096, --timeout 1..86400"),
+		       EXIT_USAGE;
+	o.timeout_s = (unsigned int)timeout;
+	if (dry_run)
+		return 0;
+	return fuzz_mmu(&o) ? 1 : 0;
+}
+
+static int cmd_fuzz(int argc, char **argv)
+{
+	if (argc >= 2 && !strcmp(argv[1], "ioctl"))
+		return cmd_fuzz_ioctl(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "mmu"))
+		return cmd_fuzz_mmu(argc, argv);
+	err("usage: kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]\n"
+	    "       kvmlab fuzz mmu --hv H[,H...] [--oracle H] [--seed S] [--ops N]");
+	return EXIT_USAGE;
 }
 
 int main(int argc, char **argv)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -123,4 +124,17 @@ void exe_dir(char *out, size_t size)
 	out[n > 0 ? n : 0] = 0;
 	if (strrchr(out, '/'))
 		*strrchr(out, '/') = 0;
+}
+
+void workloads_dir(char *out, size_t size)
+{
+	char dir[PATH_MAX];
+	const char *env = getenv("KVMLAB_WORKLOADS");
+
+	if (env) {
+		snprintf(out, size, "%s", env);
+		return;
+	}
+	exe_dir(dir, sizeof(dir));
+	snprintf(out, size, "%s/../workloads", dir);
 }

@@ -21,5 +21,7 @@ int split_list(char *s, char **out, int max);
 int mkdir_p(const char *path);
 /* The directory holding this program (from /proc/self/exe). */
 void exe_dir(char *out, size_t size);
+/* Where the workload images are: $KVMLAB_WORKLOADS, or ../workloads beside this program. */
+void workloads_dir(char *out, size_t size);
 
 #endif

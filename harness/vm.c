@@ -338,6 +338,8 @@ static int handle_msg(struct vm *vm, const struct run_config *cfg, uint32_t gpa,
 			set_status(r, "panic", "%s", m.text);
 		if (cfg->verbose || !strcmp(r->status, "panic"))
 			fprintf(stderr, "  [guest] %s\n", m.text);
+		if (cfg->on_note)
+			cfg->on_note(cfg->note_ctx, m.text);
 		return 0;
 	case KL_MSG_EXIT:
 		r->exit_code = (int)m.status;

@@ -30,6 +30,9 @@ struct run_config {
 	bool verbose;		/* echo guest notes as they arrive */
 	/* Checks that fail on this platform for reasons outside the hypervisor. */
 	const char *const *known_deviations;
+	/* Called with each line the guest prints (kl_printf), when set. */
+	void (*on_note)(void *ctx, const char *text);
+	void *note_ctx;
 };
 
 struct run_result {

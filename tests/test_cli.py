@@ -24,6 +24,14 @@ from conftest import HARNESS, KVMLAB, run
     (["frobnicate"], "unknown command 'frobnicate'"),
     (["run", "--hv", "kvmlab-vtlb", "--workload", "selftest", "--modparam", "novalue"],
      "--modparam 'novalue' is not NAME=VALUE"),
+    (["fuzz", "mmu"], "usage: kvmlab fuzz mmu --hv H"),
+    (["fuzz", "mmu", "--hv", "nosuchhv"], "fuzz mmu: unknown hypervisor 'nosuchhv'"),
+    (["fuzz", "mmu", "--hv", "kvmlab-vtlb", "--oracle", "kvmlab-shadow"],
+     "the oracle must use nested paging (kvmlab-shadow does not)"),
+    (["fuzz", "mmu", "--hv", "kvmlab-vtlb", "--ops", "0"], "--ops 1..100000000"),
+    (["fuzz", "mmu", "--hv", "kvmlab-vtlb", "--seed", "x"], "fuzz mmu: bad option '--seed'"),
+    (["fuzz", "ioctl", "--threads", "9"], "--threads 1..8"),
+    (["fuzz", "frob"], "usage: kvmlab fuzz ioctl"),
 ])
 def test_bad_command_lines_fail_clearly(args, message):
     r = run([KVMLAB] + args, timeout=60)

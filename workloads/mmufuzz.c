@@ -1,0 +1,423 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * mmufuzz: the guest half of the differential MMU fuzzer.
+ *
+ * From a seed, build random page-table graphs in a pool of 32 frames and
+ * poke at them: reads, writes and instruction fetches at CPL0 and CPL3,
+ * PTE writes, INVLPG, CR3 switches between four address spaces, and
+ * CR0.WP, CR4.PGE and EFER.NXE toggles. Every observation (the value read,
+ * or the fault's vector, error code and CR2; then the A and D bits along
+ * the walk that succeeded) is folded into the checksum. One operation is
+ * one op; the checksum is the log. Under nested paging the CPU walks these
+ * tables itself, so its checksum is the oracle every shadow MMU must match
+ * (`kvmlab fuzz mmu` compares them and, on a mismatch, bisects to the
+ * first op that differs and prints the trace of the ops before it).
+ *
+ * What makes the graphs hostile: any pool frame can be a table at any
+ * level and a data page at the same time (writes through it are PTE
+ * writes the hypervisor did not see coming), tables point at themselves
+ * and are shared between the address spaces, entries carry random
+ * permission, A/D, PS, PAT/PCD/PWT, NX, available and reserved bits, and
+ * some point at gpa 0 (1 GiB pages), or at the harness's MMIO device
+ * (outside RAM).
+ *
+ * What keeps the log deterministic, so that any difference is a bug:
+ * - Every page-table change is followed by a TLB flush (a CR3 reload), and
+ *   no fuzzed entry has G set (on a non-leaf PML4E/PDPE AMD reserves bit 8
+ *   while QEMU ignores it, so the oracle could not judge it). What the TLB
+ *   holds is then exactly what memory says.
+ * - Values read from page tables are compared with A (bit 5) masked: on a
+ *   walk that faults, hardware may or may not have set A in the upper
+ *   levels (QEMU does, KVM's walker does not; both are allowed).
+ * - Only frames of the pool are ever written, and only entries 0-3 of
+ *   them: before each access the guest walks its own tables (in software,
+ *   without judging them) to see where the access will land, and turns a
+ *   write or fetch that would land outside the pool into a read. Byte
+ *   0xfff of every pool frame is 0xc3 (RET): fetches go there.
+ * - QEMU's emulated NPT reports reserved-bit faults without P: the P bit of
+ *   an error code that has RSVD set is not compared (REFERENCE.md).
+ */
+#include "rt.h"
+
+KL_PARAM(p_seed, "seed", 1, 0, 0x7fffffffffffffffULL, "random seed: the same seed, the same ops");
+KL_PARAM(p_ops, "ops", 20000, 1, 100000000, "operations to run");
+KL_PARAM(p_trace, "trace_from", 0, 0, 100000000,
+	 "print each op from this one on (1-based; 0: none)");
+
+#define CHECKPOINT_OPS	1000			/* the harness bisects between these */
+#define POOL_FRAMES	32
+#define NR_ROOTS	4
+#define FUZZ_SLOT	3			/* PML4 slot of the fuzzed window */
+#define FUZZ_VA		((u64)FUZZ_SLOT << 39)
+#define RET_OPCODE	0xc3
+#define MMIO_GPA	KL_MMIO_SCRATCH_GPA
+#define PTE_PAT_LARGE	(1ULL << 12)		/* PAT in a 2 MiB / 1 GiB leaf */
+#define EFER_NXE	(1ULL << 11)
+#define CR0_WP		(1ULL << 16)
+#define CR4_PGE		(1ULL << 7)
+#define MSR_EFER	0xc0000080
+#define USER_ARG_VA	KL_USER_DATA_VA		/* value a CPL3 write stores */
+
+enum access_kind { READ, WRITE, FETCH };
+static const char *const kind_names[] = { "read", "write", "fetch" };
+
+static u64 pool;			/* gpa of the 2 MiB block; frames 0..31 fuzzed */
+static unsigned int pool_l2;		/* PD index that reaches the pool in a 1 GiB page */
+static struct aspace roots[NR_ROOTS];
+static int cur_root;
+static u64 *user_arg;			/* the kernel's view of USER_ARG_VA's frame */
+static u64 phys_mask;			/* address bits below MAXPHYADDR */
+static bool gbpages;
+static u64 rng_state, op_index, checksum;
+static bool tracing;
+
+/* ---- randomness and the log ---- */
+
+static u64 rnd64(void)
+{
+	u64 z = (rng_state += 0x9e3779b97f4a7c15ULL);	/* splitmix64 */
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static u64 rnd(u64 n)
+{
+	return rnd64() % n;
+}
+
+static void observe(u64 v)
+{
+	checksum = kl_hash(checksum, v);
+}
+
+/* ---- entries ---- */
+
+static u64 pool_frame(unsigned int i)
+{
+	return pool + i * PAGE_SIZE;
+}
+
+static bool in_pool(u64 gpa)
+{
+	return gpa >= pool && gpa < pool_frame(POOL_FRAMES);
+}
+
+/* A random entry; the same value may serve at any level, as leaf or table. */
+static u64 random_entry(void)
+{
+	u64 e = 0, k = rnd(100);
+
+	e |= rnd(100) < 88 ? PTE_P : 0;
+	e |= rnd(2) ? PTE_W : 0;
+	e |= rnd(100) < 65 ? PTE_U : 0;
+	e |= rnd(8) == 0 ? PTE_PWT : 0;
+	e |= rnd(8) == 0 ? PTE_PCD : 0;
+	e |= rnd(4) == 0 ? PTE_A : 0;
+	e |= rnd(4) == 0 ? PTE_D : 0;
+	e |= rnd(100) < 15 ? PTE_PS : 0;
+	e |= rnd(4) == 0 ? PTE_NX : 0;
+	e |= rnd(8) << 9;				/* available */
+	if (rnd(16) == 0)
+		e |= rnd(128) << 52;			/* available */
+	if (e & PTE_PS) {
+		/* A leaf at level 2 or 3, or PAT at level 1, or reserved at 4. */
+		if (k < 50)
+			e |= pool | (rnd(10) == 0 ? PTE_PAT_LARGE : 0);
+		else if (k < 65)
+			e |= pool_frame(rnd(POOL_FRAMES));	/* misaligned: reserved bits */
+		else if (k < 82)
+			e |= 0;					/* gpa 0: a 1 GiB page of RAM */
+		else
+			e |= MMIO_GPA;				/* outside RAM */
+	} else {
+		/* Never MMIO without PS: no walk may read a table from a device. */
+		e |= k < 95 ? pool_frame(rnd(POOL_FRAMES)) : 0;
+	}
+	if (rnd(100) < 3)				/* reserved: above MAXPHYADDR */
+		e |= ~phys_mask & PTE_ADDR_MASK & (1ULL << (51 - rnd(4)));
+	return e;
+}
+
+/* ---- the guest's own walk: where will an access land? ---- */
+
+struct walk {
+	int levels;		/* entries on the path */
+	u64 *entry[4];		/* [0] is the PML4E */
+	int leaf_level;		/* 1..3, or 0: no translation */
+	u64 base;		/* the leaf's frame */
+};
+
+static u64 *table_at(u64 e)
+{
+	u64 pa = e & PTE_ADDR_MASK;
+
+	/* Anything else faults on reserved bits before the CPU reads it. */
+	return in_pool(pa) || pa == 0 ? (u64 *)pa : NULL;
+}
+
+static void soft_walk(u64 root, u64 va, struct walk *w)
+{
+	u64 *table = (u64 *)root;
+
+	w->levels = 0;
+	w->leaf_level = 0;
+	for (int level = 4; level >= 1; level--) {
+		u64 e = table[(va >> (12 + 9 * (level - 1))) & 511];
+
+		w->entry[w->levels++] = &table[(va >> (12 + 9 * (level - 1))) & 511];
+		if (!(e & PTE_P) || (level == 4 && (e & PTE_PS)))
+			return;
+		if (level == 1 || (level <= 3 && (e & PTE_PS))) {
+			u64 size = level == 1 ? PAGE_SIZE : level == 2 ? LARGE_PAGE_SIZE
+							    : HUGE_PAGE_SIZE;
+
+			w->leaf_level = level;
+			w->base = e & PTE_ADDR_MASK & ~(size - 1);
+			return;
+		}
+		table = table_at(e);
+		if (!table)
+			return;
+	}
+}
+
+static u64 fuzz_va(unsigned int l3, unsigned int l2, unsigned int l1, u64 off)
+{
+	return FUZZ_VA | (u64)l3 << 30 | (u64)l2 << 21 | (u64)l1 << 12 | off;
+}
+
+/*
+ * Pick the access; steer it so that writes and fetches land in the pool
+ * (or, for writes, the MMIO device) and reads land in the pool, the device
+ * or frame 0 (zeros). The hardware then decides whether it faults.
+ */
+static u64 steer(enum access_kind *kind, struct walk *w)
+{
+	unsigned int l3 = rnd(4), l2 = rnd(4), l1 = rnd(4);
+	u64 off = *kind == FETCH ? PAGE_SIZE - 1 : rnd(5) * 8;
+	u64 va, gpa;
+
+	if (off == 32)				/* the RET byte's word: reads only */
+		off = *kind == READ ? PAGE_SIZE - 8 : 0;
+	va = fuzz_va(l3, l2, l1, off);
+	soft_walk(roots[cur_root].root, va, w);
+	if (!w->leaf_level)
+		return va;				/* it will fault */
+	if (w->leaf_level == 3 && w->base == 0)
+		l2 = pool_l2;				/* inside 1 GiB of RAM: the pool */
+	if (w->leaf_level >= 2 && w->base != pool)
+		l1 = 0;
+	va = fuzz_va(l3, l2, l1, off);
+	gpa = w->leaf_level == 3 ? w->base + ((va & (HUGE_PAGE_SIZE - 1)))
+	    : w->leaf_level == 2 ? w->base + ((va & (LARGE_PAGE_SIZE - 1)))
+	    : w->base + off;
+	if (*kind == FETCH && !in_pool(gpa)) {
+		*kind = READ;
+		va -= 7;				/* an aligned word in that page */
+		gpa -= 7;
+	}
+	if (*kind == WRITE && !in_pool(gpa) && (gpa & ~(PAGE_SIZE - 1)) != MMIO_GPA)
+		*kind = READ;
+	return va;
+}
+
+/* ---- operations ---- */
+
+static void flush_tlb(void)
+{
+	write_cr3(read_cr3());
+}
+
+#define trace(...) do {							\
+	if (tracing) {							\
+		char line_[200];					\
+									\
+		kl_snprintf(line_, sizeof(line_), __VA_ARGS__);		\
+		kl_printf("op %llu: %s\n", (unsigned long long)op_index, line_); \
+	}								\
+} while (0)
+
+USER_CODE void mmufuzz_user(u64 arg)
+{
+	u64 va = arg & ((1ULL << 48) - 1);
+
+	switch (arg >> 56) {
+	case READ:
+		user_exit((long)*(volatile u64 *)va);
+	case WRITE:
+		*(volatile u64 *)va = *(volatile u64 *)USER_ARG_VA;
+		user_exit(0);
+	default:
+		((void (*)(void))va)();
+		user_exit(0);
+	}
+}
+
+static void access(void)
+{
+	enum access_kind kind = rnd(100) < 45 ? READ : rnd(100) < 60 ? WRITE : FETCH;
+	bool user = rnd(3) == 0, faulted;
+	u64 value = random_entry(), got = 0;
+	struct walk w;
+	u64 va = steer(&kind, &w);
+	int vector;
+
+	/*
+	 * The path this access takes, read before it: the access itself may
+	 * store into its own tables, and the path after the store can hold an
+	 * entry that only a faulting walk touched (whose A is up to the CPU).
+	 */
+	soft_walk(roots[cur_root].root, va, &w);
+
+	if (user) {
+		*user_arg = value;
+		got = user_run(USER_VA(mmufuzz_user), KL_USER_STACK_VA + PAGE_SIZE - 8,
+			       va | (u64)kind << 56, &faulted);
+		vector = faulted ? kl_last_fault.vector : NO_FAULT;
+		if (kind != READ)
+			got = 0;
+	} else if (kind == READ) {
+		vector = probe_read64(va, &got);
+	} else if (kind == WRITE) {
+		vector = probe_write64(va, value);
+	} else {
+		vector = probe_exec(va);
+	}
+	observe(kind | (u64)user << 4 | va << 8);
+	if (vector != NO_FAULT) {
+		u64 error = kl_last_fault.error;
+
+		if (error & PFERR_RSVD)
+			error &= ~(u64)PFERR_P;		/* QEMU's NPT leaves P out */
+		observe((u64)vector << 32 | error);
+		observe(kl_last_fault.cr2);
+		trace("%s %s %llx -> #%d err %llx cr2 %llx", user ? "cpl3" : "cpl0",
+		      kind_names[kind], (unsigned long long)va, vector,
+		      (unsigned long long)error, (unsigned long long)kl_last_fault.cr2);
+		if (kind == WRITE)
+			flush_tlb();
+		return;
+	}
+	got &= ~PTE_A;
+	observe(got);
+	/* The walk that succeeded: A at every level, D at the leaf. */
+	for (int i = 0; i < w.levels; i++)
+		observe(*w.entry[i] & (i == w.levels - 1 ? PTE_A | PTE_D : PTE_A));
+	trace("%s %s %llx %s %llx, leaf %llx = %llx", user ? "cpl3" : "cpl0", kind_names[kind],
+	      (unsigned long long)va, kind == WRITE ? ":=" : "->",
+	      (unsigned long long)(kind == WRITE ? value : got),
+	      (unsigned long long)(u64)w.entry[w.levels - 1],
+	      (unsigned long long)*w.entry[w.levels - 1]);
+	if (kind == WRITE)
+		flush_tlb();			/* the write may have changed a table */
+}
+
+static void write_entry(void)
+{
+	u64 value = random_entry();
+	u64 *e;
+
+	if (rnd(8) == 0) {
+		e = &((u64 *)roots[rnd(NR_ROOTS)].root)[FUZZ_SLOT];
+	} else {
+		e = (u64 *)pool_frame(rnd(POOL_FRAMES)) + rnd(4);
+	}
+	write_pte(e, value);
+	flush_tlb();
+	observe(value);
+	trace("pte at %llx := %llx", (unsigned long long)(u64)e, (unsigned long long)value);
+}
+
+static void control_op(void)
+{
+	u64 k = rnd(100);
+
+	if (k < 40) {
+		u64 va = fuzz_va(rnd(4), rnd(4), rnd(4), 0);
+
+		invlpg(va);
+		trace("invlpg %llx", (unsigned long long)va);
+	} else if (k < 70) {
+		cur_root = rnd(NR_ROOTS);
+		aspace_switch(&roots[cur_root]);
+		trace("cr3 := space %d", cur_root);
+	} else if (k < 82) {
+		write_cr0(read_cr0() ^ CR0_WP);
+		flush_tlb();
+		trace("cr0.wp := %d", !!(read_cr0() & CR0_WP));
+	} else if (k < 91) {
+		wrmsr(MSR_EFER, rdmsr(MSR_EFER) ^ EFER_NXE);
+		flush_tlb();
+		trace("efer.nxe := %d", !!(rdmsr(MSR_EFER) & EFER_NXE));
+	} else {
+		write_cr4(read_cr4() & ~CR4_PGE);
+		write_cr4(read_cr4() | CR4_PGE);
+		trace("cr4.pge off and on");
+	}
+	observe(0x100 + k / 10);
+}
+
+/* ---- set-up ---- */
+
+static void setup(void)
+{
+	u32 a, b, c, d;
+	u64 arg_frame = page_alloc();
+
+	cpuid(0x80000008, &a, &b, &c, &d);
+	phys_mask = ((1ULL << (a & 0xff)) - 1) & PTE_ADDR_MASK;
+	cpuid(0x80000001, &a, &b, &c, &d);
+	gbpages = d & (1U << 26);
+	pool = page_alloc_2m();
+	pool_l2 = (pool >> 21) & 511;
+	for (unsigned int i = 0; i < POOL_FRAMES; i++) {
+		u64 *t = (u64 *)pool_frame(i);
+
+		for (int j = 0; j < 4; j++)
+			t[j] = random_entry();
+		((u8 *)t)[PAGE_SIZE - 1] = RET_OPCODE;
+	}
+	user_arg = (u64 *)arg_frame;
+	for (int r = 0; r < NR_ROOTS; r++) {
+		aspace_init(&roots[r]);
+		aspace_map_user_text(&roots[r]);
+		pt_map(roots[r].root, KL_USER_STACK_VA, page_alloc(), PTE_P | PTE_W | PTE_U);
+		pt_map(roots[r].root, USER_ARG_VA, arg_frame, PTE_P | PTE_U);
+		((u64 *)roots[r].root)[FUZZ_SLOT] = random_entry();
+	}
+	cur_root = 0;
+	aspace_switch(&roots[0]);
+}
+
+int workload_main(void)
+{
+	u64 ops = p_ops.value;
+
+	rng_state = p_seed.value;
+	setup();
+	kl_printf("mmufuzz: seed %llu, %llu ops, MAXPHYADDR mask %llx, 1 GiB pages %s\n",
+		  (unsigned long long)p_seed.value, (unsigned long long)ops,
+		  (unsigned long long)phys_mask, gbpages ? "yes" : "no");
+	kl_phase_begin();
+	for (op_index = 1; op_index <= ops; op_index++) {
+		u64 k = rnd(100);
+
+		tracing = p_trace.value && op_index >= p_trace.value;
+		if (k < 60)
+			access();
+		else if (k < 80)
+			write_entry();
+		else
+			control_op();
+		if (op_index % CHECKPOINT_OPS == 0 || op_index == ops)
+			kl_printf("checkpoint %llu %016llx\n", (unsigned long long)op_index,
+				  (unsigned long long)checksum);
+	}
+	write_cr0(read_cr0() | CR0_WP);
+	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_NXE);
+	aspace_switch(&kl_kernel_as);
+	kl_phase_end(ops, checksum);
+	return 0;
+}
