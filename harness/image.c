@@ -44,6 +44,8 @@ static int read_params(struct image *img, const Elf64_Ehdr *eh)
 	for (int i = 0; i < eh->e_shnum; i++) {
 		const char *name = (const char *)img->file + strtab->sh_offset + sh[i].sh_name;
 
+		if (!strcmp(name, KL_TOOL_SECTION))
+			img->tool = true;
 		if (strcmp(name, KL_PARAM_SECTION))
 			continue;
 		if (sh[i].sh_size % sizeof(struct kl_param) ||

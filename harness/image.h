@@ -8,6 +8,7 @@
 #ifndef KVMLAB_IMAGE_H
 #define KVMLAB_IMAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <kvmlab/guest_abi.h>
@@ -22,6 +23,7 @@ struct image {
 	uint64_t entry;
 	uint64_t image_end;		/* highest gpa the segments occupy */
 	uint64_t params_gpa;		/* where .kl_params is loaded */
+	bool tool;			/* a tool, not a benchmark (KL_TOOL_SECTION) */
 	int nparams;
 	struct kl_param params[MAX_PARAMS];	/* values: defaults, then --param */
 };

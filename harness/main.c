@@ -102,10 +102,8 @@ static int open_workloads(struct options *o, char *list)
 	if (avail < 0)
 		return -1;
 	if (!strcmp(list, "all")) {
-		/* The MMU fuzzer's guest is not a benchmark: `kvmlab fuzz mmu` runs it. */
-		for (int a = n = 0; a < avail; a++)
-			if (strcmp(names[a], "mmufuzz"))
-				items[n++] = names[a];
+		for (n = 0; n < avail; n++)
+			items[n] = names[n];
 	} else if ((n = split_list(list, items, MAX_ITEMS)) <= 0) {
 		return err("--workload needs at least one name");
 	}
@@ -128,6 +126,10 @@ static int open_workloads(struct options *o, char *list)
 		snprintf(path, sizeof(path), "%s/%s.elf", o->workloads_dir, items[i]);
 		if (image_open(&o->images[o->nimages], path, items[i]))
 			return -1;
+		if (!strcmp(list, "all") && o->images[o->nimages].tool) {
+			image_close(&o->images[o->nimages]);	/* a tool, not a benchmark */
+			continue;
+		}
 		o->nimages++;
 	}
 	return 0;
@@ -518,7 +520,7 @@ static int cmd_list(void)
 		snprintf(path, sizeof(path), "%s/%s.elf", dir, names[i]);
 		if (image_open(&img, path, names[i]))
 			return 1;
-		printf("  %s\n", names[i]);
+		printf("  %s%s\n", names[i], img.tool ? "   (a tool: not in 'all')" : "");
 		for (int p = 0; p < img.nparams; p++)
 			printf("      %-10s default %-8llu [%llu..%llu]  %s\n", img.params[p].name,
 			       (unsigned long long)img.params[p].def,

@@ -39,6 +39,8 @@
  */
 #include "rt.h"
 
+KL_NOT_A_BENCHMARK("the differential MMU fuzzer: kvmlab fuzz mmu runs it");
+
 KL_PARAM(p_seed, "seed", 1, 0, 0x7fffffffffffffffULL, "random seed: the same seed, the same ops");
 KL_PARAM(p_ops, "ops", 20000, 1, 100000000, "operations to run");
 KL_PARAM(p_trace, "trace_from", 0, 0, 100000000,

@@ -67,6 +67,12 @@ struct kl_msg {
  * guest memory before the first instruction runs.
  */
 #define KL_PARAM_SECTION	".kl_params"
+/*
+ * A workload whose image has this (unloaded) section is a tool, not a
+ * benchmark (the MMU fuzzer's guest, isolation probes, garbage code):
+ * `--workload all` leaves it out; naming it still runs it.
+ */
+#define KL_TOOL_SECTION		".kl_tool"
 #define KL_PARAM_NAME_LEN	24
 #define KL_PARAM_HELP_LEN	80
 

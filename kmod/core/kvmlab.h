@@ -250,9 +250,22 @@ bool kl_guest_long_mode(struct kl_vcpu *vcpu);
  */
 struct kl_stree {
 	struct page *root;
-	unsigned int nr_tables;		/* table pages below the root */
+	unsigned int nr_pages;		/* every page it holds: root, tables, tag pages */
 	bool track_gpa;			/* keep the gpa each leaf maps (a tag page per PT) */
 };
+
+/* The most pages one fill can add: three tables and a PT's tag page. */
+#define KL_STREE_FILL_PAGES	4
+
+/*
+ * Whether a strategy holding `pages` shadow pages must reclaim before its
+ * next fill to stay within `cap`. A cap below root + one fill cannot be
+ * kept, so that is the smallest one honoured.
+ */
+static inline bool kl_stree_over_cap(unsigned int pages, unsigned int cap)
+{
+	return pages + KL_STREE_FILL_PAGES > max(cap, 1U + KL_STREE_FILL_PAGES);
+}
 
 /* Software bit in a shadow leaf: filled from a guest 2 MiB/1 GiB page. */
 #define KL_SPTE_FROM_LARGE	BIT_ULL(9)

@@ -85,9 +85,9 @@ int kl_shadow_walk(struct kl_vcpu *vcpu, struct kl_pf_info *pf, struct kl_walk *
 
 int kl_stree_init(struct kl_vm *vm, struct kl_stree *t, bool track_gpa)
 {
-	t->nr_tables = 0;
 	t->track_gpa = track_gpa;
 	t->root = kl_table_page_alloc(vm);
+	t->nr_pages = t->root ? 1 : 0;
 	return t->root ? 0 : -ENOMEM;
 }
 
@@ -98,6 +98,7 @@ static void free_pt(struct kl_vm *vm, struct kl_stree *t, struct page *pt)
 	if (tags) {
 		kl_table_page_free(vm, tags);
 		set_page_private(pt, 0);
+		t->nr_pages--;
 	}
 	kl_table_page_free(vm, pt);
 }
@@ -119,7 +120,7 @@ static void drop_table(struct kl_vm *vm, struct kl_stree *t, u64 *entry, int lev
 		free_pt(vm, t, virt_to_page(table));
 	else
 		kl_table_page_free(vm, virt_to_page(table));
-	t->nr_tables--;
+	t->nr_pages--;
 	vm->stat.mmu_shadow_zapped++;
 	*entry = 0;
 }
@@ -138,6 +139,7 @@ void kl_stree_destroy(struct kl_vm *vm, struct kl_stree *t)
 	kl_stree_zap_all(vm, t);
 	kl_table_page_free(vm, t->root);
 	t->root = NULL;
+	t->nr_pages = 0;
 }
 
 u64 *kl_stree_pte(struct kl_vm *vm, struct kl_stree *t, u64 gva, bool build, struct page **pt)
@@ -164,7 +166,7 @@ u64 *kl_stree_pte(struct kl_vm *vm, struct kl_stree *t, u64 gva, bool build, str
 			}
 			if (!page)
 				return ERR_PTR(-ENOMEM);
-			t->nr_tables++;
+			t->nr_pages += tags ? 2 : 1;
 			vm->stat.mmu_cache_miss++;
 			*e = page_to_phys(page) | NONLEAF_FLAGS;
 		}

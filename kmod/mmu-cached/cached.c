@@ -37,7 +37,7 @@
 
 static unsigned int cached_max_pages = 2048;
 module_param(cached_max_pages, uint, 0644);
-MODULE_PARM_DESC(cached_max_pages, "cached: shadow pages per VM before LRU recycling");
+MODULE_PARM_DESC(cached_max_pages, "cached: shadow pages per VM before LRU recycling (at least 16)");
 
 #define HASH_BITS	10
 #define FLOOD_WRITES	3

@@ -32,7 +32,7 @@ module_param(shadow_max_roots, uint, 0444);
 MODULE_PARM_DESC(shadow_max_roots, "shadow: guest roots kept per vCPU (at most 256)");
 static unsigned int shadow_max_tables = 4096;
 module_param(shadow_max_tables, uint, 0644);
-MODULE_PARM_DESC(shadow_max_tables, "shadow: shadow table pages per vCPU before roots are evicted");
+MODULE_PARM_DESC(shadow_max_tables, "shadow: shadow pages (roots, tables, tag pages) per vCPU before roots are evicted (at least 5)");
 
 struct shadow_root {
 	bool used;
@@ -53,12 +53,12 @@ static inline struct resync *to_rs(struct kl_vcpu *vcpu)
 	return vcpu->mmu_priv;
 }
 
-static unsigned int total_tables(struct resync *rs)
+static unsigned int total_pages(struct resync *rs)
 {
 	unsigned int n = 0;
 
 	for (unsigned int i = 0; i < rs->nr_roots; i++)
-		n += rs->roots[i].used ? rs->roots[i].tree.nr_tables : 0;
+		n += rs->roots[i].used ? rs->roots[i].tree.nr_pages : 0;
 	return n;
 }
 
@@ -98,24 +98,32 @@ static void resync(struct kl_vcpu *vcpu, struct shadow_root *root)
 
 static void evict(struct kl_vcpu *vcpu, struct shadow_root *root)
 {
-	vcpu->vm->stat.mmu_recycled += root->tree.nr_tables + 1;
+	vcpu->vm->stat.mmu_recycled += root->tree.nr_pages;
 	kl_stree_destroy(vcpu->vm, &root->tree);
 	root->used = false;
 }
 
-static struct shadow_root *lru_victim(struct resync *rs)
+/* The least recently used tree other than the current one; NULL if none. */
+static struct shadow_root *oldest_other(struct resync *rs)
 {
 	struct shadow_root *victim = NULL;
 
 	for (unsigned int i = 0; i < rs->nr_roots; i++) {
 		struct shadow_root *r = &rs->roots[i];
 
-		if (!r->used)
-			return r;
-		if (r != rs->cur && (!victim || r->last_use < victim->last_use))
+		if (r->used && r != rs->cur && (!victim || r->last_use < victim->last_use))
 			victim = r;
 	}
 	return victim;
+}
+
+/* A slot for a new tree: a free one, or the least recently used. */
+static struct shadow_root *slot_for_new_root(struct resync *rs)
+{
+	for (unsigned int i = 0; i < rs->nr_roots; i++)
+		if (!rs->roots[i].used)
+			return &rs->roots[i];
+	return oldest_other(rs);
 }
 
 static void load_root(struct kl_vcpu *vcpu)
@@ -135,7 +143,7 @@ static void load_root(struct kl_vcpu *vcpu)
 		}
 	}
 	vcpu->vm->stat.mmu_root_miss++;
-	r = lru_victim(rs);
+	r = slot_for_new_root(rs);
 	if (r->used)
 		evict(vcpu, r);
 	if (kl_stree_init(vcpu->vm, &r->tree, true)) {
@@ -154,11 +162,11 @@ static void enforce_cap(struct kl_vcpu *vcpu)
 {
 	struct resync *rs = to_rs(vcpu);
 
-	while (total_tables(rs) + 3 > shadow_max_tables) {
-		struct shadow_root *victim = lru_victim(rs);
+	while (kl_stree_over_cap(total_pages(rs), shadow_max_tables)) {
+		struct shadow_root *victim = oldest_other(rs);
 
-		if (!victim || victim == rs->cur || !victim->used) {
-			vcpu->vm->stat.mmu_recycled += rs->cur->tree.nr_tables;
+		if (!victim) {
+			vcpu->vm->stat.mmu_recycled += rs->cur->tree.nr_pages - 1;
 			kl_stree_zap_all(vcpu->vm, &rs->cur->tree);
 			kl_vendor->flush_guest_tlb(vcpu);
 			return;

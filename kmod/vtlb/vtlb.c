@@ -27,7 +27,7 @@
 
 static unsigned int vtlb_max_tables = 2048;
 module_param(vtlb_max_tables, uint, 0644);
-MODULE_PARM_DESC(vtlb_max_tables, "vtlb: shadow table pages per vCPU before a full flush");
+MODULE_PARM_DESC(vtlb_max_tables, "vtlb: shadow pages (root and tables) per vCPU before a full flush (at least 5)");
 
 static inline struct kl_stree *tree(struct kl_vcpu *vcpu)
 {
@@ -43,8 +43,8 @@ static int vtlb_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
 	r = kl_shadow_walk(vcpu, pf, &w);
 	if (r)
 		return r;
-	if (tree(vcpu)->nr_tables + 3 > vtlb_max_tables) {
-		vcpu->vm->stat.mmu_recycled += tree(vcpu)->nr_tables;
+	if (kl_stree_over_cap(tree(vcpu)->nr_pages, vtlb_max_tables)) {
+		vcpu->vm->stat.mmu_recycled += tree(vcpu)->nr_pages - 1;
 		kl_stree_zap_all(vcpu->vm, tree(vcpu));
 		kl_vendor->flush_guest_tlb(vcpu);
 	}

@@ -73,6 +73,11 @@ typedef uint8_t u8;
 		.name = pname, .help = phelp, .def = (pdef),		\
 		.min = (pmin), .max = (pmax), .value = (pdef) }
 
+/* A tool rather than a benchmark: `--workload all` leaves it out (guest_abi.h). */
+#define KL_NOT_A_BENCHMARK(why)						\
+	static const char kl_tool_note[]				\
+	__attribute__((section(KL_TOOL_SECTION), used)) = why
+
 /* ---- harness line ---- */
 void kl_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void kl_phase_begin(void);
