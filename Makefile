@@ -41,10 +41,10 @@ abitest:
 testmachine: harness workloads kmod abitest
 	$(MAKE) -C testmachine BUILD=$(BUILD)
 
+# The main job: the default sweep (sweeps/default.sweep), its table and
+# results/<run-id>/report.md. `./kvmlab sweep --quick` is the small one.
 run: deps build
-	./kvmlab run --hv kvm-shadow,kvm-npt,kvmlab-vtlb,kvmlab-shadow,kvmlab-cached,kvmlab-npt \
-		--workload all
-	@echo "(plots and tables: see the results directory printed above)"
+	./kvmlab sweep
 
 test: deps build
 	$(PYTHON) -m pytest -q tests

@@ -9,6 +9,8 @@
  *              [--dry-run] [--verbose]
  *   kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]
  *   kvmlab fuzz mmu --hv H[,H..] [--oracle H] [--seed S] [--ops N] [--mem MB]
+ *   kvmlab sweep-plan SPEC RUN_DIR [--check]   (what ./kvmlab sweep still has to run)
+ *   kvmlab sweep-merge RUN_DIR CHUNK_DIR
  *   kvmlab list
  *   kvmlab table RUN_DIR
  *   kvmlab plot RUN_DIR
@@ -33,6 +35,7 @@
 #include "image.h"
 #include "kmsg.h"
 #include "results.h"
+#include "sweep.h"
 #include "util.h"
 #include "vm.h"
 
@@ -55,6 +58,8 @@ struct options {
 	const char *results_dir;
 	char workloads_dir[PATH_MAX];
 	bool dry_run, verbose;
+	const char *plan;		/* --plan: exactly the runs listed (sweeps) */
+	uint64_t progress_done, progress_total;	/* --progress D/T: where in a sweep */
 	int argc;
 	char **argv;
 };
@@ -67,7 +72,8 @@ static int usage(void)
 		"                  [--results DIR] [--meta K=V]... [--modparam K=V]... [--dry-run] [--verbose]\n"
 		"       kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]\n"
 		"       kvmlab fuzz mmu --hv H[,H...] [--oracle H] [--seed S] [--ops N] [--mem MB]\n"
-		"       kvmlab list | table RUN_DIR | plot RUN_DIR\n"
+		"       kvmlab list | table RUN_DIR | plot RUN_DIR | report RUN_DIR\n"
+		"       kvmlab sweep-plan SPEC RUN_DIR [--check] | sweep-merge RUN_DIR CHUNK_DIR\n"
 		"       ./kvmlab (the script) runs this inside the test machine; --native here\n");
 	return EXIT_USAGE;
 }
@@ -214,6 +220,8 @@ static int parse_run(struct options *o, int argc, char **argv)
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "native", no_argument, NULL, 'N' },
+		{ "plan", required_argument, NULL, 'L' },
+		{ "progress", required_argument, NULL, 'G' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *hv_list = NULL, *wl_list = NULL;
@@ -265,6 +273,17 @@ static int parse_run(struct options *o, int argc, char **argv)
 		case 'n': o->dry_run = true; break;
 		case 'v': o->verbose = true; break;
 		case 'N': break;
+		case 'L': o->plan = optarg; break;
+		case 'G': {
+			unsigned long long d, t;
+			char end;
+
+			if (sscanf(optarg, "%llu/%llu%c", &d, &t, &end) != 2 || d > t)
+				return err("--progress needs DONE/TOTAL, not '%s'", optarg);
+			o->progress_done = d;
+			o->progress_total = t;
+			break;
+		}
 		default:
 			return err("unknown or incomplete option '%s' (try 'kvmlab run --help'?)",
 				   argv[optind - 1]);
@@ -272,6 +291,10 @@ static int parse_run(struct options *o, int argc, char **argv)
 	}
 	if (optind < argc)
 		return err("unexpected argument '%s'", argv[optind]);
+	if (o->plan && (hv_list || wl_list || o->nparams))
+		return err("--plan lists the runs: no --hv, --workload or --param with it");
+	if (o->plan)
+		goto run_id;
 	if (!hv_list || !wl_list)
 		return err("run needs --hv and --workload");
 	if (parse_hvs(o, hv_list) || open_workloads(o, wl_list))
@@ -279,6 +302,7 @@ static int parse_run(struct options *o, int argc, char **argv)
 	for (int i = 0; i < o->nparams; i++)
 		if (apply_param(o, o->params[i]))
 			return -1;
+run_id:
 	if (!o->run_id[0]) {
 		time_t t = time(NULL);
 
@@ -464,6 +488,133 @@ static int run_hv(struct options *o, int h, struct results *res, int kfd, int *n
 	return 0;
 }
 
+/* "k=v;k=v" (runs.csv's params column) onto img's parameters. */
+static int set_params_string(struct image *img, const char *params)
+{
+	char buf[512], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", params);
+	for (char *kv = strtok_r(buf, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+		char *eq = strchr(kv, '=');
+		struct kl_param *p;
+		uint64_t v;
+
+		if (!eq)
+			return err("plan: '%s' is not NAME=VALUE", kv);
+		*eq = 0;
+		p = image_param(img, kv);
+		if (!p || !parse_u64(eq + 1, &v) || v < p->min || v > p->max)
+			return err("plan: bad parameter %s=%s for %s", kv, eq + 1, img->name);
+		p->value = v;
+	}
+	return 0;
+}
+
+/* The plan's workload `name`, opened on first use. */
+static struct image *plan_image(struct options *o, const char *name)
+{
+	char path[PATH_MAX + 80];
+
+	for (int i = 0; i < o->nimages; i++)
+		if (!strcmp(o->images[i].name, name))
+			return &o->images[i];
+	if (!o->images && !(o->images = calloc(MAX_ITEMS, sizeof(*o->images)))) {
+		err("out of memory");
+		return NULL;
+	}
+	if (o->nimages == MAX_ITEMS) {
+		err("plan: more than %d workloads", MAX_ITEMS);
+		return NULL;
+	}
+	snprintf(path, sizeof(path), "%s/%s.elf", o->workloads_dir, name);
+	if (image_open(&o->images[o->nimages], path, name))
+		return NULL;
+	return &o->images[o->nimages++];
+}
+
+/* Where the sweep stands, and its time left at this boot's pace. */
+static void print_progress(const struct options *o, uint64_t ran, uint64_t t0)
+{
+	double secs = (now_ns() - t0) / 1e9;
+	uint64_t done = o->progress_done + ran, left = o->progress_total - done;
+	unsigned long eta = (unsigned long)(secs / ran * left + 0.5);
+
+	printf("      sweep: %llu of %llu runs done; this boot %.0f s; about %lum%02lus left\n",
+	       (unsigned long long)done, (unsigned long long)o->progress_total, secs,
+	       eta / 60, eta % 60);
+}
+
+/* run --plan FILE: each line "hv TAB workload TAB params TAB rep", in order. */
+static int run_plan(struct options *o, struct results *res, int kfd, int *n, int *total,
+		    int *failed)
+{
+	FILE *f = fopen(o->plan, "r");
+	char line[1024];
+	const struct hv *loaded = NULL;
+	struct run_result *r = malloc(sizeof(*r));
+	uint64_t t0 = now_ns();
+	int rc = 0;
+
+	if (!f || !r) {
+		free(r);
+		return err_errno("cannot read plan %s", o->plan);
+	}
+	while (fgets(line, sizeof(line), f))
+		*total += line[0] != '\n' && line[0] != '#';
+	rewind(f);
+	while (!rc && fgets(line, sizeof(line), f)) {
+		char *hv_name = strtok(line, "\t"), *wl = strtok(NULL, "\t");
+		char *params = strtok(NULL, "\t"), *rep_s = strtok(NULL, "\t\n");
+		const struct hv *hv = hv_name ? hv_find(hv_name) : NULL;
+		struct image *img;
+		uint64_t rep;
+
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		if (!hv || !wl || !params || !rep_s || !parse_u64(rep_s, &rep)) {
+			rc = err("plan %s: malformed line", o->plan);
+			break;
+		}
+		img = plan_image(o, wl);
+		if (!img || set_params_string(img, params)) {
+			rc = -1;
+			break;
+		}
+		if (hv != loaded && hv_prepare(hv, o->modparams)) {
+			rc = -1;
+			break;
+		}
+		if (hv != loaded && o->nhvs < MAX_ITEMS)
+			o->hvs[o->nhvs++] = hv;		/* for meta.json */
+		loaded = hv;
+		{
+			struct run_config cfg = {
+				.device = hv->device, .vm_type = hv->vm_type,
+				.mem_bytes = o->mem_mb << 20, .timeout_s = (unsigned int)o->timeout_s,
+				.verbose = o->verbose, .known_deviations = hv_known_deviations(hv),
+			};
+			struct run_key key = { hv->name, img->name, params, (int)rep };
+			uint64_t t1 = now_ns();
+
+			if (vm_run(&cfg, img, r)) {
+				rc = -1;
+				break;
+			}
+			apply_kmsg(kfd, r);
+			results_add(res, &key, r);
+			++*n;
+			print_run_line((int)(o->progress_done + *n), (int)(o->progress_total ?
+				       o->progress_total : (uint64_t)*total), &key, r, (now_ns() - t1) / 1e9);
+			if (o->progress_total)
+				print_progress(o, (uint64_t)*n, t0);
+			*failed += strcmp(r->status, "ok") != 0;
+		}
+	}
+	fclose(f);
+	free(r);
+	return rc;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	struct options o = { .argc = argc, .argv = argv };
@@ -474,6 +625,10 @@ static int cmd_run(int argc, char **argv)
 	if (parse_run(&o, argc, argv))
 		return EXIT_USAGE;
 	total = o.nhvs * o.nimages * (int)o.reps;
+	if (o.dry_run && o.plan) {
+		printf("kvmlab: runs from the plan %s\n", o.plan);
+		return 0;
+	}
 	if (o.dry_run) {
 		printf("kvmlab: %d runs (%d hypervisors x %d workloads x %llu reps)\n", total,
 		       o.nhvs, o.nimages, (unsigned long long)o.reps);
@@ -483,8 +638,11 @@ static int cmd_run(int argc, char **argv)
 	if (results_open(&res, dir))
 		return 1;
 	kfd = kmsg_open();
-	for (int h = 0; h < o.nhvs && !rc; h++)
-		rc = run_hv(&o, h, &res, kfd, &n, total, &failed);
+	if (o.plan)
+		rc = run_plan(&o, &res, kfd, &n, &total, &failed);
+	else
+		for (int h = 0; h < o.nhvs && !rc; h++)
+			rc = run_hv(&o, h, &res, kfd, &n, total, &failed);
 	hv_unload_all();
 	if (kfd >= 0) {
 		struct run_result tail = { .status = "ok" };
@@ -674,8 +832,15 @@ int main(int argc, char **argv)
 		return cmd_list();
 	if (!strcmp(argv[1], "fuzz"))
 		return cmd_fuzz(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "sweep-plan") && (argc == 4 || argc == 5))
+		return sweep_plan(argv[2], argv[3], argc == 5 && !strcmp(argv[4], "--check") ?
+				  NULL : stdout) ? EXIT_USAGE : 0;
+	if (!strcmp(argv[1], "sweep-merge") && argc == 4)
+		return sweep_merge(argv[2], argv[3]) ? 1 : 0;
 	if (!strcmp(argv[1], "table") && argc == 3)
 		return results_print_table(argv[2]) ? 1 : 0;
+	if (!strcmp(argv[1], "report") && argc == 3)
+		return results_report(argv[2]) ? 1 : 0;
 	if (!strcmp(argv[1], "plot") && argc == 3)
 		return results_plot(argv[2]) ? 1 : 0;
 	err("unknown command '%s'", argv[1]);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "results.h"
+#include "runs_csv.h"
 #include "util.h"
 
 const char *const csv_counters[] = {
@@ -17,6 +19,7 @@ const char *const csv_counters[] = {
 	"tlb_flush", "invlpg", "remote_tlb_flush",
 	"mmu_shadow_zapped", "mmu_pte_write", "mmu_pde_zapped", "mmu_flooded",
 	"mmu_recycled", "mmu_cache_miss", "mmu_unsync", "pages_4k", "pages_2m",
+	"shadow_pages_peak",
 	NULL,
 };
 
@@ -119,17 +122,7 @@ int results_close(struct results *res)
 
 /* ---- reading runs.csv back: the table and the plot work on any run dir ---- */
 
-#define MAX_ROWS 4096
-#define MAX_COLS 64
-
-struct csv {
-	int ncols, nrows;
-	char *cols[MAX_COLS];
-	char **cells;		/* nrows * ncols */
-	char *text;
-};
-
-static int csv_load(struct csv *c, const char *dir)
+int csv_load(struct csv *c, const char *dir)
 {
 	char path[4200];
 	size_t len;
@@ -168,13 +161,13 @@ static int csv_load(struct csv *c, const char *dir)
 	return 0;
 }
 
-static void csv_free(struct csv *c)
+void csv_free(struct csv *c)
 {
 	free(c->cells);
 	free(c->text);
 }
 
-static int csv_col(const struct csv *c, const char *name)
+int csv_col(const struct csv *c, const char *name)
 {
 	for (int i = 0; i < c->ncols; i++)
 		if (!strcmp(c->cols[i], name))
@@ -182,27 +175,18 @@ static int csv_col(const struct csv *c, const char *name)
 	return -1;
 }
 
-static const char *cell(const struct csv *c, int row, int col)
+const char *cell(const struct csv *c, int row, int col)
 {
 	const char *v = col >= 0 ? c->cells[row * MAX_COLS + col] : NULL;
 
 	return v ? v : "";
 }
 
-/* One aggregated line per (hv, workload, params): sums over ok reps. */
-struct agg {
-	const char *hv, *workload, *params, *checksum;
-	int reps, ok;
-	double ops, wall, cycles, counter[8];
-	bool have[8];
-	bool checksum_differs;
-};
-
-static const char *const table_counters[] = {
+const char *const table_counters[] = {
 	"exits", "pf_guest", "pf_fixed", "tlb_flush", "invlpg", "mmu_pte_write", NULL,
 };
 
-static int aggregate(const struct csv *c, struct agg *out, int max)
+int aggregate(const struct csv *c, struct agg *out, int max)
 {
 	int n = 0, chv = csv_col(c, "hv"), cwl = csv_col(c, "workload"),
 	    cpar = csv_col(c, "params"), cst = csv_col(c, "status"),
@@ -336,7 +320,7 @@ int results_print_table(const char *dir)
 	return 0;
 }
 
-static int run_gnuplot(const char *dir, const char *script)
+int run_gnuplot(const char *dir, const char *script)
 {
 	pid_t pid = fork();
 	int status;
@@ -344,14 +328,19 @@ static int run_gnuplot(const char *dir, const char *script)
 	if (pid < 0)
 		return err_errno("fork");
 	if (pid == 0) {
-		if (chdir(dir) == 0)
+		/* Its warnings (an all-zero panel...) go to a log beside the plots. */
+		int log = chdir(dir) == 0 ? open("gnuplot.log", O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
+
+		if (log >= 0) {
+			dup2(log, 2);
 			execlp("gnuplot", "gnuplot", script, (char *)NULL);
+		}
 		fprintf(stderr, "kvmlab: cannot run gnuplot: %s\n", strerror(errno));
 		_exit(127);
 	}
 	waitpid(pid, &status, 0);
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		return err("gnuplot failed on %s/%s", dir, script);
+		return err("gnuplot failed on %s/%s (see %s/gnuplot.log)", dir, script, dir);
 	return 0;
 }
 

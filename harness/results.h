@@ -34,5 +34,9 @@ int results_close(struct results *res);
 int results_print_table(const char *dir);
 /* gnuplot PNG of exits per operation: dir/exits_per_op.png. */
 int results_plot(const char *dir);
+/* dir/report.md with tables, PNG+SVG plots and the published anchors (report.c). */
+int results_report(const char *dir);
+/* Run gnuplot on dir/script inside dir; 0 when it succeeded. */
+int run_gnuplot(const char *dir, const char *script);
 
 #endif
