@@ -6,7 +6,7 @@ PYTHON   := /usr/bin/python3
 DEB_PKGS := build-essential qemu-system-x86 linux-image-amd64 linux-headers-amd64 \
             busybox-static cpio kmod gnuplot-nox python3-pytest
 
-.PHONY: all deps build harness workloads kmod abitest testmachine run test clean
+.PHONY: all deps build harness workloads kmod abitest testmachine run test fuzz-benchmark clean
 
 all: build
 
@@ -45,6 +45,11 @@ testmachine: harness workloads kmod abitest
 # results/<run-id>/report.md. `./kvmlab sweep --quick` is the small one.
 run: deps build
 	./kvmlab sweep
+
+# The differential MMU fuzzer's benchmark target: a million operations per
+# shadow strategy against nested paging, zero mismatches (the tests run fewer).
+fuzz-benchmark: deps build
+	./kvmlab fuzz mmu --hv kvmlab-vtlb,kvmlab-shadow,kvmlab-cached --seed 1 --ops 1000000
 
 test: deps build
 	$(PYTHON) -m pytest -q tests
