@@ -174,7 +174,7 @@ static void bars(struct report *r, const char **wls, int nwl, const char *name,
 		fprintf(r->gp, "set terminal %s size 1200,%d font ',10'\nset output '%s.%s'\n"
 			"set multiplot layout %d,%d title '%s'\nset style data histograms\n"
 			"set style fill solid 0.8 border -1\nset boxwidth 0.7\nset grid ytics\n"
-			"set yrange [0:*]\nunset key\nset xtics rotate by -30 noenhanced\n",
+			"set yrange [0:*]\nunset key\nset xtics autofreq rotate by -30 noenhanced\n",
 			t ? "svg" : "pngcairo", nwl > 4 ? 900 : 450, name, t ? "svg" : "png",
 			nwl > 4 ? 2 : 1, nwl > 4 ? (nwl + 1) / 2 : nwl, title);
 		for (int w = 0; w < nwl; w++)
@@ -190,7 +190,7 @@ static void growth(struct report *r, const char *wl, const char *key)
 {
 	static const char *const ylabel[] = { "exits per op", "ns per op", "peak shadow pages" };
 	const char *series[MAX_NAMES];
-	char name[160], path[4400], rest[512];
+	char name[160], path[4400], rest[512], xtics[1024];
 	int ns = 0;
 	FILE *dat;
 
@@ -216,13 +216,30 @@ static void growth(struct report *r, const char *wl, const char *key)
 		fprintf(dat, "\n\n");
 	}
 	fclose(dat);
+	/* Ticks at exactly the values swept: autoticks on a log axis collide. */
+	xtics[0] = 0;
+	for (int i = 0, len = 0; i < r->n && len < (int)sizeof(xtics) - 40; i++) {
+		char tick[64];
+		double v = param_value(r->a[i].params, key);
+
+		if (strcmp(r->a[i].workload, wl))
+			continue;
+		if (v >= 1048576 && (long)v % 1048576 == 0)
+			snprintf(tick, sizeof(tick), "\"%gMi\" %.0f", v / 1048576, v);
+		else if (v >= 1024 && (long)v % 1024 == 0)
+			snprintf(tick, sizeof(tick), "\"%gKi\" %.0f", v / 1024, v);
+		else
+			snprintf(tick, sizeof(tick), "\"%.0f\" %.0f", v, v);
+		if (!strstr(xtics, tick))
+			len += snprintf(xtics + len, sizeof(xtics) - len, "%s%s", len ? ", " : "", tick);
+	}
 	for (int t = 0; t < 2; t++) {
 		fprintf(r->gp, "set terminal %s size 1200,420 font ',10'\nset output '%s.%s'\n"
 			"set multiplot layout 1,3 title '%s: cost as %s grows (other parameters: %s)' "
 			"noenhanced\nset style data linespoints\nset grid\nset key top left "
-			"noenhanced\nset logscale x 2\nset xtics norotate\n"
+			"noenhanced\nset logscale x 2\nset xtics norotate (%s)\n"
 			"set xlabel '%s' noenhanced\n",
-			t ? "svg" : "pngcairo", name, t ? "svg" : "png", wl, key, rest, key);
+			t ? "svg" : "pngcairo", name, t ? "svg" : "png", wl, key, rest, xtics, key);
 		for (int y = 0; y < 3; y++) {
 			fprintf(r->gp, "set title '%s'\nset ylabel '%s'\nset yrange [0:*]\nplot ",
 				ylabel[y], ylabel[y]);
