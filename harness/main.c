@@ -34,6 +34,7 @@
 #include "hv.h"
 #include "image.h"
 #include "kmsg.h"
+#include "pmu.h"
 #include "results.h"
 #include "sweep.h"
 #include "util.h"
@@ -378,7 +379,9 @@ static int write_meta(const struct options *o, const char *dir, int failed, int 
 		json_str(f, o->hvs[i]->params ? o->hvs[i]->params : "");
 		fprintf(f, "}");
 	}
-	fprintf(f, "],\n  \"module_params_extra\": [");
+	fprintf(f, "],\n  \"host_counters\": ");
+	json_str(f, pmu_status()[0] ? pmu_status() : "available (libpfm4, perf_event_open)");
+	fprintf(f, ",\n  \"module_params_extra\": [");
 	for (int i = 0; i < o->nmodparams; i++) {
 		fprintf(f, "%s", i ? ", " : "");
 		json_str(f, o->modparams[i]);

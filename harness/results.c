@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "pmu.h"
 #include "results.h"
 #include "runs_csv.h"
 #include "util.h"
@@ -51,6 +52,8 @@ int results_open(struct results *res, const char *dir)
 		       "hv,workload,params,rep,status,ops,checksum,wall_ns,guest_cycles");
 	for (int i = 0; csv_counters[i]; i++)
 		len += snprintf(header + len, sizeof(header) - len, ",%s", csv_counters[i]);
+	for (int i = 0; i < PMU_EVENTS; i++)
+		len += snprintf(header + len, sizeof(header) - len, ",%s", pmu_columns[i]);
 	snprintf(header + len, sizeof(header) - len, "\n");
 	res->runs = open_csv(dir, "runs.csv", header);
 	res->counters = open_csv(dir, "counters.csv", "hv,workload,params,rep,counter,delta\n");
@@ -88,6 +91,15 @@ void results_add(struct results *res, const struct run_key *k, const struct run_
 		fputc(',', res->runs);
 		if (r->measured && run_counter(r, csv_counters[i], &v))
 			fprintf(res->runs, "%" PRId64, v);
+	}
+	/* Host counters: a number, or n/a where there is no PMU (never a fake 0). */
+	for (int i = 0; i < PMU_EVENTS; i++) {
+		if (!r->measured)
+			fputc(',', res->runs);
+		else if (r->host_have[i])
+			fprintf(res->runs, ",%" PRIu64, r->host[i]);
+		else
+			fputs(",n/a", res->runs);
 	}
 	fputc('\n', res->runs);
 	fflush(res->runs);

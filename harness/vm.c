@@ -15,6 +15,7 @@
 #include <kvmlab/kvmlab.h>
 #include "stats.h"
 #include "util.h"
+#include "pmu.h"
 #include "vm.h"
 
 /* Boot page tables: PML4, PDPT, PD at fixed pages below the image. */
@@ -46,6 +47,7 @@ struct vm {
 	size_t console_len;
 	uint8_t scratch[KL_MMIO_SCRATCH_SIZE];	/* the scratch MMIO device */
 	uint32_t echo;				/* the echo port */
+	struct pmu pmu;				/* host counters over the phase */
 };
 
 static volatile sig_atomic_t timed_out;
@@ -314,10 +316,12 @@ static int handle_msg(struct vm *vm, const struct run_config *cfg, uint32_t gpa,
 	case KL_MSG_PHASE_BEGIN:
 		if (snapshot(vm, vm->snap))
 			return -1;
+		pmu_start(&vm->pmu);
 		*t0 = now_ns();
 		return 0;
 	case KL_MSG_PHASE_END:
 		r->wall_ns = now_ns() - *t0;
+		pmu_stop(&vm->pmu, r->host, r->host_have);
 		end = calloc(vm->vm_stats.count + vm->vcpu_stats.count + 1, sizeof(*end));
 		if (!end || snapshot(vm, end)) {
 			free(end);
@@ -498,6 +502,7 @@ int vm_run(const struct run_config *cfg, const struct image *img, struct run_res
 		vm_teardown(&vm);
 		return -1;
 	}
+	pmu_open(&vm.pmu);
 	timed_out = 0;
 	current_run = vm.run;
 	sigaction(SIGALRM, &sa, NULL);
@@ -509,6 +514,7 @@ int vm_run(const struct run_config *cfg, const struct image *img, struct run_res
 	if (rc && !r->status[0])
 		set_status(r, "error", "run failed");
 	finish_status(r);
+	pmu_close(&vm.pmu);
 	vm_teardown(&vm);
 	return 0;
 }

@@ -42,6 +42,8 @@ struct run_result {
 	bool measured;		/* the guest closed its phase */
 	uint64_t ops, checksum, wall_ns;
 	uint64_t guest_cycles;	/* the guest's TSC over the phase */
+	uint64_t host[3];	/* host cycles, instructions, dTLB misses (pmu.h) */
+	bool host_have[3];	/* false: no PMU here, the CSV says n/a */
 	int ncounters;
 	char counter_names[MAX_COUNTERS][64];
 	int64_t counters[MAX_COUNTERS];	/* deltas over the measured phase */

@@ -204,3 +204,13 @@ def test_kvmlab_leaves_cr8_to_the_virtual_tpr(matrix):
     for hv in ("kvmlab-vtlb", "kvmlab-shadow", "kvmlab-cached", "kvmlab-npt"):
         row = matrix.row(hv, "cr8wr")
         assert n(row, "exits") < n(row, "ops") / 100, hv
+
+
+def test_host_counters_say_na_where_there_is_no_pmu(matrix):
+    """The test machine has no PMU: host_cycles/instructions/dTLB misses are
+    "n/a" in every measured row (never zeros posing as data), and meta.json
+    says why."""
+    for row in matrix.runs:
+        for col in ("host_cycles", "host_instructions", "host_dtlb_misses"):
+            assert row[col] == "n/a", row
+    assert "perf_event_open(perf::CYCLES)" in matrix.meta["host_counters"]
