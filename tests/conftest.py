@@ -3,6 +3,7 @@ run of every workload under both Linux KVM modes that many tests read."""
 import csv
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -17,9 +18,18 @@ ALL_HVS = ["kvm-shadow", "kvm-npt", "kvmlab-vtlb", "kvmlab-shadow", "kvmlab-cach
 
 
 def run(cmd, timeout=900, **kw):
-    """Run a command, capturing stdout and stderr as text."""
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
-                          timeout=timeout, cwd=TOP, **kw)
+    """Run a command, capturing stdout and stderr as text. On timeout the
+    whole process group goes (QEMU included): a killed wrapper alone would
+    leave the test machine holding the pipes open."""
+    p = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=TOP, start_new_session=True, **kw)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        raise
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
 def read_csv(path):
