@@ -452,16 +452,32 @@ static void apply_kmsg(int kfd, struct run_result *r)
 	}
 }
 
-static int run_hv(struct options *o, int h, struct results *res, int kfd, int *n, int total,
-		  int *failed)
+/* One run of img under hv (already prepared): record it, print its line as shown/of. */
+static int run_one(const struct options *o, const struct hv *hv, struct image *img,
+		   const struct run_key *key, struct results *res, int kfd, int shown, int of,
+		   struct run_result *r)
 {
-	const struct hv *hv = o->hvs[h];
 	struct run_config cfg = {
 		.device = hv->device, .vm_type = hv->vm_type, .mem_bytes = o->mem_mb << 20,
 		.timeout_s = (unsigned int)o->timeout_s, .verbose = o->verbose,
 		.known_deviations = hv_known_deviations(hv),
 	};
+	uint64_t t0 = now_ns();
+
+	if (vm_run(&cfg, img, r))
+		return -1;
+	apply_kmsg(kfd, r);
+	results_add(res, key, r);
+	print_run_line(shown, of, key, r, (now_ns() - t0) / 1e9);
+	return 0;
+}
+
+static int run_hv(struct options *o, int h, struct results *res, int kfd, int *n, int total,
+		  int *failed)
+{
+	const struct hv *hv = o->hvs[h];
 	struct run_result *r = malloc(sizeof(*r));
+	int rc = 0;
 
 	if (!r)
 		return err("out of memory");
@@ -469,26 +485,19 @@ static int run_hv(struct options *o, int h, struct results *res, int kfd, int *n
 		free(r);
 		return -1;
 	}
-	for (int w = 0; w < o->nimages; w++) {
+	for (int w = 0; w < o->nimages && !rc; w++) {
 		char params[512];
 
 		image_params_string(&o->images[w], params, sizeof(params));
-		for (uint64_t rep = 1; rep <= o->reps; rep++) {
+		for (uint64_t rep = 1; rep <= o->reps && !rc; rep++) {
 			struct run_key key = { hv->name, o->images[w].name, params, (int)rep };
-			uint64_t t0 = now_ns();
 
-			if (vm_run(&cfg, &o->images[w], r)) {
-				free(r);
-				return -1;
-			}
-			apply_kmsg(kfd, r);
-			results_add(res, &key, r);
-			print_run_line(++*n, total, &key, r, (now_ns() - t0) / 1e9);
-			*failed += strcmp(r->status, "ok") != 0;
+			rc = run_one(o, hv, &o->images[w], &key, res, kfd, ++*n, total, r);
+			*failed += !rc && strcmp(r->status, "ok") != 0;
 		}
 	}
 	free(r);
-	return 0;
+	return rc;
 }
 
 /* "k=v;k=v" (runs.csv's params column) onto img's parameters. */
@@ -556,7 +565,8 @@ static int run_plan(struct options *o, struct results *res, int kfd, int *n, int
 	const struct hv *loaded = NULL;
 	struct run_result *r = malloc(sizeof(*r));
 	uint64_t t0 = now_ns();
-	int rc = 0;
+	struct run_key key;
+	int rc = 0, of;
 
 	if (!f || !r) {
 		free(r);
@@ -564,6 +574,7 @@ static int run_plan(struct options *o, struct results *res, int kfd, int *n, int
 	}
 	while (fgets(line, sizeof(line), f))
 		*total += line[0] != '\n' && line[0] != '#';
+	of = (int)(o->progress_total ? o->progress_total : (uint64_t)*total);
 	rewind(f);
 	while (!rc && fgets(line, sizeof(line), f)) {
 		char *hv_name = strtok(line, "\t"), *wl = strtok(NULL, "\t");
@@ -590,28 +601,14 @@ static int run_plan(struct options *o, struct results *res, int kfd, int *n, int
 		if (hv != loaded && o->nhvs < MAX_ITEMS)
 			o->hvs[o->nhvs++] = hv;		/* for meta.json */
 		loaded = hv;
-		{
-			struct run_config cfg = {
-				.device = hv->device, .vm_type = hv->vm_type,
-				.mem_bytes = o->mem_mb << 20, .timeout_s = (unsigned int)o->timeout_s,
-				.verbose = o->verbose, .known_deviations = hv_known_deviations(hv),
-			};
-			struct run_key key = { hv->name, img->name, params, (int)rep };
-			uint64_t t1 = now_ns();
-
-			if (vm_run(&cfg, img, r)) {
-				rc = -1;
-				break;
-			}
-			apply_kmsg(kfd, r);
-			results_add(res, &key, r);
-			++*n;
-			print_run_line((int)(o->progress_done + *n), (int)(o->progress_total ?
-				       o->progress_total : (uint64_t)*total), &key, r, (now_ns() - t1) / 1e9);
-			if (o->progress_total)
-				print_progress(o, (uint64_t)*n, t0);
-			*failed += strcmp(r->status, "ok") != 0;
-		}
+		key = (struct run_key) { hv->name, img->name, params, (int)rep };
+		++*n;
+		rc = run_one(o, hv, img, &key, res, kfd, (int)o->progress_done + *n, of, r);
+		if (rc)
+			break;
+		if (o->progress_total)
+			print_progress(o, (uint64_t)*n, t0);
+		*failed += strcmp(r->status, "ok") != 0;
 	}
 	fclose(f);
 	free(r);

@@ -14,15 +14,6 @@ KL_PARAM(p_seed, "seed", 1, 0, 0x7fffffffffffffffULL, "random seed for the bytes
 
 static u64 state;
 
-static u64 rnd64(void)
-{
-	u64 z = (state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 int workload_main(void)
 {
 	u64 *code = (u64 *)page_alloc();
@@ -31,9 +22,9 @@ int workload_main(void)
 
 	state = p_seed.value;
 	for (int i = 0; i < 512; i++)
-		code[i] = rnd64();
+		code[i] = kl_rand64(&state);
 	for (int i = 0; i < 15; i++)
-		regs[i] = rnd64();
+		regs[i] = kl_rand64(&state);
 	kl_printf("garbage: seed %llu, jumping to random bytes at %llx\n",
 		  (unsigned long long)p_seed.value, (unsigned long long)(u64)code);
 	asm volatile("lidt %0" :: "m"(no_idt));

@@ -75,18 +75,9 @@ static bool tracing;
 
 /* ---- randomness and the log ---- */
 
-static u64 rnd64(void)
-{
-	u64 z = (rng_state += 0x9e3779b97f4a7c15ULL);	/* splitmix64 */
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 static u64 rnd(u64 n)
 {
-	return rnd64() % n;
+	return kl_rand64(&rng_state) % n;
 }
 
 static void observe(u64 v)

@@ -72,6 +72,16 @@ size_t strlen(const char *s)
 	return n;
 }
 
+/* splitmix64: a seeded stream, the same on every hypervisor. */
+u64 kl_rand64(u64 *state)
+{
+	u64 z = (*state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
 /* FNV-1a over the 8 bytes of v: cheap, order-sensitive, the same everywhere. */
 u64 kl_hash(u64 h, u64 v)
 {

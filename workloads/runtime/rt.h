@@ -95,6 +95,7 @@ void *memcpy(void *d, const void *s, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
 u64 kl_hash(u64 h, u64 v);	/* order-sensitive checksum step */
+u64 kl_rand64(u64 *state);	/* next of a seeded pseudo-random stream */
 
 /* ---- CPU ---- */
 static inline void outl(u16 port, u32 v) { asm volatile("outl %0, %1" :: "a"(v), "Nd"(port)); }
