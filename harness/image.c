@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "image.h"
 #include "util.h"
 
@@ -66,13 +67,119 @@ static int read_params(struct image *img, const Elf64_Ehdr *eh)
 	return 0;
 }
 
+/* Paths in a descriptor are relative to the descriptor's folder. */
+static void resolve(const struct image *img, const char *rel, char *out, size_t size)
+{
+	const char *slash = strrchr(img->path, '/');
+
+	if (rel[0] == '/' || !slash)
+		snprintf(out, size, "%s", rel);
+	else
+		snprintf(out, size, "%.*s/%s", (int)(slash - img->path), img->path, rel);
+}
+
+/* "param NAME = DEFAULT MIN MAX help text..." */
+static int boot_param(struct image *img, int line, char *spec)
+{
+	struct kl_param *p;
+	char name[KL_PARAM_NAME_LEN];
+	unsigned long long def, min, max;
+	int used = 0;
+
+	if (img->nparams == MAX_PARAMS)
+		return err("%s:%d: more than %d parameters", img->path, line, MAX_PARAMS);
+	if (sscanf(spec, "%23s = %llu %llu %llu %n", name, &def, &min, &max, &used) < 4 ||
+	    !used || min > def || def > max)
+		return err("%s:%d: expected 'param NAME = DEFAULT MIN MAX help'", img->path, line);
+	p = &img->params[img->nparams++];
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	snprintf(p->help, sizeof(p->help), "%s", spec + used);
+	p->def = p->value = def;
+	p->min = min;
+	p->max = max;
+	return 0;
+}
+
+static int boot_line(struct image *img, int line, char *key, char *value)
+{
+	uint64_t v;
+
+	if (!strcmp(key, "kernel")) {
+		resolve(img, value, img->kernel, sizeof(img->kernel));
+	} else if (!strcmp(key, "initrd")) {
+		resolve(img, value, img->initrd, sizeof(img->initrd));
+	} else if (!strcmp(key, "append")) {
+		snprintf(img->append, sizeof(img->append), "%s", value);
+	} else if (!strcmp(key, "mem") && parse_u64(value, &v) && v >= 1 && v <= 65536) {
+		img->boot_mem_bytes = v << 20;
+	} else if (!strcmp(key, "phase") && (!strcmp(value, "boot") || !strcmp(value, "guest"))) {
+		img->phase_from_start = !strcmp(value, "boot");
+	} else if (!strcmp(key, "apic") && (!strcmp(value, "yes") || !strcmp(value, "no"))) {
+		img->apic = !strcmp(value, "yes");
+	} else if (!strcmp(key, "tool") && !strcmp(value, "yes")) {
+		img->tool = true;
+	} else {
+		return err("%s:%d: unknown key or bad value: %s = %s", img->path, line, key, value);
+	}
+	return 0;
+}
+
+static int open_boot_descriptor(struct image *img)
+{
+	size_t size;
+	char *text = read_file(img->path, &size), *next;
+	int line = 0, rc = 0;
+
+	if (!text)
+		return -1;
+	img->boot = true;
+	for (char *l = text; l && !rc; l = next) {
+		char *eq, *end;
+
+		next = strchr(l, '\n');
+		if (next)
+			*next++ = 0;
+		line++;
+		while (*l == ' ' || *l == '\t')
+			l++;
+		if (!*l || *l == '#')
+			continue;
+		if (!strncmp(l, "param ", 6)) {
+			rc = boot_param(img, line, l + 6);
+			continue;
+		}
+		eq = strchr(l, '=');
+		if (!eq) {
+			rc = err("%s:%d: expected 'key = value'", img->path, line);
+			break;
+		}
+		for (end = eq; end > l && (end[-1] == ' ' || end[-1] == '\t'); end--)
+			;
+		*end = 0;
+		for (eq++; *eq == ' ' || *eq == '\t'; eq++)
+			;
+		rc = boot_line(img, line, l, eq);
+	}
+	free(text);
+	if (!rc && !img->kernel[0])
+		rc = err("%s: no 'kernel = FILE' line", img->path);
+	return rc;
+}
+
 int image_open(struct image *img, const char *path, const char *name)
 {
 	const Elf64_Ehdr *eh;
+	size_t len = strlen(path);
 
 	memset(img, 0, sizeof(*img));
 	snprintf(img->name, sizeof(img->name), "%s", name);
 	snprintf(img->path, sizeof(img->path), "%s", path);
+	if (len > 4 && !strcmp(path + len - 4, ".elf") && access(path, F_OK)) {
+		snprintf(img->path + len - 4, sizeof(img->path) - len + 4, ".boot");
+		if (!access(img->path, F_OK))
+			return open_boot_descriptor(img);
+		snprintf(img->path, sizeof(img->path), "%s", path);
+	}
 	img->file = (uint8_t *)read_file(path, &img->file_size);
 	if (!img->file)
 		return -1;

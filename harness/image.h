@@ -26,8 +26,25 @@ struct image {
 	bool tool;			/* a tool, not a benchmark (KL_TOOL_SECTION) */
 	int nparams;
 	struct kl_param params[MAX_PARAMS];	/* values: defaults, then --param */
+
+	/*
+	 * A boot workload (NAME.boot, or `kvmlab boot`): a Multiboot kernel or
+	 * a Linux bzImage booted with the device model. Its parameters reach
+	 * the guest on the command line, as kvmlab.NAME=VALUE.
+	 */
+	bool boot;
+	char kernel[4096], initrd[4096];
+	char append[2048];
+	uint64_t boot_mem_bytes;	/* the least memory it needs */
+	bool phase_from_start;		/* measured from the first instruction */
+	bool apic;			/* offer the local APIC in CPUID */
 };
 
+/*
+ * PATH is DIR/NAME.elf; a boot workload is DIR/NAME.boot, a few lines of
+ * `key = value` (kernel, initrd, append, mem, phase, apic, param) — see
+ * workloads/boot/README.md.
+ */
 int image_open(struct image *img, const char *path, const char *name);
 void image_close(struct image *img);
 struct kl_param *image_param(struct image *img, const char *name);

@@ -30,6 +30,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include "boot_cmd.h"
 #include "fuzz.h"
 #include "hv.h"
 #include "image.h"
@@ -71,6 +72,8 @@ static int usage(void)
 		"usage: kvmlab run --hv H[,H...] --workload W[,W...]|all [--param [W.]K=V]...\n"
 		"                  [--reps N] [--mem MB] [--timeout S] [--run-id ID]\n"
 		"                  [--results DIR] [--meta K=V]... [--modparam K=V]... [--dry-run] [--verbose]\n"
+		"       kvmlab boot --hv H --kernel FILE [--initrd FILE] [--append STR] [--mem MB]\n"
+		"                   [--timeout S] [--apic]\n"
 		"       kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]\n"
 		"       kvmlab fuzz mmu --hv H[,H...] [--oracle H] [--seed S] [--ops N] [--mem MB]\n"
 		"       kvmlab list | table RUN_DIR | plot RUN_DIR | report RUN_DIR\n"
@@ -90,10 +93,12 @@ static int list_workloads(const char *dir, char names[][64], int max)
 	for (int i = 0; i < n; i++) {
 		size_t len = strlen(ents[i]->d_name);
 
-		if (len > 4 && len < 64 && !strcmp(ents[i]->d_name + len - 4, ".elf") &&
-		    count < max) {
-			memcpy(names[count], ents[i]->d_name, len - 4);
-			names[count++][len - 4] = 0;
+		size_t stem = len > 5 && !strcmp(ents[i]->d_name + len - 5, ".boot") ? len - 5 :
+			      len > 4 && !strcmp(ents[i]->d_name + len - 4, ".elf") ? len - 4 : 0;
+
+		if (stem && stem < 64 && count < max) {
+			memcpy(names[count], ents[i]->d_name, stem);
+			names[count++][stem] = 0;
 		}
 		free(ents[i]);
 	}
@@ -830,6 +835,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "list"))
 		return cmd_list();
+	if (!strcmp(argv[1], "boot"))
+		return cmd_boot(argc, argv);
 	if (!strcmp(argv[1], "fuzz"))
 		return cmd_fuzz(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "sweep-plan") && (argc == 4 || argc == 5))

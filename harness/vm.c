@@ -17,6 +17,7 @@
 #include "util.h"
 #include "pmu.h"
 #include "vm.h"
+#include "vm_priv.h"
 
 /* Boot page tables: PML4, PDPT, PD at fixed pages below the image. */
 #define BOOT_PML4	0x2000ULL
@@ -35,28 +36,14 @@
 #define EFER_LME	(1ULL << 8)
 #define EFER_LMA	(1ULL << 10)
 
-struct vm {
-	int sys_fd, vm_fd, vcpu_fd;
-	uint8_t *mem;
-	uint64_t mem_bytes;
-	struct kvm_run *run;
-	size_t run_size;
-	struct stats vm_stats, vcpu_stats;
-	uint64_t *snap;		/* vm stats then vcpu stats */
-	char console[256];
-	size_t console_len;
-	uint8_t scratch[KL_MMIO_SCRATCH_SIZE];	/* the scratch MMIO device */
-	uint32_t echo;				/* the echo port */
-	struct pmu pmu;				/* host counters over the phase */
-};
 
-static volatile sig_atomic_t timed_out;
+volatile sig_atomic_t vm_timed_out;
 static struct kvm_run *volatile current_run;
 
 static void on_alarm(int sig)
 {
 	(void)sig;
-	timed_out = 1;
+	vm_timed_out = 1;
 	/* KVM_RUN returns at once if entered after the signal was handled. */
 	if (current_run)
 		current_run->immediate_exit = 1;
@@ -85,7 +72,7 @@ static void write_boot_tables(struct vm *vm, const struct image *img)
 	};
 }
 
-static int set_cpuid(struct vm *vm)
+int set_cpuid(struct vm *vm)
 {
 	int n = 128;
 	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + n * sizeof(cpuid->entries[0]));
@@ -140,7 +127,7 @@ static int set_long_mode(struct vm *vm, const struct image *img)
 	return 0;
 }
 
-static int open_stats(struct vm *vm)
+int open_stats(struct vm *vm)
 {
 	int vm_sfd = -1, vcpu_sfd = -1;
 
@@ -177,6 +164,8 @@ static int vm_setup(struct vm *vm, const struct run_config *cfg, const struct im
 			   cfg->vm_type & 0xffff);
 
 	vm->mem_bytes = cfg->mem_bytes;
+	if (img->boot && img->boot_mem_bytes > vm->mem_bytes)
+		vm->mem_bytes = img->boot_mem_bytes;	/* what the boot workload needs */
 	vm->mem = mmap(NULL, vm->mem_bytes, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (vm->mem == MAP_FAILED) {
@@ -190,10 +179,6 @@ static int vm_setup(struct vm *vm, const struct run_config *cfg, const struct im
 	};
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region))
 		return err_errno("KVM_SET_USER_MEMORY_REGION");
-	if (image_load(img, vm->mem, vm->mem_bytes))
-		return -1;
-	write_boot_tables(vm, img);
-
 	vm->vcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 0);
 	if (vm->vcpu_fd < 0)
 		return err_errno("KVM_CREATE_VCPU");
@@ -206,8 +191,16 @@ static int vm_setup(struct vm *vm, const struct run_config *cfg, const struct im
 		vm->run = NULL;
 		return err_errno("cannot mmap the vCPU's kvm_run");
 	}
-	if (set_cpuid(vm) || set_long_mode(vm, img))
-		return -1;
+	if (img->boot) {
+		if (boot_load(vm, img))
+			return -1;
+	} else {
+		if (image_load(img, vm->mem, vm->mem_bytes))
+			return -1;
+		write_boot_tables(vm, img);
+		if (set_cpuid(vm) || set_long_mode(vm, img))
+			return -1;
+	}
 	return open_stats(vm);
 }
 
@@ -228,7 +221,7 @@ static void vm_teardown(struct vm *vm)
 		munmap(vm->mem, vm->mem_bytes);
 }
 
-static int snapshot(struct vm *vm, uint64_t *out)
+int snapshot(struct vm *vm, uint64_t *out)
 {
 	if (stats_read(&vm->vm_stats, out))
 		return -1;
@@ -248,7 +241,7 @@ static const char *stat_name(const struct vm *vm, int i)
  * workload that exits nowhere reads exits = 0. A peak statistic is a level
  * whose delta means nothing: it is reported as its value at the end.
  */
-static void record_deltas(struct vm *vm, const uint64_t *end, struct run_result *r)
+void record_deltas(struct vm *vm, const uint64_t *end, struct run_result *r, int harness_exits)
 {
 	int n = vm->vm_stats.count + vm->vcpu_stats.count;
 
@@ -261,15 +254,13 @@ static void record_deltas(struct vm *vm, const uint64_t *end, struct run_result 
 			    (int64_t)end[i] : (int64_t)(end[i] - vm->snap[i]);
 
 		if (i >= vm->vm_stats.count && (!strcmp(name, "exits") || !strcmp(name, "io_exits")))
-			d -= 1;
+			d -= harness_exits;
 		snprintf(r->counter_names[r->ncounters], 64, "%s", name);
 		r->counters[r->ncounters++] = d;
 	}
 }
 
-static void set_status(struct run_result *r, const char *status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void set_status(struct run_result *r, const char *status, const char *fmt, ...)
+void set_status(struct run_result *r, const char *status, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -327,7 +318,7 @@ static int handle_msg(struct vm *vm, const struct run_config *cfg, uint32_t gpa,
 			free(end);
 			return -1;
 		}
-		record_deltas(vm, end, r);
+		record_deltas(vm, end, r, 1);
 		free(end);
 		r->ops = m.a;
 		r->checksum = m.b;
@@ -410,7 +401,7 @@ static bool handle_mmio(struct vm *vm)
 	return true;
 }
 
-static void describe_exit(struct vm *vm, struct run_result *r)
+void describe_exit(struct vm *vm, struct run_result *r)
 {
 	struct kvm_run *run = vm->run;
 	struct kvm_regs regs = { 0 };
@@ -454,7 +445,7 @@ static int run_loop(struct vm *vm, const struct run_config *cfg, struct run_resu
 			set_status(r, "error", "KVM_RUN: %s", strerror(errno));
 			return -1;
 		}
-		if (timed_out) {
+		if (vm_timed_out) {
 			set_status(r, "timeout", "no result within %u s", cfg->timeout_s);
 			return -1;
 		}
@@ -503,11 +494,11 @@ int vm_run(const struct run_config *cfg, const struct image *img, struct run_res
 		return -1;
 	}
 	pmu_open(&vm.pmu);
-	timed_out = 0;
+	vm_timed_out = 0;
 	current_run = vm.run;
 	sigaction(SIGALRM, &sa, NULL);
 	setitimer(ITIMER_REAL, &timer, NULL);
-	rc = run_loop(&vm, cfg, r);
+	rc = img->boot ? machine_run(&vm, cfg, img, r) : run_loop(&vm, cfg, r);
 	memset(&timer, 0, sizeof(timer));
 	setitimer(ITIMER_REAL, &timer, NULL);
 	current_run = NULL;

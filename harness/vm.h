@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "image.h"
 
 #define MAX_COUNTERS 256
@@ -20,6 +21,12 @@ struct check_result {
 	char detail[KL_MSG_TEXT_LEN];
 	bool pass;
 	bool known_deviation;	/* failed the way the platform is known to */
+};
+
+/* Where a boot guest's console goes and comes from (UART on COM1). */
+struct boot_io {
+	FILE *console;
+	int input_fd;		/* -1: no input */
 };
 
 struct run_config {
@@ -33,6 +40,7 @@ struct run_config {
 	/* Called with each line the guest prints (kl_printf), when set. */
 	void (*on_note)(void *ctx, const char *text);
 	void *note_ctx;
+	const struct boot_io *boot_io;	/* boot guests; NULL: console kept, shown on failure */
 };
 
 struct run_result {

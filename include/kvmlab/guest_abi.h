@@ -25,6 +25,18 @@
 #define KL_PORT_ECHO		0x0508	/* out stores a value; in returns it */
 
 /*
+ * Boot guests (a Multiboot kernel, a Linux guest's user programs) cannot
+ * hand us a gpa; they mark their measured phase with ports instead: each
+ * 32-bit argument is an outl to KL_PORT_MARK_ARG, then the mark is an outl
+ * to KL_PORT_MARK. BEGIN takes the guest's TSC (low, high); END takes the
+ * TSC, the operations done and a checksum (each low, high).
+ */
+#define KL_PORT_MARK		0x050c
+#define KL_PORT_MARK_ARG	0x0510
+#define KL_MARK_BEGIN		1
+#define KL_MARK_END		2
+
+/*
  * A scratch MMIO device in the harness: a page of registers that keep
  * what is written, outside RAM, so every access is an MMIO exit.
  */

@@ -37,6 +37,19 @@ static int fetch(struct kl_vcpu *vcpu, u8 *buf, int *len)
 	return got ? 0 : -EFAULT;
 }
 
+/*
+ * 64-bit code or 32-bit protected-mode code (flat or not). 16-bit code
+ * (real mode, 16-bit segments) is not decoded: no kvmlab guest runs it.
+ */
+static int code_mode(struct kl_vcpu *vcpu, struct kl_insn *in)
+{
+	struct kvm_sregs sr;
+
+	kl_vendor->get_sregs(vcpu, &sr);
+	in->long64 = kl_guest_long_mode(vcpu) && sr.cs.l;
+	return in->long64 || sr.cs.db ? 0 : -EOPNOTSUPP;
+}
+
 static bool is_legacy_prefix(u8 b)
 {
 	return b == 0x66 || b == 0x67 || b == 0xf0 || b == 0xf2 || b == 0xf3 ||
@@ -65,6 +78,9 @@ static int opcode_shape(const struct kl_insn *in, bool *modrm, int *imm)
 	case 0x88: case 0x89: case 0x8a: case 0x8b:
 		*modrm = true;
 		return 0;
+	case 0xa0: case 0xa1: case 0xa2: case 0xa3:	/* MOV AL/eAX <-> moffs */
+		*imm = in->long64 ? 8 : 4;
+		return 0;
 	case 0xc6:
 		*modrm = true;
 		*imm = 1;
@@ -77,14 +93,23 @@ static int opcode_shape(const struct kl_insn *in, bool *modrm, int *imm)
 	return -EOPNOTSUPP;
 }
 
-static u64 segment_base(struct kl_vcpu *vcpu, u8 seg_prefix)
+static u64 segment_base(struct kl_vcpu *vcpu, const struct kl_insn *in, u8 seg_prefix)
 {
 	struct kvm_sregs sr;
 
-	if (seg_prefix != 0x64 && seg_prefix != 0x65)
-		return 0;	/* in 64-bit mode only FS and GS have bases */
 	kl_vendor->get_sregs(vcpu, &sr);
-	return seg_prefix == 0x64 ? sr.fs.base : sr.gs.base;
+	switch (seg_prefix) {
+	case 0x64: return sr.fs.base;
+	case 0x65: return sr.gs.base;
+	}
+	if (in->long64)
+		return 0;	/* in 64-bit mode only FS and GS have bases */
+	switch (seg_prefix) {
+	case 0x26: return sr.es.base;
+	case 0x2e: return sr.cs.base;
+	case 0x36: return sr.ss.base;
+	}
+	return sr.ds.base;	/* the default (SS for RSP/RBP bases is not modelled: flat stacks) */
 }
 
 static int decode_modrm(struct kl_vcpu *vcpu, struct kl_insn *in, int *pos, u8 seg)
@@ -118,7 +143,8 @@ static int decode_modrm(struct kl_vcpu *vcpu, struct kl_insn *in, int *pos, u8 s
 	} else if ((modrm & 7) == 5 && in->mod == 0) {
 		disp = (s32)get_unaligned_le32(&in->bytes[*pos]);
 		*pos += 4;
-		in->ea = ~0ULL;			/* RIP-relative: fixed up once length is known */
+		if (in->long64)
+			in->ea = ~0ULL;		/* RIP-relative: fixed up once length is known */
 	} else {
 		ea += vcpu->regs[in->rm];
 	}
@@ -131,7 +157,7 @@ static int decode_modrm(struct kl_vcpu *vcpu, struct kl_insn *in, int *pos, u8 s
 	if (in->ea == ~0ULL)
 		in->imm = disp;			/* parked until the end */
 	else
-		in->ea = ea + disp + segment_base(vcpu, seg);
+		in->ea = (in->long64 ? ea + disp : (u32)(ea + disp)) + segment_base(vcpu, in, seg);
 	return 0;
 }
 
@@ -150,6 +176,8 @@ int kl_fetch_decode(struct kl_vcpu *vcpu, struct kl_insn *in)
 	vcpu->stat.insn_emulation++;
 	if (fetch(vcpu, in->bytes, &len))
 		return -EFAULT;
+	if (code_mode(vcpu, in))
+		return -EOPNOTSUPP;
 	in->opsize = 4;
 	while (pos < len && is_legacy_prefix(in->bytes[pos])) {
 		if (in->bytes[pos] == 0x66)
@@ -158,7 +186,7 @@ int kl_fetch_decode(struct kl_vcpu *vcpu, struct kl_insn *in)
 			seg = in->bytes[pos];
 		pos++;
 	}
-	if (pos < len && kl_guest_long_mode(vcpu) && (in->bytes[pos] & 0xf0) == 0x40) {
+	if (pos < len && in->long64 && (in->bytes[pos] & 0xf0) == 0x40) {
 		u8 rex = in->bytes[pos++];
 
 		in->rex_w = rex & 8;
@@ -191,6 +219,13 @@ int kl_fetch_decode(struct kl_vcpu *vcpu, struct kl_insn *in)
 	pos += imm_len;
 	if (pos > len)
 		return -EFAULT;
+	if (in->opcode_len == 1 && (in->opcode[0] & 0xfc) == 0xa0) {
+		/* The "immediate" is the address itself; the register is AL/eAX. */
+		in->mem = true;
+		in->ea = (in->long64 ? in->imm : (u32)in->imm) + segment_base(vcpu, in, seg);
+		in->reg = KL_RAX;
+		in->imm = 0;
+	}
 	in->len = pos;
 	if (rip_rel)
 		in->ea = vcpu->rip + pos + rel;
@@ -201,9 +236,10 @@ int kl_insn_store(struct kl_vcpu *vcpu, const struct kl_insn *in, int *size, u64
 {
 	u8 op = in->opcode[in->opcode_len - 1];
 
-	if (in->opcode_len != 1 || !in->mem || (op != 0x88 && op != 0x89 && op != 0xc6 && op != 0xc7))
+	if (in->opcode_len != 1 || !in->mem ||
+	    (op != 0x88 && op != 0x89 && op != 0xc6 && op != 0xc7 && op != 0xa2 && op != 0xa3))
 		return -EOPNOTSUPP;
-	*size = (op == 0x88 || op == 0xc6) ? 1 : in->opsize;
+	*size = (op == 0x88 || op == 0xc6 || op == 0xa2) ? 1 : in->opsize;
 	*val = 0;
 	if (op == 0xc6 || op == 0xc7)
 		*val = in->imm;
@@ -241,7 +277,7 @@ int kl_emulate(struct kl_vcpu *vcpu, struct kl_pf_info *mmio)
 	write = kl_insn_store(vcpu, &in, &size, &val) == 0;
 	if (!write)
 		size = in.opcode_len == 2 ? (op == 0xb6 ? 1 : 2) :	/* MOVZX: byte or word */
-		       op == 0x8a ? 1 : in.opsize;
+		       (op == 0x8a || op == 0xa0) ? 1 : in.opsize;
 
 	run->exit_reason = KVM_EXIT_MMIO;
 	run->mmio.phys_addr = mmio->gpa;

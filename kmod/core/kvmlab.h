@@ -41,6 +41,12 @@ enum kl_reg {
 #define KL_PT_NX	BIT_ULL(63)
 #define KL_PT_ADDR	0x000ffffffffff000ULL
 
+/* The CR4 bits a guest may set: what the shadow MMUs and SVM both handle. */
+#define KL_CR4_SUPPORTED	(X86_CR4_VME | X86_CR4_PVI | X86_CR4_TSD | X86_CR4_DE | \
+				 X86_CR4_PSE | X86_CR4_PAE | X86_CR4_MCE | X86_CR4_PGE | \
+				 X86_CR4_PCE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT | \
+				 X86_CR4_FSGSBASE)
+
 #define KL_PF_P		BIT(0)
 #define KL_PF_W		BIT(1)
 #define KL_PF_U		BIT(2)
@@ -89,6 +95,9 @@ struct kl_vcpu_stat {
 	u64 cpuid_exits;
 	u64 npf_exits;		/* nested page faults */
 	u64 cpu_migrations;	/* entries on another host CPU than the last */
+	u64 irq_injections;	/* external interrupts (KVM_INTERRUPT) delivered */
+	u64 irq_window_exits;	/* the guest became interruptible (VINTR) */
+	u64 request_irq_exits;	/* ...and userspace had asked to hear of it */
 };
 
 struct kl_memslot {
@@ -108,7 +117,19 @@ struct kl_vm {
 	int nr_vcpus;
 	const struct kl_mmu_ops *mmu;
 	void *mmu_priv;
+	u64 memslots_gen;		/* bumped by every memslot change */
 	struct kl_vm_stat stat;
+};
+
+/*
+ * A shadow PML4 and the tables under it, owned by one vCPU (vtlb, naive
+ * resync) or one VM (nested tables). Zapping never flushes the hardware
+ * TLB: the caller knows which vCPUs must.
+ */
+struct kl_stree {
+	struct page *root;
+	unsigned int nr_pages;		/* every page it holds: root, tables, tag pages */
+	bool track_gpa;			/* keep the gpa each leaf maps (a tag page per PT) */
 };
 
 struct kl_pending_event {
@@ -131,12 +152,18 @@ struct kl_vcpu {
 	u64 cr0, cr2, cr3, cr4, efer;	/* as the guest sees them */
 	u64 dr[8];			/* emulated; never loaded into hardware */
 	struct kl_pending_event event;	/* to inject at the next entry */
+	bool irq_pending;		/* KVM_INTERRUPT: waiting for the guest's IF */
+	u8 irq_vector;
 
 	int ncpuid;
 	struct kvm_cpuid_entry2 cpuid[KL_MAX_CPUID];
 
 	void *vendor;			/* the backend's per-vCPU state */
 	void *mmu_priv;
+	/* Physical mode (phys.c): paging off under a shadow strategy. */
+	struct kl_stree phys;
+	struct page *phys_pae_root;
+	u64 phys_gen;
 	struct kl_vcpu_stat stat;
 
 	/*
@@ -161,6 +188,8 @@ struct kl_vendor_ops {
 	void (*get_sregs)(struct kl_vcpu *vcpu, struct kvm_sregs *sregs);
 	int (*set_sregs)(struct kl_vcpu *vcpu, const struct kvm_sregs *sregs);
 	int (*get_cpl)(struct kl_vcpu *vcpu);
+	/* RFLAGS.IF set and no interrupt shadow (STI, MOV SS) in effect. */
+	bool (*interrupt_allowed)(struct kl_vcpu *vcpu);
 	/* Enter the guest once and handle the exit: 1 = go on, 0 = to userspace. */
 	int (*run_once)(struct kl_vcpu *vcpu);
 	/* The MMU changed the root, or the guest TLB must be flushed. */
@@ -243,16 +272,6 @@ bool kl_guest_paging(struct kl_vcpu *vcpu);
 bool kl_guest_long_mode(struct kl_vcpu *vcpu);
 
 /* ---- private shadow trees (shadow.c) ---- */
-/*
- * A shadow PML4 and the tables under it, owned by one vCPU (vtlb, naive
- * resync) or one VM (nested tables). Zapping never flushes the hardware
- * TLB: the caller knows which vCPUs must.
- */
-struct kl_stree {
-	struct page *root;
-	unsigned int nr_pages;		/* every page it holds: root, tables, tag pages */
-	bool track_gpa;			/* keep the gpa each leaf maps (a tag page per PT) */
-};
 
 /* The most pages one fill can add: three tables and a PT's tag page. */
 #define KL_STREE_FILL_PAGES	4
@@ -291,6 +310,13 @@ int kl_stree_fill(struct kl_vcpu *vcpu, struct kl_stree *t, u64 gva,
 /* Every present leaf, with the gpa it maps when the tree tracks them. */
 void kl_stree_for_each_leaf(struct kl_vcpu *vcpu, struct kl_stree *t, kl_leaf_fn fn, void *ctx);
 
+/* ---- physical mode for shadow strategies (phys.c) ---- */
+bool kl_phys_mode(struct kl_vcpu *vcpu);
+u64 kl_phys_root(struct kl_vcpu *vcpu);
+int kl_phys_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf);
+void kl_phys_leave(struct kl_vcpu *vcpu);
+void kl_phys_destroy(struct kl_vcpu *vcpu);
+
 /* ---- instruction emulation (emulate.c) ---- */
 struct kl_insn {
 	/*
@@ -300,6 +326,7 @@ struct kl_insn {
 	 */
 	u8 bytes[32];
 	int len;
+	bool long64;		/* 64-bit code; else 32-bit protected mode */
 	int opcode_len;
 	u8 opcode[3];
 	bool rex_w, rex_r, rex_x, rex_b;

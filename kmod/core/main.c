@@ -95,6 +95,7 @@ static void vm_release(struct kref *ref)
 	for (int i = 0; i < vm->nr_vcpus; i++) {
 		struct kl_vcpu *vcpu = vm->vcpus[i];
 
+		kl_phys_destroy(vcpu);
 		vm->mmu->vcpu_destroy(vcpu);
 		kl_vendor->vcpu_free(vcpu);
 		free_page((unsigned long)vcpu->run);
@@ -206,6 +207,7 @@ static int set_memory_region(struct kl_vm *vm, const struct kvm_userspace_memory
 		.used = true, .base_gfn = gfn, .npages = npages, .hva = m->userspace_addr,
 	};
 changed:
+	vm->memslots_gen++;
 	vm->mmu->memslots_changed(vm);
 	return 0;
 }

@@ -60,6 +60,11 @@ static void set_intercept(struct vmcb *vmcb, int bit)
 	vmcb->control.intercepts[bit / 32] |= 1U << (bit % 32);
 }
 
+static void clear_intercept(struct vmcb *vmcb, int bit)
+{
+	vmcb->control.intercepts[bit / 32] &= ~(1U << (bit % 32));
+}
+
 /* ---- switching SVM on and off ---- */
 
 static void enable_on_cpu(void *unused)
@@ -230,9 +235,7 @@ static int check_sregs(const struct kvm_sregs *sr)
 		return -EINVAL;
 	if (sr->efer & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NX))
 		return -EINVAL;
-	if (sr->cr4 & ~(X86_CR4_VME | X86_CR4_PVI | X86_CR4_TSD | X86_CR4_DE | X86_CR4_PSE |
-			X86_CR4_PAE | X86_CR4_MCE | X86_CR4_PGE | X86_CR4_PCE |
-			X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT))
+	if (sr->cr4 & ~KL_CR4_SUPPORTED)
 		return -EINVAL;
 	if (lma && (sr->cr3 & ~0x000ffffffffff018ULL))
 		return -EINVAL;
@@ -272,6 +275,24 @@ static int svm_set_sregs(struct kl_vcpu *vcpu, const struct kvm_sregs *sr)
 static int svm_get_cpl(struct kl_vcpu *vcpu)
 {
 	return to_svm(vcpu)->vmcb->save.cpl;
+}
+
+/*
+ * The interrupt shadow (after STI or MOV SS) covers one instruction. The
+ * VMCB reports it at the exit; once we have moved RIP past an intercepted
+ * instruction ourselves, that instruction has completed and the shadow is over.
+ */
+static bool in_interrupt_shadow(struct kl_vcpu *vcpu)
+{
+	struct vmcb *vmcb = to_svm(vcpu)->vmcb;
+
+	return (vmcb->control.int_state & SVM_INTERRUPT_SHADOW_MASK) &&
+	       vcpu->rip == vmcb->save.rip;
+}
+
+static bool svm_interrupt_allowed(struct kl_vcpu *vcpu)
+{
+	return (vcpu->rflags & X86_EFLAGS_IF) && !in_interrupt_shadow(vcpu);
 }
 
 static void svm_flush_guest_tlb(struct kl_vcpu *vcpu)
@@ -374,37 +395,84 @@ static void svm_mmu_reload(struct kl_vcpu *vcpu)
 
 /* ---- entering the guest ---- */
 
-static void load_state(struct kl_vcpu *vcpu)
+/*
+ * A queued external interrupt goes in when the guest can take it; until
+ * then a virtual interrupt (V_IRQ) with the VINTR intercept makes the CPU
+ * exit at the first instruction boundary where RFLAGS.IF=1 and no shadow —
+ * the "interrupt window". Userspace may ask for the window too
+ * (request_interrupt_window) to learn when to call KVM_INTERRUPT.
+ */
+static void inject_interrupts(struct kl_vcpu *vcpu)
 {
-	struct svm_vcpu *svm = to_svm(vcpu);
-	struct vmcb *vmcb = svm->vmcb;
+	struct vmcb *vmcb = to_svm(vcpu)->vmcb;
+	struct vmcb_control_area *c = &vmcb->control;
+
+	c->event_inj = 0;
+	c->int_ctl &= ~(V_IRQ_MASK | V_INTR_PRIO_MASK | V_IGN_TPR_MASK);
+	clear_intercept(vmcb, INTERCEPT_VINTR);
+	if (vcpu->rip != vmcb->save.rip)
+		c->int_state &= ~SVM_INTERRUPT_SHADOW_MASK;
+	if (vcpu->event.valid) {
+		c->event_inj = vcpu->event.vector | SVM_EVTINJ_VALID |
+			(vcpu->event.is_exception ? SVM_EVTINJ_TYPE_EXEPT : SVM_EVTINJ_TYPE_INTR) |
+			(vcpu->event.has_error ? SVM_EVTINJ_VALID_ERR : 0);
+		c->event_inj_err = vcpu->event.error;
+		vcpu->event.valid = false;
+	} else if (vcpu->irq_pending && svm_interrupt_allowed(vcpu)) {
+		c->event_inj = vcpu->irq_vector | SVM_EVTINJ_VALID | SVM_EVTINJ_TYPE_INTR;
+		vcpu->irq_pending = false;
+		vcpu->stat.irq_injections++;
+		return;
+	}
+	if (vcpu->irq_pending || vcpu->run->request_interrupt_window) {
+		c->int_ctl |= V_IRQ_MASK | (0xf << V_INTR_PRIO_SHIFT) | V_IGN_TPR_MASK;
+		set_intercept(vmcb, INTERCEPT_VINTR);
+	}
+}
+
+static int load_paging(struct kl_vcpu *vcpu)
+{
+	struct vmcb *vmcb = to_svm(vcpu)->vmcb;
 	const struct kl_mmu_ops *mmu = vcpu->vm->mmu;
 
-	vmcb->save.rip = vcpu->rip;
-	vmcb->save.rsp = vcpu->regs[KL_RSP];
-	vmcb->save.rax = vcpu->regs[KL_RAX];
-	vmcb->save.rflags = vcpu->rflags;
-	vmcb->save.cr2 = vcpu->cr2;
 	vmcb->save.efer = vcpu->efer | EFER_SVME;
 	if (mmu->hw_paging) {
 		vmcb->save.cr0 = vcpu->cr0;
 		vmcb->save.cr3 = vcpu->cr3;
 		vmcb->save.cr4 = vcpu->cr4;
 		vmcb->control.nested_cr3 = mmu->root_hpa(vcpu);
+	} else if (kl_phys_mode(vcpu)) {
+		/* Paging off: our gpa == gva tables under legacy PAE (phys.c). */
+		vmcb->save.cr0 = vcpu->cr0 | X86_CR0_PG | X86_CR0_WP;
+		vmcb->save.cr3 = kl_phys_root(vcpu);
+		if (!vmcb->save.cr3)
+			return -ENOMEM;
+		vmcb->save.cr4 = vcpu->cr4 | X86_CR4_PAE;
+		vmcb->save.efer &= ~(EFER_LME | EFER_LMA);
 	} else {
+		kl_phys_leave(vcpu);
 		/* The shadow tables do the guest's WP=0 in software. */
 		vmcb->save.cr0 = vcpu->cr0 | X86_CR0_PG | X86_CR0_WP | X86_CR0_PE;
 		vmcb->save.cr3 = mmu->root_hpa(vcpu);
 		vmcb->save.cr4 = vcpu->cr4 | X86_CR4_PAE;
 	}
-	vmcb->control.event_inj = 0;
-	if (vcpu->event.valid) {
-		vmcb->control.event_inj = vcpu->event.vector | SVM_EVTINJ_VALID |
-			(vcpu->event.is_exception ? SVM_EVTINJ_TYPE_EXEPT : SVM_EVTINJ_TYPE_INTR) |
-			(vcpu->event.has_error ? SVM_EVTINJ_VALID_ERR : 0);
-		vmcb->control.event_inj_err = vcpu->event.error;
-		vcpu->event.valid = false;
-	}
+	return 0;
+}
+
+static int load_state(struct kl_vcpu *vcpu)
+{
+	struct vmcb *vmcb = to_svm(vcpu)->vmcb;
+	int r = load_paging(vcpu);
+
+	if (r)
+		return r;
+	inject_interrupts(vcpu);	/* before RIP: it compares the exit's */
+	vmcb->save.rip = vcpu->rip;
+	vmcb->save.rsp = vcpu->regs[KL_RSP];
+	vmcb->save.rax = vcpu->regs[KL_RAX];
+	vmcb->save.rflags = vcpu->rflags;
+	vmcb->save.cr2 = vcpu->cr2;
+	return 0;
 }
 
 static void save_state(struct kl_vcpu *vcpu)
@@ -512,7 +580,8 @@ static int handle_page_fault(struct kl_vcpu *vcpu, u64 addr, u32 error)
 	int r;
 
 	vcpu->stat.pf_taken++;
-	r = vcpu->vm->mmu->page_fault(vcpu, &pf);
+	r = kl_phys_mode(vcpu) ? kl_phys_page_fault(vcpu, &pf) :
+				 vcpu->vm->mmu->page_fault(vcpu, &pf);
 	switch (r) {
 	case KL_PF_FIXED:
 		vcpu->stat.pf_fixed++;
@@ -748,7 +817,17 @@ static int handle_exit(struct kl_vcpu *vcpu)
 	case SVM_EXIT_HLT:
 		vcpu->stat.halt_exits++;
 		skip_insn(vcpu, 1);
+		/* An interrupt already queued for an interruptible guest ends the halt. */
+		if (vcpu->irq_pending && svm_interrupt_allowed(vcpu))
+			return 1;
 		vcpu->run->exit_reason = KVM_EXIT_HLT;
+		return 0;
+	case SVM_EXIT_VINTR:
+		vcpu->stat.irq_window_exits++;
+		if (vcpu->irq_pending || !vcpu->run->request_interrupt_window)
+			return 1;	/* inject_interrupts() delivers it now */
+		vcpu->stat.request_irq_exits++;
+		vcpu->run->exit_reason = KVM_EXIT_IRQ_WINDOW_OPEN;
 		return 0;
 	case SVM_EXIT_VMMCALL:
 		vcpu->stat.hypercalls++;
@@ -788,15 +867,22 @@ static int handle_exit(struct kl_vcpu *vcpu)
 
 static int svm_run_once(struct kl_vcpu *vcpu)
 {
-	if (!vcpu->vm->mmu->hw_paging && !(kl_guest_paging(vcpu) && kl_guest_long_mode(vcpu))) {
+	int r;
+	bool unmodelled = kl_guest_paging(vcpu) ? !kl_guest_long_mode(vcpu) :
+						  !(vcpu->cr0 & X86_CR0_PE);
+
+	if (!vcpu->vm->mmu->hw_paging && unmodelled) {
 		/*
-		 * The shadow MMUs model 4-level paging only: real mode, 32-bit
-		 * and PAE guests need nested paging (see kmod/README.md).
+		 * The shadow MMUs model 4-level paging, plus protected mode
+		 * with paging off (phys.c): real mode and 32-bit or PAE paging
+		 * need nested paging (see kmod/README.md).
 		 */
 		kl_internal_error(vcpu, KVM_INTERNAL_ERROR_EMULATION, vcpu->rip, vcpu->cr0);
 		return 0;
 	}
-	load_state(vcpu);
+	r = load_state(vcpu);
+	if (r)
+		return r;
 	enter_guest(vcpu);
 	save_state(vcpu);
 	return handle_exit(vcpu);
@@ -811,6 +897,7 @@ const struct kl_vendor_ops kl_svm_ops = {
 	.get_sregs = svm_get_sregs,
 	.set_sregs = svm_set_sregs,
 	.get_cpl = svm_get_cpl,
+	.interrupt_allowed = svm_interrupt_allowed,
 	.run_once = svm_run_once,
 	.mmu_reload = svm_mmu_reload,
 	.flush_guest_tlb = svm_flush_guest_tlb,

@@ -15,9 +15,6 @@
 #include "kvmlab.h"
 
 #define CR0_RESERVED	(~0xe005003fULL)
-#define CR4_SUPPORTED	(X86_CR4_VME | X86_CR4_PVI | X86_CR4_TSD | X86_CR4_DE | \
-			 X86_CR4_PSE | X86_CR4_PAE | X86_CR4_MCE | X86_CR4_PGE | \
-			 X86_CR4_PCE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT)
 #define EFER_SUPPORTED	(EFER_SCE | EFER_LME | EFER_LMA | EFER_NX)
 
 void kl_queue_exception(struct kl_vcpu *vcpu, u8 vector, bool has_error, u32 error)
@@ -105,7 +102,7 @@ int kl_set_cr4(struct kl_vcpu *vcpu, u64 val)
 {
 	u64 old = vcpu->cr4;
 
-	if (val & ~CR4_SUPPORTED)
+	if (val & ~KL_CR4_SUPPORTED)
 		return -EINVAL;
 	if (kl_guest_long_mode(vcpu) && !(val & X86_CR4_PAE))
 		return -EINVAL;
@@ -236,6 +233,7 @@ void kl_vcpu_reset(struct kl_vcpu *vcpu)
 	vcpu->dr[6] = 0xffff0ff0;
 	vcpu->dr[7] = 0x400;
 	vcpu->event.valid = false;
+	vcpu->irq_pending = false;
 	vcpu->mmio_pending = false;
 }
 
@@ -291,7 +289,22 @@ static void complete_mmio(struct kl_vcpu *vcpu)
 	vcpu->mmio_pending = false;
 }
 
-int kl_vcpu_run(struct kl_vcpu *vcpu)
+/*
+ * What userspace needs to decide on an interrupt, told at every return
+ * from KVM_RUN: a device model injects only when the vCPU is ready, and
+ * otherwise sets request_interrupt_window to hear when it becomes so.
+ */
+static void report_interruptibility(struct kl_vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+
+	run->if_flag = !!(vcpu->rflags & X86_EFLAGS_IF);
+	run->ready_for_interrupt_injection = kl_vendor->interrupt_allowed(vcpu) &&
+					     !vcpu->irq_pending && !vcpu->event.valid;
+	run->apic_base = 0xfee00000ULL | BIT(11) | (vcpu->id == 0 ? BIT(8) : 0);
+}
+
+static int run_loop(struct kl_vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 	int r;
@@ -308,6 +321,36 @@ int kl_vcpu_run(struct kl_vcpu *vcpu)
 		if (r <= 0)
 			return r;
 	}
+}
+
+int kl_vcpu_run(struct kl_vcpu *vcpu)
+{
+	int r = run_loop(vcpu);
+
+	report_interruptibility(vcpu);
+	return r;
+}
+
+/*
+ * KVM_INTERRUPT (userspace interrupt controller): queue one external
+ * interrupt. It is delivered at the first entry where the guest can take
+ * it; until then the vCPU watches for that moment itself. Linux KVM lets a
+ * second call overwrite an undelivered vector; we refuse it (-EBUSY) so a
+ * device model cannot lose an interrupt without knowing.
+ */
+static int queue_interrupt(struct kl_vcpu *vcpu, const struct kvm_interrupt __user *argp)
+{
+	struct kvm_interrupt irq;
+
+	if (copy_from_user(&irq, argp, sizeof(irq)))
+		return -EFAULT;
+	if (irq.irq > 255)
+		return -EINVAL;
+	if (vcpu->irq_pending)
+		return -EBUSY;
+	vcpu->irq_pending = true;
+	vcpu->irq_vector = irq.irq;
+	return 0;
 }
 
 static int vcpu_release(struct inode *inode, struct file *filp)
@@ -451,6 +494,9 @@ long kl_vcpu_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 	}
 	case KVM_SET_CPUID2:
 		r = set_cpuid2(vcpu, argp);
+		break;
+	case KVM_INTERRUPT:
+		r = queue_interrupt(vcpu, argp);
 		break;
 	case KVM_GET_STATS_FD:
 		r = kl_vcpu_stats_fd(vcpu);

@@ -1,0 +1,507 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Boot protocols: put a kernel file into guest memory and the vCPU into
+ * the state its protocol promises.
+ *
+ *  - Multiboot v1 (as QEMU's -kernel loads it): an ELF32/ELF64 kernel, or
+ *    any file with the header's address fields. 32-bit protected mode,
+ *    paging off, EAX = 0x2BADB002, EBX = the information structure (memory
+ *    sizes and map, command line, one module, loader name).
+ *  - Linux x86 boot protocol, 64-bit entry (Documentation/arch/x86/boot.rst):
+ *    a bzImage's protected-mode part at its preferred address, the zero page
+ *    (boot_params: the setup header, command line, initrd, e820 map), long
+ *    mode on identity-mapped page tables, RSI = the zero page.
+ *
+ * Guest memory below 640 KiB holds what we build (fixed addresses below);
+ * the e820 map and the Multiboot memory map say the same.
+ */
+#define _GNU_SOURCE
+#include <elf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include "util.h"
+#include "vm_priv.h"
+
+#define BOOT_GDT	0x1000ULL
+#define ZERO_PAGE	0x2000ULL
+#define CMDLINE		0x3000ULL
+#define CMDLINE_MAX	2048
+#define PML4		0x4000ULL
+#define PDPT		0x5000ULL
+#define PD		0x6000ULL	/* 4 pages: 4 GiB of 2 MiB pages */
+#define LOW_RAM_END	0x9fc00ULL	/* the top of conventional memory */
+#define HIGH_RAM	0x100000ULL
+
+#define MB_MAGIC	0x1badb002U
+#define MB_BOOT_MAGIC	0x2badb002U
+#define MB_ADDR_FIELDS	(1U << 16)
+#define MB_UNSUPPORTED	(~(0x7U | MB_ADDR_FIELDS))	/* bits 0-2 and 16 are all we know */
+
+#define CR0_PE		(1ULL << 0)
+#define CR0_ET		(1ULL << 4)
+#define CR0_PG		(1ULL << 31)
+#define CR4_PAE		(1ULL << 5)
+#define EFER_LME	(1ULL << 8)
+#define EFER_LMA	(1ULL << 10)
+
+/* Find file in guest memory's bounds: [gpa, gpa + len) inside RAM. */
+static bool fits(const struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	return gpa <= vm->mem_bytes && len <= vm->mem_bytes - gpa;
+}
+
+static void put_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put_u64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint16_t get_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static uint32_t get_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t get_u64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+/*
+ * The CPUID every boot guest sees, under every hypervisor alike: the
+ * features kvmlab offers (vcpu.c), so a Linux guest takes the same paths
+ * under Linux KVM too — no XSAVE, x2APIC, TSC-deadline, PCID or LA57, no
+ * paravirtual leaves (kvmclock). The local APIC bit only when the workload
+ * asks for it: the device model has one, Linux then uses it.
+ */
+static void mask_cpuid(struct kvm_cpuid2 *c, bool apic)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 e = c->entries[i];
+
+		if (e.function >= 0x40000000 && e.function < 0x50000000)
+			continue;
+		if (e.function != 0 && e.function < 0x80000000 && e.function != 1 && e.function != 7)
+			continue;
+		if (e.function == 0)
+			e.eax = e.eax < 7 ? e.eax : 7;
+		if (e.function == 1) {
+			e.ecx &= (1U << 0) | (1U << 9) | (1U << 13) | (1U << 19) | (1U << 20) | (1U << 23);
+			e.ecx |= 1U << 31;
+			e.edx &= ~((1U << 9) | (1U << 21) | (1U << 22) | (1U << 28));
+			if (apic)
+				e.edx |= 1U << 9;
+		}
+		if (e.function == 7) {
+			if (e.index != 0)
+				continue;
+			e.eax = 0;
+			e.ebx &= (1U << 0) | (1U << 3) | (1U << 8) | (1U << 9);
+			e.ecx = e.edx = 0;
+		}
+		if (e.function == 0x80000001) {
+			e.ecx &= (1U << 0) | (1U << 5) | (1U << 8);
+			e.edx &= ((1U << 11) | (1U << 20) | (1U << 26) | (1U << 29) | 0x0183f3ffU) &
+				 ~(1U << 27);
+		}
+		c->entries[n++] = e;
+	}
+	c->nent = n;
+}
+
+static int set_boot_cpuid(struct vm *vm, bool apic)
+{
+	int n = 128, rc;
+	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + n * sizeof(cpuid->entries[0]));
+
+	if (!cpuid)
+		return err("out of memory");
+	cpuid->nent = n;
+	rc = ioctl(vm->sys_fd, KVM_GET_SUPPORTED_CPUID, cpuid);
+	if (rc == 0) {
+		mask_cpuid(cpuid, apic);
+		rc = ioctl(vm->vcpu_fd, KVM_SET_CPUID2, cpuid);
+	}
+	if (rc)
+		rc = err_errno("cannot set the guest CPUID");
+	free(cpuid);
+	return rc;
+}
+
+static struct kvm_segment flat_segment(uint16_t selector, bool code, bool long64)
+{
+	return (struct kvm_segment) {
+		.base = 0, .limit = 0xffffffff, .selector = selector, .type = code ? 11 : 3,
+		.present = 1, .s = 1, .g = 1, .l = code && long64, .db = !(code && long64),
+	};
+}
+
+/* Flat segments in a GDT at BOOT_GDT: code at `code_sel`, data right after it. */
+static int set_segments(struct vm *vm, struct kvm_sregs *sr, uint16_t code_sel, bool long64)
+{
+	uint64_t *gdt = (uint64_t *)(vm->mem + BOOT_GDT);
+
+	gdt[code_sel / 8] = long64 ? 0x00af9b000000ffffULL : 0x00cf9b000000ffffULL;
+	gdt[code_sel / 8 + 1] = 0x00cf93000000ffffULL;
+	if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, sr))
+		return err_errno("KVM_GET_SREGS");
+	sr->cs = flat_segment(code_sel, true, long64);
+	sr->ds = sr->es = sr->fs = sr->gs = sr->ss = flat_segment(code_sel + 8, false, long64);
+	sr->tr = (struct kvm_segment) { .type = 11, .present = 1, .limit = 0xffff };
+	sr->ldt = (struct kvm_segment) { .type = 2, .present = 1, .limit = 0xffff };
+	sr->gdt.base = BOOT_GDT;
+	sr->gdt.limit = (code_sel + 16) - 1;
+	sr->idt.base = 0;
+	sr->idt.limit = 0;
+	return 0;
+}
+
+static int set_cpu(struct vm *vm, const struct kvm_sregs *sr, const struct kvm_regs *regs)
+{
+	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, sr))
+		return err_errno("KVM_SET_SREGS");
+	if (ioctl(vm->vcpu_fd, KVM_SET_REGS, regs))
+		return err_errno("KVM_SET_REGS");
+	return 0;
+}
+
+/* ---- Multiboot v1 ---- */
+
+static int mb_load_elf(struct vm *vm, const char *path, const uint8_t *f, size_t size,
+		       uint64_t *entry, uint64_t *end)
+{
+	bool is64 = f[EI_CLASS] == ELFCLASS64;
+	const Elf32_Ehdr *e32 = (const void *)f;
+	const Elf64_Ehdr *e64 = (const void *)f;
+	uint64_t phoff = is64 ? e64->e_phoff : e32->e_phoff;
+	int phnum = is64 ? e64->e_phnum : e32->e_phnum;
+	size_t phsize = is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
+
+	if (size < sizeof(Elf64_Ehdr) || (f[EI_CLASS] != ELFCLASS32 && !is64) ||
+	    phoff + (uint64_t)phnum * phsize > size)
+		return err("%s: malformed ELF headers", path);
+	*entry = is64 ? e64->e_entry : e32->e_entry;
+	*end = 0;
+	for (int i = 0; i < phnum; i++) {
+		const uint8_t *ph = f + phoff + i * phsize;
+		uint64_t type, off, pa, filesz, memsz;
+
+		if (is64) {
+			const Elf64_Phdr *p = (const void *)ph;
+
+			type = p->p_type; off = p->p_offset; pa = p->p_paddr;
+			filesz = p->p_filesz; memsz = p->p_memsz;
+		} else {
+			const Elf32_Phdr *p = (const void *)ph;
+
+			type = p->p_type; off = p->p_offset; pa = p->p_paddr;
+			filesz = p->p_filesz; memsz = p->p_memsz;
+		}
+		if (type != PT_LOAD)
+			continue;
+		if (off + filesz > size || filesz > memsz)
+			return err("%s: segment %d lies outside the file", path, i);
+		if (pa < HIGH_RAM / 2 || !fits(vm, pa, memsz))
+			return err("%s: segment %d at 0x%llx+0x%llx is outside the guest's RAM above 512 KiB",
+				   path, i, (unsigned long long)pa, (unsigned long long)memsz);
+		memcpy(vm->mem + pa, f + off, filesz);
+		memset(vm->mem + pa + filesz, 0, memsz - filesz);
+		if (pa + memsz > *end)
+			*end = pa + memsz;
+	}
+	if (!*end)
+		return err("%s: no loadable segment", path);
+	return 0;
+}
+
+/* The a.out kludge: where to put the file is in the header itself. */
+static int mb_load_fields(struct vm *vm, const char *path, const uint8_t *f, size_t size,
+			  const uint8_t *hdr, uint64_t *entry, uint64_t *end)
+{
+	uint32_t header_addr = get_u32(hdr + 12), load_addr = get_u32(hdr + 16);
+	uint32_t load_end = get_u32(hdr + 20), bss_end = get_u32(hdr + 24);
+	uint64_t hoff = hdr - f, off, len;
+
+	if (header_addr < load_addr || header_addr - load_addr > hoff)
+		return err("%s: Multiboot header addresses are inconsistent", path);
+	off = hoff - (header_addr - load_addr);
+	len = load_end ? (uint64_t)load_end - load_addr : size - off;
+	if (load_end && load_end < load_addr)
+		return err("%s: Multiboot load_end_addr below load_addr", path);
+	if (off + len > size)
+		len = size - off;
+	*end = bss_end > load_addr + len ? bss_end : load_addr + len;
+	if (load_addr < HIGH_RAM / 2 || !fits(vm, load_addr, *end - load_addr))
+		return err("%s: the kernel (0x%x..0x%llx) does not fit the guest's RAM", path,
+			   load_addr, (unsigned long long)*end);
+	memcpy(vm->mem + load_addr, f + off, len);
+	memset(vm->mem + load_addr + len, 0, *end - load_addr - len);
+	*entry = get_u32(hdr + 28);
+	return 0;
+}
+
+static const uint8_t *mb_header(const uint8_t *f, size_t size)
+{
+	for (size_t off = 0; off + 32 <= size && off < 8192; off += 4) {
+		uint32_t magic = get_u32(f + off), flags = get_u32(f + off + 4);
+
+		if (magic == MB_MAGIC && magic + flags + get_u32(f + off + 8) == 0)
+			return f + off;
+	}
+	return NULL;
+}
+
+/* Copy s to gpa (NUL-terminated), return the next free gpa. */
+static uint64_t put_string(struct vm *vm, uint64_t gpa, const char *s)
+{
+	size_t n = strlen(s) + 1;
+
+	memcpy(vm->mem + gpa, s, n);
+	return (gpa + n + 7) & ~7ULL;
+}
+
+static int mb_boot(struct vm *vm, const struct image *img, const char *cmdline,
+		   const uint8_t *f, size_t size, const uint8_t *hdr)
+{
+	uint32_t flags = get_u32(hdr + 4);
+	uint64_t entry = 0, end = 0, mbi, at, mod_start = 0, mod_len = 0;
+	uint8_t *initrd = NULL, *m;
+	struct kvm_sregs sr;
+	struct kvm_regs regs = { .rflags = 2, .rax = MB_BOOT_MAGIC };
+	int rc;
+
+	if (flags & MB_UNSUPPORTED & 0xffff)
+		return err("%s: Multiboot header asks for features we lack (flags 0x%x)",
+			   img->kernel, flags);
+	rc = (flags & MB_ADDR_FIELDS) ? mb_load_fields(vm, img->kernel, f, size, hdr, &entry, &end)
+				      : memcmp(f, ELFMAG, SELFMAG) ?
+					err("%s: not ELF, and no Multiboot address fields", img->kernel) :
+					mb_load_elf(vm, img->kernel, f, size, &entry, &end);
+	if (rc)
+		return -1;
+	if (entry >= (1ULL << 32) || !fits(vm, entry, 1))
+		return err("%s: entry point 0x%llx is not in the guest's RAM", img->kernel,
+			   (unsigned long long)entry);
+	at = (end + 0xfff) & ~0xfffULL;
+	if (img->initrd[0]) {		/* the one module, page-aligned after the kernel */
+		initrd = (uint8_t *)read_file(img->initrd, &mod_len);
+		if (!initrd)
+			return -1;
+		if (!fits(vm, at, mod_len + 0x10000)) {
+			free(initrd);
+			return err("%s does not fit in the guest's RAM after the kernel", img->initrd);
+		}
+		memcpy(vm->mem + at, initrd, mod_len);
+		free(initrd);
+		mod_start = at;
+		at = (at + mod_len + 0xfff) & ~0xfffULL;
+	}
+	if (!fits(vm, at, 0x2000 + strlen(cmdline) + strlen(img->initrd)))
+		return err("the guest's RAM is too small for the Multiboot information");
+	/* The information structure, then what it points to. */
+	mbi = at;
+	m = vm->mem + mbi;
+	memset(m, 0, 120);
+	at += 128;
+	put_u32(m + 0, (1U << 0) | (1U << 2) | (1U << 3) | (1U << 6) | (1U << 9));
+	put_u32(m + 4, LOW_RAM_END >> 10);
+	put_u32(m + 8, (uint32_t)((vm->mem_bytes - HIGH_RAM) >> 10));
+	put_u32(m + 16, (uint32_t)at);
+	at = put_string(vm, at, cmdline);
+	put_u32(m + 20, img->initrd[0] ? 1 : 0);
+	put_u32(m + 24, (uint32_t)at);
+	if (img->initrd[0]) {
+		uint8_t *mod = vm->mem + at;
+
+		put_u32(mod + 0, (uint32_t)mod_start);
+		put_u32(mod + 4, (uint32_t)(mod_start + mod_len));
+		put_u32(mod + 12, 0);
+		at += 16;
+		put_u32(mod + 8, (uint32_t)at);
+		at = put_string(vm, at, img->initrd);
+	}
+	/* Memory map: entries of (size 20, base, length, type). */
+	{
+		const uint64_t map[3][3] = {
+			{ 0, LOW_RAM_END, 1 }, { 0xf0000, 0x10000, 2 },
+			{ HIGH_RAM, vm->mem_bytes - HIGH_RAM, 1 },
+		};
+
+		put_u32(m + 44, 3 * 24);
+		put_u32(m + 48, (uint32_t)at);
+		for (int i = 0; i < 3; i++, at += 24) {
+			put_u32(vm->mem + at, 20);
+			put_u64(vm->mem + at + 4, map[i][0]);
+			put_u64(vm->mem + at + 12, map[i][1]);
+			put_u32(vm->mem + at + 20, (uint32_t)map[i][2]);
+		}
+	}
+	put_u32(m + 64, (uint32_t)at);
+	put_string(vm, at, "kvmlab");
+	regs.rbx = mbi;
+	regs.rip = entry;
+	if (set_segments(vm, &sr, 8, false))
+		return -1;
+	sr.cr0 = CR0_PE | CR0_ET;
+	sr.cr3 = sr.cr4 = sr.efer = 0;
+	return set_cpu(vm, &sr, &regs);
+}
+
+/* ---- Linux boot protocol ---- */
+
+#define HDR_SETUP_SECTS		0x1f1
+#define HDR_MAGIC		0x202
+#define HDR_VERSION		0x206
+#define HDR_TYPE_OF_LOADER	0x210
+#define HDR_LOADFLAGS		0x211
+#define HDR_RAMDISK_IMAGE	0x218
+#define HDR_RAMDISK_SIZE	0x21c
+#define HDR_CMD_LINE_PTR	0x228
+#define HDR_INITRD_ADDR_MAX	0x22c
+#define HDR_XLOADFLAGS		0x236
+#define HDR_CMDLINE_SIZE	0x238
+#define HDR_PREF_ADDRESS	0x258
+#define HDR_INIT_SIZE		0x260
+#define BP_EXT_RAMDISK_IMAGE	0x0c0
+#define BP_EXT_RAMDISK_SIZE	0x0c4
+#define BP_E820_ENTRIES		0x1e8
+#define BP_E820_TABLE		0x2d0
+#define XLF_KERNEL_64		(1U << 0)
+
+static bool is_bzimage(const uint8_t *f, size_t size)
+{
+	return size > 0x1000 && !memcmp(f + HDR_MAGIC, "HdrS", 4);
+}
+
+/* Identity map of the first 4 GiB (or all RAM below it) with 2 MiB pages. */
+static void identity_map(struct vm *vm)
+{
+	uint64_t *pml4 = (void *)(vm->mem + PML4), *pdpt = (void *)(vm->mem + PDPT);
+	uint64_t *pd = (void *)(vm->mem + PD);
+
+	memset(vm->mem + PML4, 0, PD + 0x4000 - PML4);
+	pml4[0] = PDPT | 3;
+	for (int i = 0; i < 4; i++)
+		pdpt[i] = (PD + i * 0x1000) | 3;
+	for (uint64_t i = 0; i < 2048; i++)
+		pd[i] = (i << 21) | 0x83;
+}
+
+static void e820(struct vm *vm, uint8_t *bp)
+{
+	const uint64_t map[3][3] = {
+		{ 0, LOW_RAM_END, 1 }, { 0xf0000, 0x10000, 2 },
+		{ HIGH_RAM, vm->mem_bytes - HIGH_RAM, 1 },
+	};
+
+	bp[BP_E820_ENTRIES] = 3;
+	for (int i = 0; i < 3; i++) {
+		uint8_t *e = bp + BP_E820_TABLE + 20 * i;
+
+		put_u64(e, map[i][0]);
+		put_u64(e + 8, map[i][1]);
+		put_u32(e + 16, (uint32_t)map[i][2]);
+	}
+}
+
+static int linux_initrd(struct vm *vm, const struct image *img, uint8_t *bp, uint64_t kernel_end)
+{
+	size_t len;
+	uint8_t *data;
+	uint64_t max = get_u32(bp + HDR_INITRD_ADDR_MAX), top = vm->mem_bytes, at;
+
+	if (!img->initrd[0])
+		return 0;
+	data = (uint8_t *)read_file(img->initrd, &len);
+	if (!data)
+		return -1;
+	if (top > max + 1)
+		top = max + 1;
+	at = (top - len) & ~0xfffULL;
+	if (len > top || at < kernel_end) {
+		free(data);
+		return err("%s (%zu KiB) does not fit in the guest's RAM above the kernel",
+			   img->initrd, len >> 10);
+	}
+	memcpy(vm->mem + at, data, len);
+	free(data);
+	put_u32(bp + HDR_RAMDISK_IMAGE, (uint32_t)at);
+	put_u32(bp + HDR_RAMDISK_SIZE, (uint32_t)len);
+	put_u32(bp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(at >> 32));
+	put_u32(bp + BP_EXT_RAMDISK_SIZE, (uint32_t)((uint64_t)len >> 32));
+	return 0;
+}
+
+static int linux_boot(struct vm *vm, const struct image *img, const char *cmdline,
+		      const uint8_t *f, size_t size)
+{
+	uint16_t version = get_u16(f + HDR_VERSION);
+	unsigned int setup_sects = f[HDR_SETUP_SECTS] ? f[HDR_SETUP_SECTS] : 4;
+	uint64_t pm_off = (setup_sects + 1) * 512ULL, load, init_size;
+	uint8_t *bp = vm->mem + ZERO_PAGE;
+	struct kvm_sregs sr;
+	struct kvm_regs regs = { .rflags = 2 };
+	size_t hdr_end = 0x202 + f[0x201];
+
+	if (version < 0x20c || !(get_u16(f + HDR_XLOADFLAGS) & XLF_KERNEL_64))
+		return err("%s: boot protocol %x.%02x has no 64-bit entry point (need 2.12+)",
+			   img->kernel, version >> 8, version & 0xff);
+	if (pm_off >= size || hdr_end > 0x1000)
+		return err("%s: malformed bzImage setup header", img->kernel);
+	load = get_u64(f + HDR_PREF_ADDRESS);
+	init_size = get_u32(f + HDR_INIT_SIZE);
+	if (load < HIGH_RAM || !fits(vm, load, init_size > size - pm_off ? init_size : size - pm_off))
+		return err("%s needs %llu MiB of guest memory at 0x%llx; the VM has %llu MiB",
+			   img->kernel, (unsigned long long)(init_size >> 20),
+			   (unsigned long long)load, (unsigned long long)(vm->mem_bytes >> 20));
+	if (strlen(cmdline) >= CMDLINE_MAX || strlen(cmdline) >= get_u32(f + HDR_CMDLINE_SIZE))
+		return err("the kernel command line is longer than the kernel accepts");
+	memcpy(vm->mem + load, f + pm_off, size - pm_off);
+	memset(bp, 0, 0x1000);
+	memcpy(bp + HDR_SETUP_SECTS, f + HDR_SETUP_SECTS, hdr_end - HDR_SETUP_SECTS);
+	bp[HDR_TYPE_OF_LOADER] = 0xff;		/* "undefined" loader */
+	bp[HDR_LOADFLAGS] |= 0x01;		/* loaded high */
+	strcpy((char *)vm->mem + CMDLINE, cmdline);
+	put_u32(bp + HDR_CMD_LINE_PTR, CMDLINE);
+	e820(vm, bp);
+	if (linux_initrd(vm, img, bp, load + init_size))
+		return -1;
+	identity_map(vm);
+	if (set_segments(vm, &sr, 0x10, true))
+		return -1;
+	sr.cr0 = CR0_PE | CR0_ET | CR0_PG;
+	sr.cr3 = PML4;
+	sr.cr4 = CR4_PAE;
+	sr.efer = EFER_LME | EFER_LMA;
+	regs.rip = load + 0x200;		/* startup_64 */
+	regs.rsi = ZERO_PAGE;
+	return set_cpu(vm, &sr, &regs);
+}
+
+/* The command line: the workload's own, then its parameters as kvmlab.NAME=VALUE. */
+static void build_cmdline(const struct image *img, char *out, size_t size)
+{
+	size_t len = snprintf(out, size, "%s", img->append);
+
+	for (int i = 0; i < img->nparams && len < size; i++)
+		len += snprintf(out + len, size - len, "%skvmlab.%s=%llu", len ? " " : "",
+				img->params[i].name, (unsigned long long)img->params[i].value);
+}
+
+int boot_load(struct vm *vm, const struct image *img)
+{
+	char cmdline[4096];
+	size_t size;
+	uint8_t *f = (uint8_t *)read_file(img->kernel, &size);
+	const uint8_t *hdr;
+	int rc;
+
+	if (!f)
+		return -1;
+	build_cmdline(img, cmdline, sizeof(cmdline));
+	rc = set_boot_cpuid(vm, img->apic);
+	if (!rc) {
+		hdr = mb_header(f, size);
+		if (hdr)
+			rc = mb_boot(vm, img, cmdline, f, size, hdr);
+		else if (is_bzimage(f, size))
+			rc = linux_boot(vm, img, cmdline, f, size);
+		else
+			rc = err("%s is neither a Multiboot kernel nor a Linux bzImage", img->kernel);
+	}
+	free(f);
+	return rc;
+}

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kvmlab boot --hv H --kernel FILE [--initrd FILE] [--append STR] [--mem MB]
+ *             [--timeout S] [--apic] [--dry-run]
+ *
+ * Boots any Multiboot kernel or Linux bzImage under one hypervisor with the
+ * device model: the guest's console on stdout, stdin as its console input,
+ * and the counters of the whole run on stderr at the end. The exit status
+ * follows QEMU's isa-debug-exit: 2v+1 when the guest wrote v to port 0xf4;
+ * 2 when it could not (an error, a timeout, a reset), with the reason.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "boot_cmd.h"
+#include "hv.h"
+#include "image.h"
+#include "kmsg.h"
+#include "util.h"
+#include "vm.h"
+
+#define EXIT_BOOT_FAILED	2
+#define EXIT_USAGE_BOOT		64
+
+struct boot_opts {
+	const struct hv *hv;
+	struct image img;
+	uint64_t mem_mb, timeout_s;
+	bool dry_run;
+};
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: kvmlab boot --hv H --kernel FILE [--initrd FILE] [--append STR]\n"
+			"                   [--mem MB] [--timeout S] [--apic]\n");
+	return EXIT_USAGE_BOOT;
+}
+
+static int parse(int argc, char **argv, struct boot_opts *o)
+{
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--native"))
+			continue;
+		if (!strcmp(a, "--dry-run") || !strcmp(a, "--apic")) {
+			*(a[2] == 'd' ? &o->dry_run : &o->img.apic) = true;
+			continue;
+		}
+		if (!v)
+			return err("boot: %s needs a value", a);
+		i++;
+		if (!strcmp(a, "--hv")) {
+			o->hv = hv_find(v);
+			if (!o->hv)
+				return err("boot: unknown hypervisor '%s' (see kvmlab list)", v);
+		} else if (!strcmp(a, "--kernel")) {
+			snprintf(o->img.kernel, sizeof(o->img.kernel), "%s", v);
+		} else if (!strcmp(a, "--initrd")) {
+			snprintf(o->img.initrd, sizeof(o->img.initrd), "%s", v);
+		} else if (!strcmp(a, "--append")) {
+			if (strlen(v) >= sizeof(o->img.append))
+				return err("boot: --append is longer than %zu bytes",
+					   sizeof(o->img.append) - 1);
+			snprintf(o->img.append, sizeof(o->img.append), "%s", v);
+		} else if (!strcmp(a, "--mem")) {
+			if (!parse_u64(v, &o->mem_mb) || o->mem_mb < 2 || o->mem_mb > 65536)
+				return err("boot: --mem takes 2..65536 (MiB), not '%s'", v);
+		} else if (!strcmp(a, "--timeout")) {
+			if (!parse_u64(v, &o->timeout_s) || !o->timeout_s || o->timeout_s > 86400)
+				return err("boot: --timeout takes 1..86400 (seconds), not '%s'", v);
+		} else {
+			return err("boot: unknown option '%s'", a);
+		}
+	}
+	if (!o->hv || !o->img.kernel[0])
+		return err("boot: --hv and --kernel are required");
+	if (access(o->img.kernel, R_OK))
+		return err_errno("boot: cannot read the kernel %s", o->img.kernel);
+	if (o->img.initrd[0] && access(o->img.initrd, R_OK))
+		return err_errno("boot: cannot read the initrd %s", o->img.initrd);
+	return 0;
+}
+
+static void print_counters(const struct run_result *r)
+{
+	fprintf(stderr, "kvmlab boot: %s, %.2f s", r->status, r->wall_ns / 1e9);
+	if (r->detail[0])
+		fprintf(stderr, " (%s)", r->detail);
+	fprintf(stderr, "\n");
+	for (int i = 0; i < r->ncounters; i++)
+		if (r->counters[i])
+			fprintf(stderr, "  %-22s %lld\n", r->counter_names[i],
+				(long long)r->counters[i]);
+}
+
+int cmd_boot(int argc, char **argv)
+{
+	struct boot_opts *o = calloc(1, sizeof(*o));
+	struct run_result *r = calloc(1, sizeof(*r));
+	struct boot_io io = { .console = stdout, .input_fd = isatty(0) ? -1 : 0 };
+	char bad[256] = "";
+	int rc = EXIT_BOOT_FAILED, kfd;
+
+	if (!o || !r)
+		return err("out of memory"), EXIT_BOOT_FAILED;
+	o->mem_mb = 256;
+	o->timeout_s = 600;
+	snprintf(o->img.name, sizeof(o->img.name), "boot");
+	o->img.boot = true;
+	o->img.phase_from_start = true;
+	if (parse(argc, argv, o)) {
+		rc = usage();
+		goto out;
+	}
+	if (o->dry_run) {
+		rc = 0;
+		goto out;
+	}
+	if (hv_prepare(o->hv, NULL))
+		goto out;
+	kfd = kmsg_open();
+	{
+		struct run_config cfg = {
+			.device = o->hv->device, .vm_type = o->hv->vm_type,
+			.mem_bytes = o->mem_mb << 20, .timeout_s = (unsigned int)o->timeout_s,
+			.boot_io = &io,
+		};
+
+		if (vm_run(&cfg, &o->img, r))
+			goto out;
+	}
+	kmsg_check(kfd, bad, sizeof(bad));
+	fflush(stdout);
+	if (bad[0])
+		snprintf(r->status, sizeof(r->status), "kernel");
+	print_counters(r);
+	if (bad[0])
+		fprintf(stderr, "kvmlab boot: the host's kernel log is not clean: %s\n", bad);
+	else if (r->exit_code >= 0 && strcmp(r->status, "timeout") && strcmp(r->status, "error"))
+		rc = ((r->exit_code << 1) | 1) & 0xff;	/* as QEMU's process would exit */
+out:
+	free(o);
+	free(r);
+	return rc;
+}

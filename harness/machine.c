@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The run loop of a boot guest: the top level of the paper's three-level
+ * loop, with the devices (devices.h) in it.
+ *
+ * Before each KVM_RUN: bring the timers up to date, and if the devices
+ * have an interrupt for the CPU, inject it when the last exit said the
+ * vCPU is ready (KVM_INTERRUPT), or else ask to hear when it is
+ * (request_interrupt_window). A POSIX timer armed for the devices' next
+ * deadline sends a signal that ends KVM_RUN (immediate_exit covers the
+ * signal that lands just before the call). A halted guest is woken here:
+ * we sleep until the next deadline or console input.
+ *
+ * The guest ends the run by writing its status to port 0xf4; a guest that
+ * halts with interrupts off can never wake, and ends it too.
+ *
+ * Boot guests mark their measured phase with two ports (guest_abi.h):
+ * begin and end, with the guest's TSC, operations and checksum.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+#include "devices.h"
+#include "util.h"
+#include "vm_priv.h"
+
+struct machine {
+	struct vm *vm;
+	const struct run_config *cfg;
+	struct run_result *r;
+	struct devices dev;
+	timer_t timer;
+	uint32_t args[8];
+	int nargs;
+	uint64_t begin_tsc, t0;
+	bool in_phase;
+	bool input_eof;
+};
+
+static struct kvm_run *volatile kick_run;
+
+static void on_kick(int sig)
+{
+	(void)sig;
+	if (kick_run)
+		kick_run->immediate_exit = 1;
+}
+
+static int start_timer(struct machine *m)
+{
+	struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1 };
+	struct sigaction sa = { .sa_handler = on_kick };
+
+	sigaction(SIGUSR1, &sa, NULL);
+	kick_run = m->vm->run;
+	if (timer_create(CLOCK_MONOTONIC, &sev, &m->timer))
+		return err_errno("timer_create");
+	return 0;
+}
+
+static void arm_timer(struct machine *m, uint64_t deadline)
+{
+	struct itimerspec its = { 0 };
+
+	if (deadline != NO_DEADLINE) {
+		its.it_value.tv_sec = deadline / 1000000000ULL;
+		its.it_value.tv_nsec = deadline % 1000000000ULL;
+	}
+	timer_settime(m->timer, TIMER_ABSTIME, &its, NULL);
+}
+
+static void stop_timer(struct machine *m)
+{
+	timer_delete(m->timer);
+	kick_run = NULL;
+	signal(SIGUSR1, SIG_IGN);
+}
+
+/* Console input into the UART, as much as it has room for, without waiting. */
+static void read_input(struct machine *m, int timeout_ms)
+{
+	const struct boot_io *io = m->cfg->boot_io;
+	struct pollfd pfd;
+	uint8_t buf[256];
+	size_t room = UART_RX_SIZE - m->dev.uart.rx_len;
+	ssize_t n;
+
+	if (!io || io->input_fd < 0 || m->input_eof || room == 0) {
+		if (timeout_ms > 0)
+			poll(NULL, 0, timeout_ms);
+		return;
+	}
+	pfd = (struct pollfd) { .fd = io->input_fd, .events = POLLIN };
+	if (poll(&pfd, 1, timeout_ms) <= 0)
+		return;
+	n = read(io->input_fd, buf, room < sizeof(buf) ? room : sizeof(buf));
+	if (n <= 0)
+		m->input_eof = true;
+	else
+		devices_uart_input(&m->dev, buf, n);
+}
+
+static int phase_begin(struct machine *m, uint64_t tsc)
+{
+	if (snapshot(m->vm, m->vm->snap))
+		return -1;
+	pmu_start(&m->vm->pmu);
+	m->begin_tsc = tsc;
+	m->t0 = now_ns();
+	m->in_phase = true;
+	return 0;
+}
+
+static int phase_end(struct machine *m, uint64_t tsc, uint64_t ops, uint64_t checksum,
+		     int harness_exits)
+{
+	struct vm *vm = m->vm;
+	uint64_t *end = calloc(vm->vm_stats.count + vm->vcpu_stats.count + 1, sizeof(*end));
+
+	if (!m->in_phase) {
+		free(end);
+		set_status(m->r, "error", "the guest ended a measured phase it never began");
+		return -1;
+	}
+	m->r->wall_ns = now_ns() - m->t0;
+	pmu_stop(&vm->pmu, m->r->host, m->r->host_have);
+	if (!end || snapshot(vm, end)) {
+		free(end);
+		return -1;
+	}
+	record_deltas(vm, end, m->r, harness_exits);
+	free(end);
+	m->r->ops = ops;
+	m->r->checksum = checksum;
+	m->r->guest_cycles = m->begin_tsc && tsc > m->begin_tsc ? tsc - m->begin_tsc : 0;
+	m->r->measured = true;
+	m->in_phase = false;
+	return 0;
+}
+
+static uint64_t arg64(const struct machine *m, int i)
+{
+	return i + 1 < m->nargs ? m->args[i] | (uint64_t)m->args[i + 1] << 32 : 0;
+}
+
+/*
+ * Marks: each argument is one outl to KL_PORT_MARK_ARG, then the mark.
+ * The mark's exits (its argument writes and itself) are the harness's, so
+ * they are taken out of the phase's exit counts.
+ */
+static int handle_mark(struct machine *m, uint32_t mark)
+{
+	int nargs = m->nargs, rc;
+
+	switch (mark) {
+	case KL_MARK_BEGIN:
+		rc = phase_begin(m, arg64(m, 0));
+		break;
+	case KL_MARK_END:
+		rc = phase_end(m, arg64(m, 0), arg64(m, 2), arg64(m, 4), nargs + 1);
+		break;
+	default:
+		set_status(m->r, "error", "unknown mark %u on port 0x%x", mark, KL_PORT_MARK);
+		rc = -1;
+	}
+	m->nargs = 0;
+	return rc;
+}
+
+/* 1: the guest asked to end; 0: go on; -1: error. */
+static int handle_io(struct machine *m)
+{
+	struct kvm_run *run = m->vm->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	bool out = run->io.direction == KVM_EXIT_IO_OUT;
+	uint32_t v = 0;
+
+	if (run->io.count != 1) {
+		set_status(m->r, "error", "string port I/O (port 0x%x) is not supported",
+			   run->io.port);
+		return -1;
+	}
+	if (out && run->io.size == 4 && run->io.port == KL_PORT_MARK_ARG) {
+		memcpy(&v, data, 4);
+		if (m->nargs < (int)(sizeof(m->args) / sizeof(m->args[0])))
+			m->args[m->nargs++] = v;
+		return 0;
+	}
+	if (out && run->io.size == 4 && run->io.port == KL_PORT_MARK) {
+		memcpy(&v, data, 4);
+		return handle_mark(m, v);
+	}
+	devices_pio(&m->dev, run->io.port, out, data, run->io.size);
+	return m->dev.exit_requested ? 1 : 0;
+}
+
+/* A halted guest: sleep until a device deadline or input, or give up. */
+static int halted(struct machine *m)
+{
+	uint64_t deadline = devices_next_deadline(&m->dev), now = now_ns();
+	int timeout_ms;
+
+	if (devices_pending_vector(&m->dev) >= 0 && m->vm->run->if_flag)
+		return 0;
+	if (!m->vm->run->if_flag) {
+		set_status(m->r, "error", "the guest halted with interrupts disabled: "
+			   "nothing can wake it");
+		return -1;
+	}
+	timeout_ms = deadline == NO_DEADLINE ? 100 :
+		     deadline <= now ? 0 : (int)((deadline - now + 999999) / 1000000);
+	read_input(m, timeout_ms > 100 ? 100 : timeout_ms);
+	return 0;
+}
+
+static void inject(struct machine *m)
+{
+	struct kvm_run *run = m->vm->run;
+	int v;
+
+	devices_tick(&m->dev);
+	v = devices_pending_vector(&m->dev);
+	if (v >= 0 && run->ready_for_interrupt_injection) {
+		struct kvm_interrupt irq = { .irq = (uint32_t)v };
+
+		if (ioctl(m->vm->vcpu_fd, KVM_INTERRUPT, &irq) == 0) {
+			devices_ack(&m->dev, v);
+			run->ready_for_interrupt_injection = 0;
+			v = devices_pending_vector(&m->dev);
+		}
+	}
+	run->request_interrupt_window = v >= 0;
+}
+
+static int handle_exit(struct machine *m)
+{
+	struct kvm_run *run = m->vm->run;
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_INTR:
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+		return 0;
+	case KVM_EXIT_IO:
+		return handle_io(m);
+	case KVM_EXIT_MMIO:
+		if (devices_mmio(&m->dev, run->mmio.phys_addr, run->mmio.is_write,
+				 run->mmio.data, run->mmio.len))
+			return 0;
+		break;
+	case KVM_EXIT_HLT:
+		return halted(m);
+	case KVM_EXIT_SHUTDOWN:
+		set_status(m->r, "error", "the guest reset itself (triple fault or reboot)");
+		return -1;
+	}
+	describe_exit(m->vm, m->r);
+	return -1;
+}
+
+static int loop(struct machine *m)
+{
+	struct kvm_run *run = m->vm->run;
+	unsigned int spins = 0;
+
+	for (;;) {
+		int rc;
+
+		inject(m);
+		if (++spins % 64 == 0)
+			read_input(m, 0);
+		arm_timer(m, devices_next_deadline(&m->dev));
+		rc = ioctl(m->vm->vcpu_fd, KVM_RUN, 0);
+		run->immediate_exit = 0;
+		if (vm_timed_out) {
+			set_status(m->r, "timeout", "the guest did not finish within %u s",
+				   m->cfg->timeout_s);
+			return -1;
+		}
+		if (rc < 0 && errno != EINTR) {
+			set_status(m->r, "error", "KVM_RUN: %s", strerror(errno));
+			return -1;
+		}
+		if (rc < 0)
+			continue;
+		rc = handle_exit(m);
+		if (rc)
+			return rc > 0 ? 0 : -1;
+	}
+}
+
+/* Without a console of its own, the run keeps it and shows the end when things went wrong. */
+static void show_console_tail(const char *buf, size_t len)
+{
+	size_t from = len > 3000 ? len - 3000 : 0;
+
+	fprintf(stderr, "  [console, last %zu of %zu bytes]\n%.*s\n", len - from, len,
+		(int)(len - from), buf + from);
+}
+
+int machine_run(struct vm *vm, const struct run_config *cfg, const struct image *img,
+		struct run_result *r)
+{
+	struct machine *m = calloc(1, sizeof(*m));
+	char *kept = NULL;
+	size_t kept_len = 0;
+	FILE *console = cfg->boot_io ? cfg->boot_io->console : open_memstream(&kept, &kept_len);
+	int rc = -1;
+
+	if (!m || !console) {
+		free(m);
+		return err("out of memory");
+	}
+	m->vm = vm;
+	m->cfg = cfg;
+	m->r = r;
+	devices_init(&m->dev, console);
+	if (start_timer(m))
+		goto out;
+	rc = img->phase_from_start ? phase_begin(m, 0) : 0;
+	if (!rc)
+		rc = loop(m);
+	/* A phase still open when the guest exits ends there (kvmlab boot: the whole run). */
+	if (!rc && m->in_phase)
+		rc = phase_end(m, 0, 0, 0, 1);
+	stop_timer(m);
+	r->exit_code = m->dev.exit_requested ? m->dev.exit_value : -1;
+out:
+	fflush(console);
+	if (!cfg->boot_io) {
+		fclose(console);
+		if (rc || r->status[0] || r->exit_code || !r->measured || cfg->verbose)
+			show_console_tail(kept, kept_len);
+		free(kept);
+	}
+	free(m);
+	return rc;
+}
