@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include "boot_cmd.h"
 #include "util.h"
 #include "vm_priv.h"
 
@@ -479,6 +480,20 @@ static void build_cmdline(const struct image *img, char *out, size_t size)
 	for (int i = 0; i < img->nparams && len < size; i++)
 		len += snprintf(out + len, size - len, "%skvmlab.%s=%llu", len ? " " : "",
 				img->params[i].name, (unsigned long long)img->params[i].value);
+}
+
+int boot_check_kernel(const char *path)
+{
+	size_t size;
+	uint8_t *f = (uint8_t *)read_file(path, &size);
+	int rc = 0;
+
+	if (!f)
+		return -1;
+	if (!mb_header(f, size) && !is_bzimage(f, size))
+		rc = err("%s is neither a Multiboot kernel nor a Linux bzImage", path);
+	free(f);
+	return rc;
 }
 
 int boot_load(struct vm *vm, const struct image *img)

@@ -79,6 +79,8 @@ static int parse(int argc, char **argv, struct boot_opts *o)
 		return err("boot: --hv and --kernel are required");
 	if (access(o->img.kernel, R_OK))
 		return err_errno("boot: cannot read the kernel %s", o->img.kernel);
+	if (boot_check_kernel(o->img.kernel))
+		return -1;
 	if (o->img.initrd[0] && access(o->img.initrd, R_OK))
 		return err_errno("boot: cannot read the initrd %s", o->img.initrd);
 	return 0;

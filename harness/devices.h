@@ -90,6 +90,8 @@ uint64_t devices_next_deadline(struct devices *d);
 int devices_pending_vector(struct devices *d);
 void devices_ack(struct devices *d, int vector);
 void devices_uart_input(struct devices *d, const uint8_t *buf, size_t len);
+/* Receive interrupts are on: someone reads the console. */
+bool uart_listening(const struct devices *d);
 
 /* The parts, for devices.c and the tests of each. */
 void pic_set_irq(struct devices *d, int irq, bool level);

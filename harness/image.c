@@ -116,8 +116,8 @@ static int boot_line(struct image *img, int line, char *key, char *value)
 		img->phase_from_start = !strcmp(value, "boot");
 	} else if (!strcmp(key, "apic") && (!strcmp(value, "yes") || !strcmp(value, "no"))) {
 		img->apic = !strcmp(value, "yes");
-	} else if (!strcmp(key, "tool") && !strcmp(value, "yes")) {
-		img->tool = true;
+	} else if (!strcmp(key, "all") && (!strcmp(value, "yes") || !strcmp(value, "no"))) {
+		img->not_in_all = !strcmp(value, "no");
 	} else {
 		return err("%s:%d: unknown key or bad value: %s = %s", img->path, line, key, value);
 	}

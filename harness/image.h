@@ -38,6 +38,7 @@ struct image {
 	uint64_t boot_mem_bytes;	/* the least memory it needs */
 	bool phase_from_start;		/* measured from the first instruction */
 	bool apic;			/* offer the local APIC in CPUID */
+	bool not_in_all;		/* too slow for --workload all (a whole OS) */
 };
 
 /*

@@ -83,7 +83,11 @@ static void stop_timer(struct machine *m)
 	signal(SIGUSR1, SIG_IGN);
 }
 
-/* Console input into the UART, as much as it has room for, without waiting. */
+/*
+ * Console input into the UART, as much as it has room for. Only while the
+ * guest listens (receive interrupts on): a driver starting up flushes the
+ * FIFO, and piped input must not be lost to that.
+ */
 static void read_input(struct machine *m, int timeout_ms)
 {
 	const struct boot_io *io = m->cfg->boot_io;
@@ -92,7 +96,7 @@ static void read_input(struct machine *m, int timeout_ms)
 	size_t room = UART_RX_SIZE - m->dev.uart.rx_len;
 	ssize_t n;
 
-	if (!io || io->input_fd < 0 || m->input_eof || room == 0) {
+	if (!io || io->input_fd < 0 || m->input_eof || room == 0 || !uart_listening(&m->dev)) {
 		if (timeout_ms > 0)
 			poll(NULL, 0, timeout_ms);
 		return;
@@ -326,9 +330,19 @@ int machine_run(struct vm *vm, const struct run_config *cfg, const struct image 
 	rc = img->phase_from_start ? phase_begin(m, 0) : 0;
 	if (!rc)
 		rc = loop(m);
-	/* A phase still open when the guest exits ends there (kvmlab boot: the whole run). */
-	if (!rc && m->in_phase)
-		rc = phase_end(m, 0, 0, 0, 1);
+	/*
+	 * A phase still open when the run ends closes there (kvmlab boot: the
+	 * whole run), even a failed run: its counters say where it got stuck.
+	 */
+	if (m->in_phase) {
+		bool measured_before = r->measured;
+		int end_rc = phase_end(m, 0, 0, 0, 1);
+
+		if (rc)
+			r->measured = measured_before;	/* counters, not a result */
+		else
+			rc = end_rc;
+	}
 	stop_timer(m);
 	r->exit_code = m->dev.exit_requested ? m->dev.exit_value : -1;
 out:

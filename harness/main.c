@@ -138,8 +138,9 @@ static int open_workloads(struct options *o, char *list)
 		snprintf(path, sizeof(path), "%s/%s.elf", o->workloads_dir, items[i]);
 		if (image_open(&o->images[o->nimages], path, items[i]))
 			return -1;
-		if (!strcmp(list, "all") && o->images[o->nimages].tool) {
-			image_close(&o->images[o->nimages]);	/* a tool, not a benchmark */
+		if (!strcmp(list, "all") &&
+		    (o->images[o->nimages].tool || o->images[o->nimages].not_in_all)) {
+			image_close(&o->images[o->nimages]);	/* a tool, or a whole OS */
 			continue;
 		}
 		o->nimages++;
@@ -683,7 +684,8 @@ static int cmd_list(void)
 		snprintf(path, sizeof(path), "%s/%s.elf", dir, names[i]);
 		if (image_open(&img, path, names[i]))
 			return 1;
-		printf("  %s%s\n", names[i], img.tool ? "   (a tool: not in 'all')" : "");
+		printf("  %s%s%s\n", names[i], img.tool ? "   (a tool: not in 'all')" : "",
+		       img.not_in_all ? "   (boots an OS: not in 'all')" : "");
 		for (int p = 0; p < img.nparams; p++)
 			printf("      %-10s default %-8llu [%llu..%llu]  %s\n", img.params[p].name,
 			       (unsigned long long)img.params[p].def,

@@ -149,6 +149,11 @@ bool uart_io(struct devices *d, uint16_t port, bool out, uint8_t *val)
 	return true;
 }
 
+bool uart_listening(const struct devices *d)
+{
+	return d->uart.ier & IER_RDI;
+}
+
 void devices_uart_input(struct devices *d, const uint8_t *buf, size_t len)
 {
 	for (size_t i = 0; i < len; i++)

@@ -17,14 +17,16 @@ CHECK_DMESG = TOP / "testmachine" / "check-dmesg"
 ALL_HVS = ["kvm-shadow", "kvm-npt", "kvmlab-vtlb", "kvmlab-shadow", "kvmlab-cached", "kvmlab-npt"]
 
 
-def run(cmd, timeout=900, **kw):
-    """Run a command, capturing stdout and stderr as text. On timeout the
-    whole process group goes (QEMU included): a killed wrapper alone would
-    leave the test machine holding the pipes open."""
+def run(cmd, timeout=900, input=None, **kw):
+    """Run a command, capturing stdout and stderr as text (and feeding it
+    `input` when given). On timeout the whole process group goes (QEMU
+    included): a killed wrapper alone would leave the test machine holding
+    the pipes open."""
     p = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                          text=True, cwd=TOP, start_new_session=True, **kw)
     try:
-        out, err = p.communicate(timeout=timeout)
+        out, err = p.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(p.pid, signal.SIGKILL)
         p.communicate()

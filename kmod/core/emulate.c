@@ -81,6 +81,8 @@ static int opcode_shape(const struct kl_insn *in, bool *modrm, int *imm)
 	case 0xa0: case 0xa1: case 0xa2: case 0xa3:	/* MOV AL/eAX <-> moffs */
 		*imm = in->long64 ? 8 : 4;
 		return 0;
+	case 0xaa: case 0xab:				/* STOS */
+		return 0;
 	case 0xc6:
 		*modrm = true;
 		*imm = 1;
@@ -182,6 +184,8 @@ int kl_fetch_decode(struct kl_vcpu *vcpu, struct kl_insn *in)
 	while (pos < len && is_legacy_prefix(in->bytes[pos])) {
 		if (in->bytes[pos] == 0x66)
 			in->opsize = 2;
+		if (in->bytes[pos] == 0xf3)
+			in->rep = true;
 		if (in->bytes[pos] == 0x64 || in->bytes[pos] == 0x65)
 			seg = in->bytes[pos];
 		pos++;
@@ -250,6 +254,38 @@ int kl_insn_store(struct kl_vcpu *vcpu, const struct kl_insn *in, int *size, u64
 		*val = vcpu->regs[in->reg];
 	if (*size < 8)
 		*val &= (1ULL << (8 * *size)) - 1;
+	return 0;
+}
+
+/*
+ * STOS / REP STOS (64-bit code, DF=0) whose destination starts at gpa: as
+ * many elements as fit in gpa's page are written, RDI and RCX advance, and
+ * RIP moves on once RCX reaches zero — the rest, on the next page, the CPU
+ * does itself (or faults again). A whole page cleared this way costs one
+ * exit. *bytes says how much was written.
+ */
+int kl_emulate_stos(struct kl_vcpu *vcpu, const struct kl_insn *in, u64 gpa, unsigned int *bytes)
+{
+	u8 op = in->opcode[0];
+	unsigned int size = op == 0xaa ? 1 : in->opsize, room = PAGE_SIZE - (gpa & ~PAGE_MASK);
+	u64 count = in->rep ? vcpu->regs[KL_RCX] : 1, n, val = vcpu->regs[KL_RAX];
+	u8 buf[64];
+
+	if (in->opcode_len != 1 || (op != 0xaa && op != 0xab) || !in->long64 ||
+	    (vcpu->rflags & X86_EFLAGS_DF) || room < size)
+		return -EOPNOTSUPP;
+	n = min_t(u64, count, room / size);
+	for (unsigned int i = 0; i < sizeof(buf); i += size)
+		memcpy(buf + i, &val, size);
+	for (u64 done = 0; done < n * size; done += sizeof(buf))
+		if (kl_write_guest(vcpu->vm, gpa + done, buf, min_t(u64, sizeof(buf), n * size - done)))
+			return -EFAULT;
+	vcpu->regs[KL_RDI] += n * size;
+	if (in->rep)
+		vcpu->regs[KL_RCX] -= n;
+	if (n == count)
+		vcpu->rip += in->len;
+	*bytes = n * size;
 	return 0;
 }
 

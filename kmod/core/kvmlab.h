@@ -327,6 +327,7 @@ struct kl_insn {
 	u8 bytes[32];
 	int len;
 	bool long64;		/* 64-bit code; else 32-bit protected mode */
+	bool rep;		/* F3 prefix */
 	int opcode_len;
 	u8 opcode[3];
 	bool rex_w, rex_r, rex_x, rex_b;
@@ -343,6 +344,8 @@ int kl_fetch_decode(struct kl_vcpu *vcpu, struct kl_insn *insn);
 /* A decoded MOV store to memory: its width and the value it writes. */
 int kl_insn_store(struct kl_vcpu *vcpu, const struct kl_insn *in, int *size, u64 *val);
 int kl_emulate(struct kl_vcpu *vcpu, struct kl_pf_info *mmio);
+/* STOS/REP STOS into the page of gpa (a page table being cleared). */
+int kl_emulate_stos(struct kl_vcpu *vcpu, const struct kl_insn *in, u64 gpa, unsigned int *bytes);
 
 /* ---- vCPU services (vcpu.c) ---- */
 void kl_vcpu_reset(struct kl_vcpu *vcpu);

@@ -593,6 +593,10 @@ static int handle_page_fault(struct kl_vcpu *vcpu, u64 addr, u32 error)
 		return 1;
 	case KL_PF_MMIO:
 		return kl_emulate(vcpu, &pf);
+	case -EOPNOTSUPP:	/* a write the strategy must emulate and cannot */
+		vcpu->stat.insn_emulation_fail++;
+		kl_internal_error(vcpu, KVM_INTERNAL_ERROR_EMULATION, vcpu->rip, addr);
+		return 0;
 	default:
 		kl_internal_error(vcpu, KVM_INTERNAL_ERROR_DELIVERY_EV, addr, (u64)r);
 		return 0;

@@ -437,45 +437,66 @@ static void unshadow(struct kl_vm *vm, u64 gfn)
 			zap_sp(vm, sp);
 }
 
+/* Each shadow of the table at gfn sees the guest's entries [first, last] change. */
+static void pt_written(struct kl_vm *vm, u64 gfn, unsigned int first, unsigned int last)
+{
+	struct cache *c = to_cache(vm);
+	struct hlist_node *next;
+	struct sp *sp;
+
+	hlist_for_each_entry_safe(sp, next, &c->sps[hash_64(gfn, HASH_BITS)], hash) {
+		if (sp->gfn != gfn || sp->role.direct)
+			continue;
+		if (++sp->write_count >= FLOOD_WRITES || last - first >= 8) {
+			/* Written often, or cleared in bulk: no longer a table worth shadowing. */
+			vm->stat.mmu_flooded++;
+			zap_sp(vm, sp);
+			continue;
+		}
+		for (unsigned int i = first; i <= last; i++)
+			zap_entry(vm, sp, i);
+	}
+	flush_tlb(vm);
+}
+
 /*
- * The guest wrote to a page table we shadow. Perform the store, then bring
- * each shadow of that table up to date by zapping the entry it covers (the
- * next access refaults and rebuilds it from the new guest entry).
+ * The guest wrote to a page table we shadow. Perform the store (a MOV, or
+ * a STOS clearing it), then bring each shadow of that table up to date by
+ * zapping the entries it covers (the next access refaults and rebuilds them
+ * from the new guest entries).
  */
 static int emulate_pt_write(struct kl_vcpu *vcpu, u64 gpa)
 {
 	struct kl_vm *vm = vcpu->vm;
 	struct cache *c = to_cache(vm);
-	struct hlist_node *next;
+	unsigned int off = gpa & ~PAGE_MASK, bytes;
 	struct kl_insn in;
-	struct sp *sp;
 	int size, r;
 	u64 val;
 
 	r = kl_fetch_decode(vcpu, &in);
+	if (r == 0 && kl_emulate_stos(vcpu, &in, gpa, &bytes) == 0) {
+		vm->stat.mmu_pte_write++;
+		pt_written(vm, gpa >> PAGE_SHIFT, off / 8, (off + bytes - 1) / 8);
+		return KL_PF_RETRY;
+	}
 	if (r == 0)
 		r = kl_insn_store(vcpu, &in, &size, &val);
-	if (r || (gpa & ~PAGE_MASK) + size > PAGE_SIZE) {
-		/* Not a store we emulate: stop protecting, let the CPU do it. */
+	if (r || off + size > PAGE_SIZE) {
+		/*
+		 * Not a store we emulate: stop protecting, let the CPU do it —
+		 * unless it is the table we run on, which would be protected
+		 * again at once: that would loop forever, so it is an error.
+		 */
+		if (c->root && c->root->gfn == gpa >> PAGE_SHIFT)
+			return -EOPNOTSUPP;
 		unshadow(vm, gpa >> PAGE_SHIFT);
 		return KL_PF_RETRY;
 	}
 	if (kl_write_guest(vm, gpa, &val, size))
 		return -EFAULT;
 	vm->stat.mmu_pte_write++;
-	hlist_for_each_entry_safe(sp, next, &c->sps[hash_64(gpa >> PAGE_SHIFT, HASH_BITS)], hash) {
-		if (sp->gfn != gpa >> PAGE_SHIFT || sp->role.direct)
-			continue;
-		if (++sp->write_count >= FLOOD_WRITES) {
-			vm->stat.mmu_flooded++;
-			zap_sp(vm, sp);
-			continue;
-		}
-		zap_entry(vm, sp, (gpa & ~PAGE_MASK) / 8);
-		if (size == 8 && (gpa & 7))
-			zap_entry(vm, sp, ((gpa & ~PAGE_MASK) / 8 + 1) & 511);
-	}
-	flush_tlb(vm);
+	pt_written(vm, gpa >> PAGE_SHIFT, off / 8, (off + size - 1) / 8);
 	vcpu->rip += in.len;
 	return KL_PF_RETRY;
 }

@@ -1,0 +1,145 @@
+"""Real guests: interrupt injection, the device model, Multiboot and Linux
+boot (issue 7). Linux KVM runs only in one-CPU test machines (see
+testmachine/README.md), which is what these boots are."""
+import re
+
+import pytest
+
+from conftest import ALL_HVS, KVMLAB, TM_RUN, assert_dmesg_clean, read_csv, run
+
+KVMLAB_HVS = [hv for hv in ALL_HVS if hv.startswith("kvmlab-")]
+MB_KERNEL = "workloads/boot/multiboot-hello.elf"
+LINUX = ["--kernel", "workloads/boot/vmlinuz", "--initrd", "workloads/boot/linux-initrd.cpio"]
+
+
+def counter(row, name):
+    return int(row[name]) if row.get(name) not in (None, "", "n/a") else None
+
+
+def test_multiboot_hello_under_every_hypervisor(matrix):
+    """The Multiboot test kernel (32-bit, paging off) passes its checks
+    under all six; the PIT and APIC interrupts it waits for are exactly the
+    interrupts kvmlab injected in its measured phase."""
+    sums = set()
+    for hv in ALL_HVS:
+        row = matrix.row(hv, "multiboot-hello")
+        assert row["status"] == "ok", (hv, row)
+        assert int(row["ops"]) == 50 + 20
+        sums.add(row["checksum"])
+        if hv.startswith("kvmlab-"):
+            assert counter(row, "irq_injections") == 70, (hv, row)
+            assert counter(row, "halt_exits") >= 1, (hv, row)
+    assert len(sums) == 1, sums
+
+
+def tm(cmd, results, timeout=600):
+    """One test-machine boot running a shell command; its files come back in results."""
+    return run([TM_RUN, "--timeout", str(timeout), "--results", results, "--", "sh", "-c", cmd],
+               timeout=timeout + 60)
+
+
+def test_halt_with_interrupts_off_and_console_flood(tmp_path):
+    """A guest that halts with interrupts off ends the run at once with a
+    clear error (no hang, no timeout); a guest that floods the UART loses
+    none of it. Both under a shadow strategy and Linux KVM."""
+    flood = 60000
+    cmd = ";".join(
+        f"bin/kvmlab boot --hv {hv} --kernel {MB_KERNEL} --mem 16 --timeout 60 "
+        f"--append 'kvmlab.nointr=1' > results/nointr-{hv}.out 2> results/nointr-{hv}.err;"
+        f"echo $? > results/nointr-{hv}.rc;"
+        f"bin/kvmlab boot --hv {hv} --kernel {MB_KERNEL} --mem 16 --timeout 120 "
+        f"--append 'kvmlab.ticks=5 kvmlab.apic_ticks=0 kvmlab.flood={flood}' "
+        f"> results/flood-{hv}.out 2> results/flood-{hv}.err; echo $? > results/flood-{hv}.rc"
+        for hv in ["kvmlab-shadow", "kvm-npt"])
+    r = tm(cmd, tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert_dmesg_clean(tmp_path)
+    for hv in ["kvmlab-shadow", "kvm-npt"]:
+        err = (tmp_path / f"nointr-{hv}.err").read_text()
+        assert (tmp_path / f"nointr-{hv}.rc").read_text().strip() == "2", err
+        assert "halted with interrupts disabled" in err, err
+        out = (tmp_path / f"flood-{hv}.out").read_text()
+        assert (tmp_path / f"flood-{hv}.rc").read_text().strip() == "1", out[-500:]
+        letters = sum(len(line) for line in out.splitlines() if re.fullmatch(r"[a-z]+", line))
+        assert letters == flood - flood // 64, (hv, letters)
+        assert "0 failures" in out
+
+
+def test_exit_port_status_and_boot_errors(tmp_path):
+    """The guest's 0xf4 value v becomes exit status 2v+1 (QEMU's
+    convention); files that are not kernels are refused clearly."""
+    r = run([KVMLAB, "boot", "--hv", "kvmlab-vtlb", "--kernel", f"build/{MB_KERNEL}",
+             "--mem", "16", "--append", "kvmlab.ticks=3 kvmlab.apic_ticks=3 kvmlab.status=21",
+             "--results", tmp_path], timeout=300)
+    assert r.returncode == 43, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "multiboot-hello: 0 failures" in r.stdout
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x7fELF not really" * 100)
+    assert_dmesg_clean(tmp_path)
+    r = run([KVMLAB, "boot", "--hv", "kvmlab-vtlb", "--kernel", junk])
+    assert r.returncode == 64 and "neither a Multiboot kernel nor a Linux bzImage" in r.stderr
+    r = run([KVMLAB, "boot", "--hv", "kvmlab-vtlb", "--kernel", tmp_path / "missing"])
+    assert r.returncode == 64 and "cannot read the kernel" in r.stderr, r.stderr
+    r = run([KVMLAB, "boot", "--hv", "nope", "--kernel", junk])
+    assert r.returncode == 64 and "unknown hypervisor" in r.stderr, r.stderr
+
+
+SHELL_INPUT = "kltools forkexec 50\nkltools pipe 500\nkltools memfill 8 2\nexit 5\n"
+
+
+@pytest.mark.parametrize("hv", ALL_HVS)
+def test_linux_reaches_its_shell(hv, tmp_path):
+    """The test machine's own kernel boots to a busybox shell under every
+    hypervisor; commands typed on the console (standard input) run, and the
+    workloads print the same results everywhere."""
+    r = run([KVMLAB, "boot", "--hv", hv] + [f"build/{a}" if a.startswith("workloads") else a
+                                            for a in LINUX] +
+            ["--append", "console=ttyS0 quiet panic=-1 acpi=off tsc=reliable", "--timeout", "400",
+             "--results", tmp_path], input=SHELL_INPUT, timeout=600)
+    assert r.returncode == 11, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "shell ready" in r.stdout
+    results = re.findall(r"^ops=\d+ checksum=\d+", r.stdout, re.M)
+    assert results == EXPECTED_SHELL_RESULTS, results
+    assert_dmesg_clean(tmp_path)
+
+
+# What the three commands above print, computed once on the host by the
+# same program (kltools is deterministic); every hypervisor must match.
+EXPECTED_SHELL_RESULTS = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def expected_shell_results():
+    global EXPECTED_SHELL_RESULTS
+    tool = "build/workloads-obj/kltools"
+    outs = []
+    for args in (["forkexec", "50"], ["pipe", "500"], ["memfill", "8", "2"]):
+        p = run([tool] + args)
+        assert p.returncode == 0, p.stderr
+        outs.append(p.stdout.strip())
+    EXPECTED_SHELL_RESULTS = outs
+
+
+def test_linux_workloads_join_runs_csv(tmp_path):
+    """linux-* are workloads like the others: rows in runs.csv, the same
+    checksums under a shadow strategy and Linux KVM, counters that show the
+    MMU at work."""
+    hvs = ["kvmlab-shadow", "kvm-npt"]
+    r = run([KVMLAB, "run", "--hv", ",".join(hvs), "--workload",
+             "linux-boot,linux-forkexec,linux-pipe,linux-memfill",
+             "--param", "linux-forkexec.n=100", "--param", "linux-pipe.n=1000",
+             "--param", "linux-memfill.mib=16", "--param", "linux-memfill.passes=2",
+             "--results", tmp_path, "--run-id", "lx"], timeout=1500)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    rows = read_csv(tmp_path / "lx" / "runs.csv")
+    by = {(x["hv"], x["workload"]): x for x in rows}
+    for w, ops in [("linux-boot", 1), ("linux-forkexec", 100), ("linux-pipe", 1000),
+                   ("linux-memfill", 2 * 16 * 256)]:
+        a, b = by[(hvs[0], w)], by[(hvs[1], w)]
+        assert a["status"] == b["status"] == "ok", (a, b)
+        assert int(a["ops"]) == int(b["ops"]) == ops
+        assert a["checksum"] == b["checksum"], w
+    shadow = by[("kvmlab-shadow", "linux-memfill")]
+    assert counter(shadow, "pf_fixed") >= 2 * 16 * 256, shadow
+    assert counter(by[("kvm-npt", "linux-memfill")], "pf_guest") in (0, None)
+    assert_dmesg_clean(tmp_path / "lx")

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kltools: the Linux guest's side of the linux-* workloads, one static
+ * program with a subcommand each (busybox-style, called by /init):
+ *
+ *   kltools mark begin                  open the measured phase
+ *   kltools mark end OPS CHECKSUM       close it
+ *   kltools exit STATUS                 end the VM (port 0xf4)
+ *   kltools forkexec N                  N x fork, exec /bin/true, wait
+ *   kltools pipe N                      N round trips between two processes
+ *   kltools memfill MIB PASSES          map, fill and unmap MIB MiB, PASSES times
+ *
+ * Each workload prints "ops=N checksum=C" on its last line; the checksum
+ * depends only on the work done, so it is the same under every hypervisor.
+ * Marks and the exit port are port I/O, for which we need ioperm() (root).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/io.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <kvmlab/guest_abi.h>
+
+static uint64_t fnv = 14695981039346656037ULL;
+
+static void mix(uint64_t v)
+{
+	fnv = (fnv ^ v) * 1099511628211ULL;
+}
+
+static int die(const char *what)
+{
+	fprintf(stderr, "kltools: %s: %s\n", what, strerror(errno));
+	return 1;
+}
+
+static uint64_t arg(char **argv, int i, int argc)
+{
+	return i < argc ? strtoull(argv[i], NULL, 0) : 0;
+}
+
+static int ports(void)
+{
+	if (ioperm(KL_PORT_MARK, 8, 1) || ioperm(0xf4, 1, 1))
+		return die("ioperm");
+	return 0;
+}
+
+static void outl_arg(uint64_t v)
+{
+	outl((uint32_t)v, KL_PORT_MARK_ARG);
+	outl((uint32_t)(v >> 32), KL_PORT_MARK_ARG);
+}
+
+static int mark(int argc, char **argv)
+{
+	unsigned int lo, hi;
+
+	if (argc < 3 || ports())
+		return 1;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	outl_arg(lo | (uint64_t)hi << 32);
+	if (!strcmp(argv[2], "begin")) {
+		outl(KL_MARK_BEGIN, KL_PORT_MARK);
+		return 0;
+	}
+	outl_arg(arg(argv, 3, argc));
+	outl_arg(arg(argv, 4, argc));
+	outl(KL_MARK_END, KL_PORT_MARK);
+	return 0;
+}
+
+static int forkexec(uint64_t n)
+{
+	uint64_t ok = 0;
+
+	for (uint64_t i = 0; i < n; i++) {
+		int status;
+		pid_t pid = fork();
+
+		if (pid < 0)
+			return die("fork");
+		if (pid == 0) {
+			execl("/bin/true", "true", (char *)NULL);
+			_exit(127);
+		}
+		if (waitpid(pid, &status, 0) < 0)
+			return die("waitpid");
+		ok += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	}
+	mix(ok);
+	printf("ops=%" PRIu64 " checksum=%" PRIu64 "\n", n, fnv);
+	return ok == n ? 0 : 1;
+}
+
+/* A token goes back and forth; each side adds to it. */
+static int pingpong(uint64_t n)
+{
+	int there[2], back[2];
+	uint64_t token = 1;
+	pid_t pid;
+
+	if (pipe(there) || pipe(back))
+		return die("pipe");
+	pid = fork();
+	if (pid < 0)
+		return die("fork");
+	if (pid == 0) {
+		for (uint64_t i = 0; i < n; i++) {
+			if (read(there[0], &token, 8) != 8)
+				_exit(1);
+			token = token * 3 + 1;
+			if (write(back[1], &token, 8) != 8)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		if (write(there[1], &token, 8) != 8 || read(back[0], &token, 8) != 8)
+			return die("pipe round trip");
+		mix(token);
+	}
+	waitpid(pid, NULL, 0);
+	printf("ops=%" PRIu64 " checksum=%" PRIu64 "\n", n, fnv);
+	return 0;
+}
+
+static int memfill(uint64_t mib, uint64_t passes)
+{
+	size_t len = mib << 20;
+
+	for (uint64_t p = 0; p < passes; p++) {
+		uint64_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		uint64_t sum = 0;
+
+		if (m == MAP_FAILED)
+			return die("mmap");
+		for (size_t i = 0; i < len / 8; i += 512)	/* one write per page */
+			m[i] = i ^ p;
+		for (size_t i = 0; i < len / 8; i += 512)
+			sum += m[i];
+		mix(sum);
+		munmap(m, len);
+	}
+	printf("ops=%" PRIu64 " checksum=%" PRIu64 "\n", (len >> 12) * passes, fnv);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : "";
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(cmd, "mark"))
+		return mark(argc, argv);
+	if (!strcmp(cmd, "exit") && argc == 3) {
+		if (ports())
+			return 1;
+		outb((uint8_t)arg(argv, 2, argc), 0xf4);
+		return 0;
+	}
+	if (!strcmp(cmd, "forkexec"))
+		return forkexec(arg(argv, 2, argc));
+	if (!strcmp(cmd, "pipe"))
+		return pingpong(arg(argv, 2, argc));
+	if (!strcmp(cmd, "memfill"))
+		return memfill(arg(argv, 2, argc), arg(argv, 3, argc));
+	fprintf(stderr, "usage: kltools mark begin | mark end OPS CHECKSUM | exit STATUS |\n"
+			"               forkexec N | pipe N | memfill MIB PASSES\n");
+	return 2;
+}
