@@ -6,7 +6,7 @@ PYTHON   := /usr/bin/python3
 DEB_PKGS := build-essential qemu-system-x86 linux-image-amd64 linux-headers-amd64 \
             busybox-static cpio kmod gnuplot-nox python3-pytest libpfm4-dev
 
-.PHONY: all deps build harness workloads kmod abitest testmachine run test fuzz-benchmark clean
+.PHONY: all deps build harness workloads kmod abitest testmachine run run-linux test fuzz-benchmark clean
 
 all: build
 
@@ -45,6 +45,10 @@ testmachine: harness workloads kmod abitest
 # results/<run-id>/report.md. `./kvmlab sweep --quick` is the small one.
 run: deps build
 	./kvmlab sweep
+
+# The Linux guest under every hypervisor (sweeps/linux.sweep, about 15 min).
+run-linux: deps build
+	./kvmlab sweep sweeps/linux.sweep
 
 # The differential MMU fuzzer's benchmark target: a million operations per
 # shadow strategy against nested paging, zero mismatches (the tests run fewer).

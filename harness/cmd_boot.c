@@ -4,7 +4,8 @@
  *             [--timeout S] [--apic] [--dry-run]
  *
  * Boots any Multiboot kernel or Linux bzImage under one hypervisor with the
- * device model: the guest's console on stdout, stdin as its console input,
+ * device model: the guest's console on stdout, stdin as its console input
+ * (a terminal is put in character mode; Ctrl-C ends kvmlab),
  * and the counters of the whole run on stderr at the end. The exit status
  * follows QEMU's isa-debug-exit: 2v+1 when the guest wrote v to port 0xf4;
  * 2 when it could not (an error, a timeout, a reset), with the reason.
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 #include "boot_cmd.h"
 #include "hv.h"
@@ -86,6 +88,32 @@ static int parse(int argc, char **argv, struct boot_opts *o)
 	return 0;
 }
 
+static struct termios saved_tty;
+
+static void restore_tty(void)
+{
+	tcsetattr(0, TCSANOW, &saved_tty);
+}
+
+/*
+ * A terminal on stdin: keys go to the guest as typed (no line editing or
+ * echo here: the guest echoes), Ctrl-C still ends kvmlab.
+ */
+static void raw_tty(void)
+{
+	struct termios t;
+
+	if (!isatty(0) || tcgetattr(0, &saved_tty))
+		return;
+	t = saved_tty;
+	t.c_lflag &= ~(ICANON | ECHO);
+	t.c_iflag &= ~ICRNL;
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	if (tcsetattr(0, TCSANOW, &t) == 0)
+		atexit(restore_tty);
+}
+
 static void print_counters(const struct run_result *r)
 {
 	fprintf(stderr, "kvmlab boot: %s, %.2f s", r->status, r->wall_ns / 1e9);
@@ -102,7 +130,7 @@ int cmd_boot(int argc, char **argv)
 {
 	struct boot_opts *o = calloc(1, sizeof(*o));
 	struct run_result *r = calloc(1, sizeof(*r));
-	struct boot_io io = { .console = stdout, .input_fd = isatty(0) ? -1 : 0 };
+	struct boot_io io = { .console = stdout, .input_fd = 0 };
 	char bad[256] = "";
 	int rc = EXIT_BOOT_FAILED, kfd;
 
@@ -123,6 +151,7 @@ int cmd_boot(int argc, char **argv)
 	}
 	if (hv_prepare(o->hv, NULL))
 		goto out;
+	raw_tty();
 	kfd = kmsg_open();
 	{
 		struct run_config cfg = {

@@ -218,6 +218,7 @@ static int halted(struct machine *m)
 			   "nothing can wake it");
 		return -1;
 	}
+	fflush(m->dev.uart.out);	/* a prompt without a newline, before we sleep */
 	timeout_ms = deadline == NO_DEADLINE ? 100 :
 		     deadline <= now ? 0 : (int)((deadline - now + 999999) / 1000000);
 	read_input(m, timeout_ms > 100 ? 100 : timeout_ms);

@@ -15,6 +15,7 @@
 
 const char *const csv_counters[] = {
 	"exits", "io_exits", "mmio_exits", "halt_exits", "irq_exits",
+	"irq_injections", "irq_window_exits",
 	"insn_emulation", "insn_emulation_fail", "hypercalls",
 	"pf_taken", "pf_fixed", "pf_emulate", "pf_spurious", "pf_guest",
 	"tlb_flush", "invlpg", "remote_tlb_flush",

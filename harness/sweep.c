@@ -92,9 +92,13 @@ static int open_image(struct spec *s, int line, const char *name)
 	struct stat st;
 
 	workloads_dir(dir, sizeof(dir));
-	snprintf(path, sizeof(path), "%s/%s.elf", dir, name);
-	if (stat(path, &st))
-		return spec_err(s, line, "unknown workload '%s' (see kvmlab list)", name);
+	snprintf(path, sizeof(path), "%s/%s.boot", dir, name);
+	if (stat(path, &st)) {
+		snprintf(path, sizeof(path), "%s/%s.elf", dir, name);
+		if (stat(path, &st))
+			return spec_err(s, line, "unknown workload '%s' (see kvmlab list)", name);
+	}
+	snprintf(path, sizeof(path), "%s/%s.elf", dir, name);	/* image_open finds NAME.boot too */
 	if (image_open(&s->images[s->nimages], path, name))
 		return -1;
 	s->nimages++;

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import ALL_HVS, KVMLAB, TM_RUN, assert_dmesg_clean, read_csv, run
+from conftest import ALL_HVS, KVMLAB, TM_RUN, TOP, assert_dmesg_clean, read_csv, run
 
 KVMLAB_HVS = [hv for hv in ALL_HVS if hv.startswith("kvmlab-")]
 MB_KERNEL = "workloads/boot/multiboot-hello.elf"
@@ -67,12 +67,18 @@ def test_halt_with_interrupts_off_and_console_flood(tmp_path):
 
 def test_exit_port_status_and_boot_errors(tmp_path):
     """The guest's 0xf4 value v becomes exit status 2v+1 (QEMU's
-    convention); files that are not kernels are refused clearly."""
+    convention); the initrd reaches a Multiboot kernel as its module; files
+    that are not kernels are refused clearly."""
+    module = "build/workloads/multiboot-hello.boot"
     r = run([KVMLAB, "boot", "--hv", "kvmlab-vtlb", "--kernel", f"build/{MB_KERNEL}",
-             "--mem", "16", "--append", "kvmlab.ticks=3 kvmlab.apic_ticks=3 kvmlab.status=21",
+             "--initrd", module, "--mem", "16",
+             "--append", "kvmlab.ticks=3 kvmlab.apic_ticks=3 kvmlab.status=21",
              "--results", tmp_path], timeout=300)
     assert r.returncode == 43, r.stdout[-2000:] + r.stderr[-2000:]
     assert "multiboot-hello: 0 failures" in r.stdout
+    size = (TOP / module).stat().st_size
+    assert f"module: input/multiboot-hello.boot, {size} bytes" in r.stdout, r.stdout
+    assert "PASS module page-aligned" in r.stdout
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"\x7fELF not really" * 100)
     assert_dmesg_clean(tmp_path)
@@ -142,4 +148,11 @@ def test_linux_workloads_join_runs_csv(tmp_path):
     shadow = by[("kvmlab-shadow", "linux-memfill")]
     assert counter(shadow, "pf_fixed") >= 2 * 16 * 256, shadow
     assert counter(by[("kvm-npt", "linux-memfill")], "pf_guest") in (0, None)
-    assert_dmesg_clean(tmp_path / "lx")
+    assert_dmesg_clean(tmp_path)
+
+
+def test_linux_sweep_spec_is_valid(tmp_path):
+    """sweeps/linux.sweep (boot workloads in a sweep) plans without a boot."""
+    r = run(["build/bin/kvmlab", "sweep-plan", "sweeps/linux.sweep", tmp_path, "--check"])
+    assert r.returncode == 0, r.stderr
+    assert "30 runs" in r.stderr, r.stderr

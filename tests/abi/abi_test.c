@@ -158,6 +158,82 @@ out:
 		close(vm);
 }
 
+/*
+ * Interrupt injection with a userspace interrupt controller, the protocol
+ * a device model follows: inject only when ready, else ask for the window.
+ * The guest runs 32-bit code with paging off (every strategy can):
+ *   0x1000: cli; out 0x10; sti; nop; nop; out 0x11; hlt
+ *   0x1100: out 0x12; iret           (vector 0x30)
+ */
+static void interrupts(int dev)
+{
+	static const uint8_t code[] = { 0xfa, 0xe6, 0x10, 0xfb, 0x90, 0x90, 0xe6, 0x11, 0xf4 };
+	static const uint8_t handler[] = { 0xe6, 0x12, 0xcf };
+	int vm = ioctl(dev, KVM_CREATE_VM, 0), vcpu = -1, size = ioctl(dev, KVM_GET_VCPU_MMAP_SIZE, 0);
+	uint8_t *mem = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct kvm_segment cs = { .limit = 0xffffffff, .selector = 8, .type = 11, .present = 1,
+				  .s = 1, .db = 1, .g = 1 };
+	struct kvm_segment ds = cs;
+	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2, .rsp = 0x8000 };
+	struct kvm_interrupt irq = { .irq = 0x30 };
+	struct kvm_sregs sregs;
+	struct kvm_run *run;
+	uint64_t *gdt = (uint64_t *)(mem + 0x3000), *idt = (uint64_t *)(mem + 0x2000);
+
+	if (vm >= 0 && set_slot(vm, 0, 0, 0, 1 << 16, (uint64_t)mem) == 0)
+		vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	if (vcpu < 0) {
+		check("irq_setup", false, "errno %d", errno);
+		goto out;
+	}
+	run = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+	memcpy(mem + 0x1000, code, sizeof(code));
+	memcpy(mem + 0x1100, handler, sizeof(handler));
+	gdt[1] = 0x00cf9b000000ffffULL;
+	gdt[2] = 0x00cf93000000ffffULL;
+	idt[0x30] = 0x1100 | (8ULL << 16) | (0x8eULL << 40);
+	ioctl(vcpu, KVM_GET_SREGS, &sregs);
+	ds.selector = 16;
+	ds.type = 3;
+	sregs.cs = cs;
+	sregs.ds = sregs.es = sregs.ss = ds;
+	sregs.gdt = (struct kvm_dtable) { .base = 0x3000, .limit = 23 };
+	sregs.idt = (struct kvm_dtable) { .base = 0x2000, .limit = 0x1ff };
+	sregs.cr0 = 0x11;
+	ioctl(vcpu, KVM_SET_SREGS, &sregs);
+	ioctl(vcpu, KVM_SET_REGS, &regs);
+	expect_errno("irq_vector_too_large", ioctl(vcpu, KVM_INTERRUPT, &(struct kvm_interrupt){ 256 }),
+		     EINVAL);
+
+	alarm(10);
+	ioctl(vcpu, KVM_RUN, 0);
+	check("irq_not_ready_with_if_clear", run->exit_reason == KVM_EXIT_IO && run->io.port == 0x10 &&
+	      !run->if_flag && !run->ready_for_interrupt_injection, "exit %u port 0x%x if %u ready %u",
+	      run->exit_reason, run->io.port, run->if_flag, run->ready_for_interrupt_injection);
+	run->request_interrupt_window = 1;
+	ioctl(vcpu, KVM_RUN, 0);
+	check("irq_window_opens_after_sti", run->exit_reason == KVM_EXIT_IRQ_WINDOW_OPEN &&
+	      run->if_flag && run->ready_for_interrupt_injection, "exit %u if %u ready %u",
+	      run->exit_reason, run->if_flag, run->ready_for_interrupt_injection);
+	run->request_interrupt_window = 0;
+	check("irq_inject", ioctl(vcpu, KVM_INTERRUPT, &irq) == 0, "errno %d", errno);
+	ioctl(vcpu, KVM_RUN, 0);
+	check("irq_handler_runs", run->exit_reason == KVM_EXIT_IO && run->io.port == 0x12,
+	      "exit %u port 0x%x", run->exit_reason, run->io.port);
+	ioctl(vcpu, KVM_RUN, 0);
+	check("irq_handler_returns", run->exit_reason == KVM_EXIT_IO && run->io.port == 0x11,
+	      "exit %u port 0x%x", run->exit_reason, run->io.port);
+	ioctl(vcpu, KVM_RUN, 0);
+	check("irq_halt_exits", run->exit_reason == KVM_EXIT_HLT, "exit %u", run->exit_reason);
+	alarm(0);
+	munmap(run, size);
+	close(vcpu);
+out:
+	munmap(mem, 1 << 16);
+	if (vm >= 0)
+		close(vm);
+}
+
 static void stats(int vm)
 {
 	struct kvm_stats_header h;
@@ -207,6 +283,7 @@ int main(int argc, char **argv)
 	stats(vm);
 	close(vm);
 	run_without_memory(dev);
+	interrupts(dev);
 done:
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
