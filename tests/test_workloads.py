@@ -6,7 +6,8 @@ from conftest import ALL_HVS, assert_dmesg_clean
 
 HVS = ALL_HVS
 WORKLOADS = ["callret", "compute", "cr8wr", "ctxswitch", "divzero", "exitprobe", "forkwait",
-             "in", "memtouch", "mmapchurn", "pgfault", "ptemod", "ptflood", "selftest", "syscall"]
+             "in", "memtouch", "mmapchurn", "multiboot-hello", "pgfault", "ptemod", "ptflood",
+             "selftest", "syscall"]
 # Known deviations of the test machine's emulated CPU (see harness/hv.c).
 NPT_XFAIL = {"pf_reserved_bit_pte_sets_p", "pf_reserved_bit_2m_pde_sets_p"}
 
