@@ -231,6 +231,9 @@ static int check_sregs(const struct kvm_sregs *sr)
 		return -EINVAL;
 	if (lma != (lme && pg))
 		return -EINVAL;
+	/* Outside long mode CS.L must be clear, as KVM insists: QEMU's SVM runs such a state astray. */
+	if (!lma && sr->cs.l)
+		return -EINVAL;
 	if (lma && (!(sr->cr4 & X86_CR4_PAE) || (sr->cs.l && sr->cs.db)))
 		return -EINVAL;
 	if (sr->efer & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NX))

@@ -65,6 +65,15 @@ static void paging_changed(struct kl_vcpu *vcpu, u64 old_cr0, u64 old_cr4, u64 o
 		vcpu->vm->mmu->mode_changed(vcpu);
 }
 
+/* CS.L: 64-bit code in long mode, and a state no CR0 write may leave or enter. */
+static bool code64(struct kl_vcpu *vcpu)
+{
+	struct kvm_sregs sr;
+
+	kl_vendor->get_sregs(vcpu, &sr);
+	return sr.cs.l;
+}
+
 int kl_set_cr0(struct kl_vcpu *vcpu, u64 val)
 {
 	u64 old = vcpu->cr0;
@@ -75,14 +84,21 @@ int kl_set_cr0(struct kl_vcpu *vcpu, u64 val)
 		return -EINVAL;
 	if ((val & X86_CR0_NW) && !(val & X86_CR0_CD))
 		return -EINVAL;
-	/* Paging on with EFER.LME set enters long mode; it needs PAE. */
+	/*
+	 * Paging on with EFER.LME set enters long mode: it needs PAE, and it
+	 * must happen from 32-bit code. Paging off leaves long mode, which
+	 * 64-bit code cannot do (the CPU raises #GP for both).
+	 */
 	if ((val & X86_CR0_PG) && !(old & X86_CR0_PG) && (vcpu->efer & EFER_LME)) {
-		if (!(vcpu->cr4 & X86_CR4_PAE))
+		if (!(vcpu->cr4 & X86_CR4_PAE) || code64(vcpu))
 			return -EINVAL;
 		vcpu->efer |= EFER_LMA;
 	}
-	if (!(val & X86_CR0_PG) && (old & X86_CR0_PG) && (vcpu->efer & EFER_LMA))
+	if (!(val & X86_CR0_PG) && (old & X86_CR0_PG) && (vcpu->efer & EFER_LMA)) {
+		if (code64(vcpu))
+			return -EINVAL;
 		vcpu->efer &= ~EFER_LMA;
+	}
 	vcpu->cr0 = val | X86_CR0_ET;
 	paging_changed(vcpu, old, vcpu->cr4, vcpu->efer);
 	return 0;

@@ -110,6 +110,10 @@ static void vcpu_checks(int dev, int vm)
 	ioctl(vcpu, KVM_GET_SREGS, &sregs);
 	sregs.efer = 0x400;		/* LMA without LME and paging */
 	expect_errno("sregs_lma_without_lme", ioctl(vcpu, KVM_SET_SREGS, &sregs), EINVAL);
+	ioctl(vcpu, KVM_GET_SREGS, &sregs);
+	sregs.cs.l = 1;			/* 64-bit code segment, but paging off */
+	sregs.efer = 0x100;
+	expect_errno("sregs_cs_l_outside_long_mode", ioctl(vcpu, KVM_SET_SREGS, &sregs), EINVAL);
 	expect_errno("run_with_argument", ioctl(vcpu, KVM_RUN, 1), EINVAL);
 	if (run != MAP_FAILED)
 		munmap(run, mmap_size);
