@@ -29,9 +29,7 @@
 #define ZERO_PAGE	0x2000ULL
 #define CMDLINE		0x3000ULL
 #define CMDLINE_MAX	2048
-#define PML4		0x4000ULL
-#define PDPT		0x5000ULL
-#define PD		0x6000ULL	/* 4 pages: 4 GiB of 2 MiB pages */
+#define PML4		0x4000ULL	/* then the PDPT and 4 PDs: 0x5000-0x9fff */
 #define LOW_RAM_END	0x9fc00ULL	/* the top of conventional memory */
 #define HIGH_RAM	0x100000ULL
 
@@ -66,7 +64,7 @@ static uint64_t get_u64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return
  * paravirtual leaves (kvmclock). The local APIC bit only when the workload
  * asks for it: the device model has one, Linux then uses it.
  */
-static void mask_cpuid(struct kvm_cpuid2 *c, bool apic)
+void boot_cpuid(struct kvm_cpuid2 *c, bool apic)
 {
 	uint32_t n = 0;
 
@@ -103,23 +101,23 @@ static void mask_cpuid(struct kvm_cpuid2 *c, bool apic)
 	c->nent = n;
 }
 
-static int set_boot_cpuid(struct vm *vm, bool apic)
-{
-	int n = 128, rc;
-	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + n * sizeof(cpuid->entries[0]));
+/*
+ * The guest's memory map, as both protocols give it: conventional memory,
+ * the BIOS area (reserved), and RAM from 1 MiB. Entry i in e820 form:
+ * base, length (u64 each), type (u32: 1 RAM, 2 reserved).
+ */
+#define RAM_MAP_ENTRIES	3
 
-	if (!cpuid)
-		return err("out of memory");
-	cpuid->nent = n;
-	rc = ioctl(vm->sys_fd, KVM_GET_SUPPORTED_CPUID, cpuid);
-	if (rc == 0) {
-		mask_cpuid(cpuid, apic);
-		rc = ioctl(vm->vcpu_fd, KVM_SET_CPUID2, cpuid);
-	}
-	if (rc)
-		rc = err_errno("cannot set the guest CPUID");
-	free(cpuid);
-	return rc;
+static void put_ram_map_entry(const struct vm *vm, int i, uint8_t *e)
+{
+	const uint64_t map[RAM_MAP_ENTRIES][3] = {
+		{ 0, LOW_RAM_END, 1 }, { 0xf0000, 0x10000, 2 },
+		{ HIGH_RAM, vm->mem_bytes - HIGH_RAM, 1 },
+	};
+
+	put_u64(e, map[i][0]);
+	put_u64(e + 8, map[i][1]);
+	put_u32(e + 16, (uint32_t)map[i][2]);
 }
 
 static struct kvm_segment flat_segment(uint16_t selector, bool code, bool long64)
@@ -314,21 +312,12 @@ static int mb_boot(struct vm *vm, const struct image *img, const char *cmdline,
 		put_u32(mod + 8, (uint32_t)at);
 		at = put_string(vm, at, img->initrd);
 	}
-	/* Memory map: entries of (size 20, base, length, type). */
-	{
-		const uint64_t map[3][3] = {
-			{ 0, LOW_RAM_END, 1 }, { 0xf0000, 0x10000, 2 },
-			{ HIGH_RAM, vm->mem_bytes - HIGH_RAM, 1 },
-		};
-
-		put_u32(m + 44, 3 * 24);
-		put_u32(m + 48, (uint32_t)at);
-		for (int i = 0; i < 3; i++, at += 24) {
-			put_u32(vm->mem + at, 20);
-			put_u64(vm->mem + at + 4, map[i][0]);
-			put_u64(vm->mem + at + 12, map[i][1]);
-			put_u32(vm->mem + at + 20, (uint32_t)map[i][2]);
-		}
+	/* Memory map: each entry is its size (20), then an e820 entry. */
+	put_u32(m + 44, RAM_MAP_ENTRIES * 24);
+	put_u32(m + 48, (uint32_t)at);
+	for (int i = 0; i < RAM_MAP_ENTRIES; i++, at += 24) {
+		put_u32(vm->mem + at, 20);
+		put_ram_map_entry(vm, i, vm->mem + at + 4);
 	}
 	put_u32(m + 64, (uint32_t)at);
 	put_string(vm, at, "kvmlab");
@@ -367,35 +356,11 @@ static bool is_bzimage(const uint8_t *f, size_t size)
 	return size > 0x1000 && !memcmp(f + HDR_MAGIC, "HdrS", 4);
 }
 
-/* Identity map of the first 4 GiB (or all RAM below it) with 2 MiB pages. */
-static void identity_map(struct vm *vm)
-{
-	uint64_t *pml4 = (void *)(vm->mem + PML4), *pdpt = (void *)(vm->mem + PDPT);
-	uint64_t *pd = (void *)(vm->mem + PD);
-
-	memset(vm->mem + PML4, 0, PD + 0x4000 - PML4);
-	pml4[0] = PDPT | 3;
-	for (int i = 0; i < 4; i++)
-		pdpt[i] = (PD + i * 0x1000) | 3;
-	for (uint64_t i = 0; i < 2048; i++)
-		pd[i] = (i << 21) | 0x83;
-}
-
 static void e820(struct vm *vm, uint8_t *bp)
 {
-	const uint64_t map[3][3] = {
-		{ 0, LOW_RAM_END, 1 }, { 0xf0000, 0x10000, 2 },
-		{ HIGH_RAM, vm->mem_bytes - HIGH_RAM, 1 },
-	};
-
-	bp[BP_E820_ENTRIES] = 3;
-	for (int i = 0; i < 3; i++) {
-		uint8_t *e = bp + BP_E820_TABLE + 20 * i;
-
-		put_u64(e, map[i][0]);
-		put_u64(e + 8, map[i][1]);
-		put_u32(e + 16, (uint32_t)map[i][2]);
-	}
+	bp[BP_E820_ENTRIES] = RAM_MAP_ENTRIES;
+	for (int i = 0; i < RAM_MAP_ENTRIES; i++)
+		put_ram_map_entry(vm, i, bp + BP_E820_TABLE + 20 * i);
 }
 
 static int linux_initrd(struct vm *vm, const struct image *img, uint8_t *bp, uint64_t kernel_end)
@@ -460,7 +425,7 @@ static int linux_boot(struct vm *vm, const struct image *img, const char *cmdlin
 	e820(vm, bp);
 	if (linux_initrd(vm, img, bp, load + init_size))
 		return -1;
-	identity_map(vm);
+	write_identity_map(vm, PML4, 4ULL << 30);
 	if (set_segments(vm, &sr, 0x10, true))
 		return -1;
 	sr.cr0 = CR0_PE | CR0_ET | CR0_PG;
@@ -507,7 +472,7 @@ int boot_load(struct vm *vm, const struct image *img)
 	if (!f)
 		return -1;
 	build_cmdline(img, cmdline, sizeof(cmdline));
-	rc = set_boot_cpuid(vm, img->apic);
+	rc = set_cpuid(vm, img);
 	if (!rc) {
 		hdr = mb_header(f, size);
 		if (hdr)

@@ -113,11 +113,9 @@ static void read_input(struct machine *m, int timeout_ms)
 
 static int phase_begin(struct machine *m, uint64_t tsc)
 {
-	if (snapshot(m->vm, m->vm->snap))
+	if (vm_phase_begin(m->vm, &m->t0))
 		return -1;
-	pmu_start(&m->vm->pmu);
 	m->begin_tsc = tsc;
-	m->t0 = now_ns();
 	m->in_phase = true;
 	return 0;
 }
@@ -125,22 +123,12 @@ static int phase_begin(struct machine *m, uint64_t tsc)
 static int phase_end(struct machine *m, uint64_t tsc, uint64_t ops, uint64_t checksum,
 		     int harness_exits)
 {
-	struct vm *vm = m->vm;
-	uint64_t *end = calloc(vm->vm_stats.count + vm->vcpu_stats.count + 1, sizeof(*end));
-
 	if (!m->in_phase) {
-		free(end);
 		set_status(m->r, "error", "the guest ended a measured phase it never began");
 		return -1;
 	}
-	m->r->wall_ns = now_ns() - m->t0;
-	pmu_stop(&vm->pmu, m->r->host, m->r->host_have);
-	if (!end || snapshot(vm, end)) {
-		free(end);
+	if (vm_phase_end(m->vm, m->t0, harness_exits, m->r))
 		return -1;
-	}
-	record_deltas(vm, end, m->r, harness_exits);
-	free(end);
 	m->r->ops = ops;
 	m->r->checksum = checksum;
 	m->r->guest_cycles = m->begin_tsc && tsc > m->begin_tsc ? tsc - m->begin_tsc : 0;

@@ -49,21 +49,27 @@ static void on_alarm(int sig)
 		current_run->immediate_exit = 1;
 }
 
+void write_identity_map(struct vm *vm, uint64_t pml4_gpa, uint64_t bytes)
+{
+	uint64_t *pml4 = (void *)(vm->mem + pml4_gpa);
+	uint64_t *pdpt = (void *)(vm->mem + pml4_gpa + 0x1000);
+	uint64_t *pd = (void *)(vm->mem + pml4_gpa + 0x2000);
+
+	memset(pml4, 0, 6 * 0x1000);
+	pml4[0] = (pml4_gpa + 0x1000) | 3;
+	for (int i = 0; i < 4; i++)
+		pdpt[i] = (pml4_gpa + 0x2000 + i * 0x1000) | 3;
+	for (uint64_t pa = 0, i = 0; pa < bytes && i < 2048; pa += 2ULL << 20, i++)
+		pd[i] = pa | 0x83;
+}
+
 static void write_boot_tables(struct vm *vm, const struct image *img)
 {
-	uint64_t *pml4 = (void *)(vm->mem + BOOT_PML4);
-	uint64_t *pdpt = (void *)(vm->mem + BOOT_PDPT);
-	uint64_t *pd = (void *)(vm->mem + BOOT_PD);
 	uint64_t *gdt = (void *)(vm->mem + BOOT_GDT);
 	struct kl_boot_info *bi = (void *)(vm->mem + KL_BOOT_INFO_GPA);
-	uint64_t map = vm->mem_bytes < (4ULL << 30) ? vm->mem_bytes : (4ULL << 30);
 
 	/* Identity map of RAM with 2 MiB pages: just enough to run _start. */
-	pml4[0] = BOOT_PDPT | 3;
-	for (int i = 0; i < 4; i++)
-		pdpt[i] = (BOOT_PD + i * 0x1000) | 3;
-	for (uint64_t pa = 0, i = 0; pa < map; pa += 2ULL << 20, i++)
-		pd[i] = pa | 0x83;
+	write_identity_map(vm, BOOT_PML4, vm->mem_bytes);
 	gdt[1] = 0x00af9b000000ffffULL;	/* matches the CS set in sregs */
 	gdt[2] = 0x00cf93000000ffffULL;
 	*bi = (struct kl_boot_info) {
@@ -72,7 +78,7 @@ static void write_boot_tables(struct vm *vm, const struct image *img)
 	};
 }
 
-int set_cpuid(struct vm *vm)
+int set_cpuid(struct vm *vm, const struct image *img)
 {
 	int n = 128;
 	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + n * sizeof(cpuid->entries[0]));
@@ -82,6 +88,8 @@ int set_cpuid(struct vm *vm)
 		return err("out of memory");
 	cpuid->nent = n;
 	rc = ioctl(vm->sys_fd, KVM_GET_SUPPORTED_CPUID, cpuid);
+	if (rc == 0 && img->boot)
+		boot_cpuid(cpuid, img->apic);
 	if (rc == 0)
 		rc = ioctl(vm->vcpu_fd, KVM_SET_CPUID2, cpuid);
 	if (rc)
@@ -198,7 +206,7 @@ static int vm_setup(struct vm *vm, const struct run_config *cfg, const struct im
 		if (image_load(img, vm->mem, vm->mem_bytes))
 			return -1;
 		write_boot_tables(vm, img);
-		if (set_cpuid(vm) || set_long_mode(vm, img))
+		if (set_cpuid(vm, img) || set_long_mode(vm, img))
 			return -1;
 	}
 	return open_stats(vm);
@@ -221,7 +229,7 @@ static void vm_teardown(struct vm *vm)
 		munmap(vm->mem, vm->mem_bytes);
 }
 
-int snapshot(struct vm *vm, uint64_t *out)
+static int snapshot(struct vm *vm, uint64_t *out)
 {
 	if (stats_read(&vm->vm_stats, out))
 		return -1;
@@ -241,7 +249,8 @@ static const char *stat_name(const struct vm *vm, int i)
  * workload that exits nowhere reads exits = 0. A peak statistic is a level
  * whose delta means nothing: it is reported as its value at the end.
  */
-void record_deltas(struct vm *vm, const uint64_t *end, struct run_result *r, int harness_exits)
+static void record_deltas(struct vm *vm, const uint64_t *end, struct run_result *r,
+			  int harness_exits)
 {
 	int n = vm->vm_stats.count + vm->vcpu_stats.count;
 
@@ -258,6 +267,30 @@ void record_deltas(struct vm *vm, const uint64_t *end, struct run_result *r, int
 		snprintf(r->counter_names[r->ncounters], 64, "%s", name);
 		r->counters[r->ncounters++] = d;
 	}
+}
+
+int vm_phase_begin(struct vm *vm, uint64_t *t0)
+{
+	if (snapshot(vm, vm->snap))
+		return -1;
+	pmu_start(&vm->pmu);
+	*t0 = now_ns();
+	return 0;
+}
+
+int vm_phase_end(struct vm *vm, uint64_t t0, int harness_exits, struct run_result *r)
+{
+	uint64_t *end = calloc(vm->vm_stats.count + vm->vcpu_stats.count + 1, sizeof(*end));
+
+	r->wall_ns = now_ns() - t0;
+	pmu_stop(&vm->pmu, r->host, r->host_have);
+	if (!end || snapshot(vm, end)) {
+		free(end);
+		return -1;
+	}
+	record_deltas(vm, end, r, harness_exits);
+	free(end);
+	return 0;
 }
 
 void set_status(struct run_result *r, const char *status, const char *fmt, ...)
@@ -295,7 +328,6 @@ static int handle_msg(struct vm *vm, const struct run_config *cfg, uint32_t gpa,
 		      struct run_result *r, uint64_t *t0)
 {
 	struct kl_msg m;
-	uint64_t *end;
 
 	if ((uint64_t)gpa + sizeof(m) > vm->mem_bytes) {
 		set_status(r, "error", "guest message at gpa 0x%x lies outside RAM", gpa);
@@ -305,21 +337,10 @@ static int handle_msg(struct vm *vm, const struct run_config *cfg, uint32_t gpa,
 	m.text[KL_MSG_TEXT_LEN - 1] = 0;
 	switch (m.type) {
 	case KL_MSG_PHASE_BEGIN:
-		if (snapshot(vm, vm->snap))
-			return -1;
-		pmu_start(&vm->pmu);
-		*t0 = now_ns();
-		return 0;
+		return vm_phase_begin(vm, t0);
 	case KL_MSG_PHASE_END:
-		r->wall_ns = now_ns() - *t0;
-		pmu_stop(&vm->pmu, r->host, r->host_have);
-		end = calloc(vm->vm_stats.count + vm->vcpu_stats.count + 1, sizeof(*end));
-		if (!end || snapshot(vm, end)) {
-			free(end);
+		if (vm_phase_end(vm, *t0, 1, r))
 			return -1;
-		}
-		record_deltas(vm, end, r, 1);
-		free(end);
 		r->ops = m.a;
 		r->checksum = m.b;
 		r->guest_cycles = m.c;

@@ -31,14 +31,23 @@ struct vm {
 /* Set by the run's SIGALRM: the run is over. */
 extern volatile sig_atomic_t vm_timed_out;
 
-int set_cpuid(struct vm *vm);
-int snapshot(struct vm *vm, uint64_t *out);
-/* Counter deltas from vm->snap to end; `harness_exits` exits were our own marks. */
-void record_deltas(struct vm *vm, const uint64_t *end, struct run_result *r, int harness_exits);
+/* The supported CPUID, narrowed by boot_cpuid() for a boot guest. */
+int set_cpuid(struct vm *vm, const struct image *img);
+/* Identity map of [0, min(bytes, 4 GiB)) in 2 MiB pages: PML4 at pml4_gpa, PDPT and 4 PDs after. */
+void write_identity_map(struct vm *vm, uint64_t pml4_gpa, uint64_t bytes);
+/*
+ * The measured phase: every VM and vCPU statistic and the host counters at
+ * its start, then r gets the deltas (less `harness_exits` exits that were
+ * our own marks) and the wall time at its end.
+ */
+int vm_phase_begin(struct vm *vm, uint64_t *t0);
+int vm_phase_end(struct vm *vm, uint64_t t0, int harness_exits, struct run_result *r);
 void set_status(struct run_result *r, const char *status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void describe_exit(struct vm *vm, struct run_result *r);
 
+/* boot.c: the CPUID every boot guest sees, under every hypervisor alike. */
+void boot_cpuid(struct kvm_cpuid2 *c, bool apic);
 /* boot.c: put a Multiboot kernel or a Linux bzImage (and initrd) into the VM. */
 int boot_load(struct vm *vm, const struct image *img);
 /* machine.c: run a booted kernel with the device model until it exits. */

@@ -357,6 +357,8 @@ int kl_set_cr4(struct kl_vcpu *vcpu, u64 val);
 int kl_set_efer(struct kl_vcpu *vcpu, u64 val);
 void kl_internal_error(struct kl_vcpu *vcpu, u32 suberror, u64 data0, u64 data1);
 const struct kvm_cpuid_entry2 *kl_find_cpuid(struct kl_vcpu *vcpu, u32 func, u32 index);
+/* IA32_APIC_BASE as the guest reads it: xAPIC at 0xfee00000, enabled, vCPU 0 the BSP. */
+u64 kl_apic_base(struct kl_vcpu *vcpu);
 
 /* ---- device, VM, vCPU files and statistics ---- */
 int kl_create_vm(unsigned long type);

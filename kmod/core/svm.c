@@ -219,7 +219,7 @@ static void svm_get_sregs(struct kl_vcpu *vcpu, struct kvm_sregs *sr)
 	sr->cr3 = vcpu->cr3;
 	sr->cr4 = vcpu->cr4;
 	sr->efer = vcpu->efer;
-	sr->apic_base = 0xfee00000ULL | (1ULL << 11) | (vcpu->id == 0 ? 1ULL << 8 : 0);
+	sr->apic_base = kl_apic_base(vcpu);
 }
 
 /* Reject states the CPU would refuse to run, with -EINVAL. */
@@ -729,7 +729,7 @@ static bool msr_read(struct kl_vcpu *vcpu, u32 msr, u64 *val)
 	case MSR_IA32_SYSENTER_EIP: *val = s->sysenter_eip; break;
 	case MSR_IA32_CR_PAT: *val = s->g_pat; break;
 	case MSR_IA32_TSC: *val = rdtsc(); break;
-	case MSR_IA32_APICBASE: *val = 0xfee00000ULL | BIT(11) | (vcpu->id ? 0 : BIT(8)); break;
+	case MSR_IA32_APICBASE: *val = kl_apic_base(vcpu); break;
 	case MSR_IA32_MISC_ENABLE: *val = MSR_IA32_MISC_ENABLE_FAST_STRING; break;
 	case MSR_MTRRcap: case MSR_MTRRdefType: case MSR_IA32_MCG_CAP:
 	case MSR_IA32_MCG_STATUS: case MSR_IA32_UCODE_REV: *val = 0; break;

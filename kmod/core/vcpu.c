@@ -141,6 +141,11 @@ int kl_set_efer(struct kl_vcpu *vcpu, u64 val)
 	return 0;
 }
 
+u64 kl_apic_base(struct kl_vcpu *vcpu)
+{
+	return 0xfee00000ULL | BIT(11) | (vcpu->id == 0 ? BIT(8) : 0);
+}
+
 const struct kvm_cpuid_entry2 *kl_find_cpuid(struct kl_vcpu *vcpu, u32 func, u32 index)
 {
 	for (int i = 0; i < vcpu->ncpuid; i++) {
@@ -317,7 +322,7 @@ static void report_interruptibility(struct kl_vcpu *vcpu)
 	run->if_flag = !!(vcpu->rflags & X86_EFLAGS_IF);
 	run->ready_for_interrupt_injection = kl_vendor->interrupt_allowed(vcpu) &&
 					     !vcpu->irq_pending && !vcpu->event.valid;
-	run->apic_base = 0xfee00000ULL | BIT(11) | (vcpu->id == 0 ? BIT(8) : 0);
+	run->apic_base = kl_apic_base(vcpu);
 }
 
 static int run_loop(struct kl_vcpu *vcpu)
