@@ -105,7 +105,7 @@ def test_linux_reaches_its_shell(hv, tmp_path):
     assert r.returncode == 11, r.stdout[-3000:] + r.stderr[-2000:]
     assert "shell ready" in r.stdout
     results = re.findall(r"^ops=\d+ checksum=\d+", r.stdout, re.M)
-    assert results == EXPECTED_SHELL_RESULTS, results
+    assert results == EXPECTED_SHELL_RESULTS, (results, r.stdout[-4000:])
     assert_dmesg_clean(tmp_path)
 
 

@@ -76,6 +76,17 @@ def test_abi_edges_on_kvmlab(boot):
     assert (boot / "abi-kvmlab.rc").read_text().strip() == "0"
 
 
+@pytest.mark.parametrize("mmu", ["vtlb", "shadow", "cached", "npt"])
+def test_long_mode_entered_through_lme_without_pae(boot, mmu):
+    """EFER.LME set with paging off and CR4.PAE clear, then PAE, then CR0.PG:
+    every strategy reaches long mode, and the host survives the exits in
+    between. Under QEMU's SVM, a VMCB holding that state hangs the host at
+    its first #VMEXIT (it did, with kvmlab-npt, before the fix; Linux KVM
+    with npt=1 still does)."""
+    res = results(boot / "abi-kvmlab.txt")
+    assert res.get(f"long_mode_entry_from_lme_without_pae_{mmu}") == "PASS"
+
+
 def test_abi_expectations_hold_on_linux_kvm_too(boot):
     res = results(boot / "abi-kvm.txt")
     failing = {k for k, v in res.items() if v == "FAIL"}

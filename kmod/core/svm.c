@@ -440,6 +440,17 @@ static int load_paging(struct kl_vcpu *vcpu)
 
 	vmcb->save.efer = vcpu->efer | EFER_SVME;
 	if (mmu->hw_paging) {
+		/*
+		 * EFER.LME does nothing until CR0.PG is set, and that CR0 write
+		 * exits to us (kl_set_cr0 sets LMA), so while paging is off the
+		 * CPU need not see LME. It must not: QEMU's SVM (7.2) #VMEXITs
+		 * from "LME=1, PG=0, PAE=0" by restoring the host's CR0 while
+		 * the guest's PAE=0 is still loaded, which it refuses, so the
+		 * host resumes with the guest's CR0 (paging off) and the machine
+		 * hangs. The guest still reads its LME (EFER reads exit).
+		 */
+		if (!(vcpu->cr0 & X86_CR0_PG))
+			vmcb->save.efer &= ~EFER_LME;
 		vmcb->save.cr0 = vcpu->cr0;
 		vmcb->save.cr3 = vcpu->cr3;
 		vmcb->save.cr4 = vcpu->cr4;
