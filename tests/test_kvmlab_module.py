@@ -87,6 +87,18 @@ def test_long_mode_entered_through_lme_without_pae(boot, mmu):
     assert res.get(f"long_mode_entry_from_lme_without_pae_{mmu}") == "PASS"
 
 
+@pytest.mark.parametrize("mmu", ["vtlb", "shadow", "cached", "npt"])
+def test_interrupt_frame_pushed_onto_a_page_table(boot, mmu):
+    """An interrupt delivered just before a store, onto a stack that is also
+    a page table: the frame lands, the handler runs, the store still happens.
+    mmu=cached used to emulate the store into the frame's page and skip it
+    (then loop). When the table translates the stack itself, cached ends the
+    run with KVM_INTERNAL_ERROR_DELIVERY_EV; the others run it."""
+    res = results(boot / "abi-kvmlab.txt")
+    assert res.get(f"irq_frame_on_a_page_table_{mmu}") == "PASS"
+    assert res.get(f"irq_frame_on_its_own_page_table_{mmu}") == "PASS"
+
+
 def test_abi_expectations_hold_on_linux_kvm_too(boot):
     res = results(boot / "abi-kvm.txt")
     failing = {k for k, v in res.items() if v == "FAIL"}

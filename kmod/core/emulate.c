@@ -299,7 +299,17 @@ int kl_emulate(struct kl_vcpu *vcpu, struct kl_pf_info *mmio)
 	u64 val = 0;
 	bool write;
 
+	if (r == 1)
+		return 1;	/* the fetch itself faulted: the guest takes that #PF */
 	if (r == 0 && !in.mem)
+		r = -EOPNOTSUPP;
+	/*
+	 * The operand must be what faulted: an implicit access (a push, a
+	 * string move, a fetch) to MMIO would otherwise be emulated as the
+	 * instruction's other operand. Page offsets agree whether the fault
+	 * gave a linear address (shadow) or a physical one (NPT).
+	 */
+	if (r == 0 && ((in.ea ^ mmio->addr) & ~PAGE_MASK))
 		r = -EOPNOTSUPP;
 	if (r) {
 		u64 bytes = 0;

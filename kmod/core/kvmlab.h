@@ -211,6 +211,12 @@ enum kl_pf_result {
 struct kl_pf_info {
 	u64 addr;		/* gva (or gpa with hw paging) */
 	u32 error;		/* #PF error code from the hardware */
+	/*
+	 * The CPU faulted while delivering an event (pushing its frame,
+	 * reading the IDT), not while running the instruction at RIP: that
+	 * instruction must not be emulated.
+	 */
+	bool vectoring;
 	u32 guest_error;	/* out: error code to inject, for KL_PF_GUEST */
 	u64 gpa;		/* out: the gpa, for KL_PF_MMIO */
 };

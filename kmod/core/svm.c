@@ -590,7 +590,10 @@ static int emulation_failed(struct kl_vcpu *vcpu, const struct kl_insn *insn)
 
 static int handle_page_fault(struct kl_vcpu *vcpu, u64 addr, u32 error)
 {
-	struct kl_pf_info pf = { .addr = addr, .error = error };
+	struct kl_pf_info pf = {
+		.addr = addr, .error = error,
+		.vectoring = to_svm(vcpu)->vmcb->control.exit_int_info & SVM_EXITINTINFO_VALID,
+	};
 	int r;
 
 	vcpu->stat.pf_taken++;
@@ -606,15 +609,18 @@ static int handle_page_fault(struct kl_vcpu *vcpu, u64 addr, u32 error)
 		kl_inject_page_fault(vcpu, addr, pf.guest_error);
 		return 1;
 	case KL_PF_MMIO:
-		return kl_emulate(vcpu, &pf);
+		if (!pf.vectoring)
+			return kl_emulate(vcpu, &pf);
+		r = -ELOOP;	/* an event frame or IDT in MMIO: nothing at RIP to emulate */
+		break;
 	case -EOPNOTSUPP:	/* a write the strategy must emulate and cannot */
 		vcpu->stat.insn_emulation_fail++;
 		kl_internal_error(vcpu, KVM_INTERNAL_ERROR_EMULATION, vcpu->rip, addr);
 		return 0;
-	default:
-		kl_internal_error(vcpu, KVM_INTERNAL_ERROR_DELIVERY_EV, addr, (u64)r);
-		return 0;
 	}
+	/* -ELOOP: an event's delivery that cannot go on (as KVM reports it); else an errno. */
+	kl_internal_error(vcpu, KVM_INTERNAL_ERROR_DELIVERY_EV, addr, (u64)r);
+	return 0;
 }
 
 static int handle_cr(struct kl_vcpu *vcpu)

@@ -460,39 +460,55 @@ static void pt_written(struct kl_vm *vm, u64 gfn, unsigned int first, unsigned i
 }
 
 /*
+ * A write to a protected table that we cannot perform for the guest: stop
+ * protecting the page and let the CPU do it. Not when the page is one of the
+ * tables translating the write's own address (the root among them): the
+ * retry would shadow, and so protect, it again at once — forever — so that
+ * is an error (-EOPNOTSUPP for an instruction, -ELOOP for an event frame).
+ */
+static int unprotect(struct kl_vcpu *vcpu, const struct kl_walk *w, int err)
+{
+	u64 gfn = w->gpa >> PAGE_SHIFT;
+
+	for (int level = 4; level >= w->level; level--)
+		if (w->table[level] >> PAGE_SHIFT == gfn)
+			return err;
+	unshadow(vcpu->vm, gfn);
+	return KL_PF_RETRY;
+}
+
+/*
  * The guest wrote to a page table we shadow. Perform the store (a MOV, or
  * a STOS clearing it), then bring each shadow of that table up to date by
  * zapping the entries it covers (the next access refaults and rebuilds them
- * from the new guest entries).
+ * from the new guest entries). The instruction at RIP is emulated only if
+ * it is what wrote there: a fault while the CPU pushed an interrupt or
+ * exception frame (vectoring) was not caused by it — emulating it would
+ * store its operand into the frame's page and skip it.
  */
-static int emulate_pt_write(struct kl_vcpu *vcpu, u64 gpa)
+static int emulate_pt_write(struct kl_vcpu *vcpu, const struct kl_pf_info *pf,
+			    const struct kl_walk *w)
 {
 	struct kl_vm *vm = vcpu->vm;
-	struct cache *c = to_cache(vm);
+	u64 gpa = w->gpa;
 	unsigned int off = gpa & ~PAGE_MASK, bytes;
 	struct kl_insn in;
 	int size, r;
 	u64 val;
 
+	if (pf->vectoring)
+		return unprotect(vcpu, w, -ELOOP);
 	r = kl_fetch_decode(vcpu, &in);
-	if (r == 0 && kl_emulate_stos(vcpu, &in, gpa, &bytes) == 0) {
+	if (r == 0 && vcpu->regs[KL_RDI] == pf->addr &&
+	    kl_emulate_stos(vcpu, &in, gpa, &bytes) == 0) {
 		vm->stat.mmu_pte_write++;
 		pt_written(vm, gpa >> PAGE_SHIFT, off / 8, (off + bytes - 1) / 8);
 		return KL_PF_RETRY;
 	}
 	if (r == 0)
 		r = kl_insn_store(vcpu, &in, &size, &val);
-	if (r || off + size > PAGE_SIZE) {
-		/*
-		 * Not a store we emulate: stop protecting, let the CPU do it —
-		 * unless it is the table we run on, which would be protected
-		 * again at once: that would loop forever, so it is an error.
-		 */
-		if (c->root && c->root->gfn == gpa >> PAGE_SHIFT)
-			return -EOPNOTSUPP;
-		unshadow(vm, gpa >> PAGE_SHIFT);
-		return KL_PF_RETRY;
-	}
+	if (r || in.ea != pf->addr || off + size > PAGE_SIZE)
+		return unprotect(vcpu, w, -EOPNOTSUPP);
 	if (kl_write_guest(vm, gpa, &val, size))
 		return -EFAULT;
 	vm->stat.mmu_pte_write++;
@@ -512,7 +528,7 @@ static int cached_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
 	if (r)
 		return r;
 	if ((access & KL_PF_W) && gfn_is_table(c, w.gpa >> PAGE_SHIFT))
-		return emulate_pt_write(vcpu, w.gpa);
+		return emulate_pt_write(vcpu, pf, &w);
 	for (int tries = 0; tries < 3; tries++) {
 		if (!c->root && load_root(vcpu))
 			return -ENOMEM;

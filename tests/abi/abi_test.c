@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/kvm.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,6 +24,12 @@
 #include <unistd.h>
 
 static int passed, failed;
+
+/* alarm() bounds each guest run: KVM_RUN returns (EINTR) and the check fails. */
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
 
 static void check(const char *name, bool ok, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -310,6 +317,109 @@ out:
 		close(vm);
 }
 
+/*
+ * An interrupt whose frame lands on a page table. An interrupt arrives just
+ * before a store; the guest's stack is on a page that is also one of its
+ * last-level page tables. A strategy that write-protects page tables takes
+ * a fault while the CPU pushes the frame: the instruction at RIP has not
+ * run and must not be emulated. The frame must land, the handler run, and
+ * the store after it still happen.
+ *   0x1000: mov rdx,[rcx]; out 0x10; mov [rbx],rax; out 0x11; hlt
+ *   0x1100: out 0x12; iretq          (vector 0x30)
+ * Tables: 0x2000 PML4, 0x3000 PDPT, 0x4000 PD; PD[0] -> PT 0x5000 (VA 0..64K
+ * identity), PD[1] -> PT 0x7000 (VA 2M..2M+64K onto the same 64 KiB), which
+ * the first instruction puts to use. The stack is on the page of the
+ * 0x7000 table, or with `self` on the page of the 0x5000 table, which
+ * translates the stack's own address. That one mmu=cached cannot shadow
+ * and let the CPU write at once: it must end the run with
+ * KVM_INTERNAL_ERROR_DELIVERY_EV, as Linux KVM does for what it cannot
+ * emulate while delivering an event, never loop or corrupt memory.
+ */
+static void irq_frame_on_page_table(int dev, unsigned long type, const char *name, bool self)
+{
+	static const uint8_t code[] = {
+		0x48, 0x8b, 0x11, 0xe6, 0x10, 0x48, 0x89, 0x03, 0xe6, 0x11, 0xf4,
+	};
+	static const uint8_t handler[] = { 0xe6, 0x12, 0x48, 0xcf };
+	int vm = ioctl(dev, KVM_CREATE_VM, type), vcpu = -1, size = ioctl(dev, KVM_GET_VCPU_MMAP_SIZE, 0);
+	uint8_t *mem = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t *gdt = (uint64_t *)(mem + 0x1c00), *idt = (uint64_t *)(mem + 0x1800);
+	uint64_t *pt = (uint64_t *)(mem + 0x5000), *pt2 = (uint64_t *)(mem + 0x7000);
+	uint64_t stack = self ? 0x5000 : 0x7000, *frame = (uint64_t *)(mem + stack);
+	bool expect_error = self && !strcmp(name, "cached");
+	struct kvm_segment cs = { .selector = 8, .type = 11, .present = 1, .s = 1, .l = 1,
+				  .limit = 0xffffffff, .g = 1 };
+	struct kvm_segment ds = { .selector = 16, .type = 3, .present = 1, .s = 1, .db = 1,
+				  .limit = 0xffffffff, .g = 1 };
+	struct kvm_regs regs = { .rip = 0x1000, .rsp = stack + 0x800, .rflags = 0x202,
+				 .rax = 0x1234, .rbx = 0x6000, .rcx = 0x200000 };
+	struct kvm_sregs sregs;
+	struct kvm_run *run;
+	unsigned int ports[3] = { 0 };
+	bool stored, pushed, ok;
+	char what[80];
+
+	if (vm < 0)
+		goto out;	/* a VM type this device does not have */
+	if (set_slot(vm, 0, 0, 0, 1 << 16, (uint64_t)mem) == 0)
+		vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	snprintf(what, sizeof(what), "irq_frame_on_%s_page_table_%s", self ? "its_own" : "a", name);
+	if (vcpu < 0) {
+		check(what, false, "setup failed: errno %d", errno);
+		goto out;
+	}
+	run = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+	memcpy(mem + 0x1000, code, sizeof(code));
+	memcpy(mem + 0x1100, handler, sizeof(handler));
+	gdt[1] = 0x00af9b000000ffffULL;
+	gdt[2] = 0x00cf93000000ffffULL;
+	idt[2 * 0x30] = 0x1100 | (8ULL << 16) | (0x8eULL << 40);
+	*(uint64_t *)(mem + 0x2000) = 0x3003;
+	*(uint64_t *)(mem + 0x3000) = 0x4003;
+	*(uint64_t *)(mem + 0x4000) = 0x5003;
+	*(uint64_t *)(mem + 0x4008) = 0x7003;
+	for (int i = 0; i < 16; i++)
+		pt[i] = pt2[i] = ((uint64_t)i << 12) | 3;
+	ioctl(vcpu, KVM_GET_SREGS, &sregs);
+	sregs.cs = cs;
+	sregs.ds = sregs.es = sregs.ss = ds;
+	sregs.gdt = (struct kvm_dtable) { .base = 0x1c00, .limit = 23 };
+	sregs.idt = (struct kvm_dtable) { .base = 0x1800, .limit = 0xfff };
+	sregs.cr0 = 0x80050033;
+	sregs.cr3 = 0x2000;
+	sregs.cr4 = 0x20;
+	sregs.efer = 0x500;
+	ioctl(vcpu, KVM_SET_SREGS, &sregs);
+	ioctl(vcpu, KVM_SET_REGS, &regs);
+	alarm(10);
+	ioctl(vcpu, KVM_RUN, 0);
+	if (run->exit_reason == KVM_EXIT_IO && run->io.port == 0x10 && run->ready_for_interrupt_injection)
+		ioctl(vcpu, KVM_INTERRUPT, &(struct kvm_interrupt){ 0x30 });
+	for (int i = 0; i < 3; i++) {
+		if (ioctl(vcpu, KVM_RUN, 0) || run->exit_reason != KVM_EXIT_IO)
+			break;
+		ports[i] = run->io.port;
+	}
+	alarm(0);
+	stored = *(uint64_t *)(mem + 0x6000) == 0x1234;
+	pushed = frame[255] == 0x10 && frame[254] == stack + 0x800 && frame[253] == 0x202;
+	if (expect_error)
+		ok = run->exit_reason == KVM_EXIT_INTERNAL_ERROR &&
+		     run->internal.suberror == KVM_INTERNAL_ERROR_DELIVERY_EV && !stored;
+	else
+		ok = ports[0] == 0x12 && ports[1] == 0x11 && run->exit_reason == KVM_EXIT_HLT &&
+		     stored && pushed;
+	check(what, ok, "ports 0x%x 0x%x, exit %u (suberror %u), store %s, frame %s", ports[0],
+	      ports[1], run->exit_reason, run->exit_reason == KVM_EXIT_INTERNAL_ERROR ?
+	      run->internal.suberror : 0, stored ? "done" : "not done", pushed ? "pushed" : "missing");
+	munmap(run, size);
+	close(vcpu);
+out:
+	munmap(mem, 1 << 16);
+	if (vm >= 0)
+		close(vm);
+}
+
 static void stats(int vm)
 {
 	struct kvm_stats_header h;
@@ -334,6 +444,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: kvmlab-abi-test [--expect-busy] DEVICE\n");
 		return 2;
 	}
+	sigaction(SIGALRM, &(struct sigaction){ .sa_handler = on_alarm }, NULL);
 	dev = open(path, O_RDWR | O_CLOEXEC);
 	if (dev < 0) {
 		fprintf(stderr, "kvmlab-abi-test: cannot open %s: %s\n", path, strerror(errno));
@@ -369,7 +480,11 @@ int main(int argc, char **argv)
 		static const char *const names[] = { "", "vtlb", "shadow", "cached", "npt" };
 
 		long_mode_entry(dev, 0x4b4c0000UL | n, names[n]);
+		irq_frame_on_page_table(dev, 0x4b4c0000UL | n, names[n], false);
+		irq_frame_on_page_table(dev, 0x4b4c0000UL | n, names[n], true);
 	}
+	irq_frame_on_page_table(dev, 0, "default", false);
+	irq_frame_on_page_table(dev, 0, "default", true);
 done:
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
