@@ -99,6 +99,20 @@ def test_interrupt_frame_pushed_onto_a_page_table(boot, mmu):
     assert res.get(f"irq_frame_on_its_own_page_table_{mmu}") == "PASS"
 
 
+@pytest.mark.parametrize("mmu", ["vtlb", "shadow", "cached", "npt"])
+def test_fault_during_fault_delivery_becomes_double_then_triple_fault(boot, mmu):
+    """A #PF whose frame goes onto an unmapped stack becomes #DF (handled on
+    an IST stack); with no IST the #DF faults too and the guest shuts down.
+    The shadow strategies used to deliver the #PF forever. NPT (the CPU's
+    own rules) and Linux KVM agree."""
+    res = results(boot / "abi-kvmlab.txt")
+    assert res.get(f"double_fault_from_fault_delivery_{mmu}") == "PASS"
+    assert res.get(f"triple_fault_shuts_down_{mmu}") == "PASS"
+    kvm = results(boot / "abi-kvm.txt")
+    assert kvm.get("double_fault_from_fault_delivery_default") == "PASS"
+    assert kvm.get("triple_fault_shuts_down_default") == "PASS"
+
+
 def test_abi_expectations_hold_on_linux_kvm_too(boot):
     res = results(boot / "abi-kvm.txt")
     failing = {k for k, v in res.items() if v == "FAIL"}

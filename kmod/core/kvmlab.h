@@ -138,6 +138,7 @@ struct kl_pending_event {
 	bool has_error;
 	u32 error;
 	bool is_exception;
+	bool delivering;	/* the CPU was delivering it when the exit came */
 };
 
 struct kl_vcpu {
@@ -152,6 +153,7 @@ struct kl_vcpu {
 	u64 cr0, cr2, cr3, cr4, efer;	/* as the guest sees them */
 	u64 dr[8];			/* emulated; never loaded into hardware */
 	struct kl_pending_event event;	/* to inject at the next entry */
+	bool triple_fault;		/* a fault while delivering #DF: shut down */
 	bool irq_pending;		/* KVM_INTERRUPT: waiting for the guest's IF */
 	u8 irq_vector;
 

@@ -516,7 +516,7 @@ static void save_state(struct kl_vcpu *vcpu)
 		if ((type == SVM_EXITINTINFO_TYPE_EXEPT && vector != BP_VECTOR &&
 		     vector != OF_VECTOR) || type == SVM_EXITINTINFO_TYPE_INTR)
 			vcpu->event = (struct kl_pending_event) {
-				.valid = true, .vector = vector,
+				.valid = true, .delivering = true, .vector = vector,
 				.is_exception = type == SVM_EXITINTINFO_TYPE_EXEPT,
 				.has_error = info & SVM_EXITINTINFO_VALID_ERR,
 				.error = vmcb->control.exit_int_info_err,
@@ -814,6 +814,21 @@ static int handle_cpuid(struct kl_vcpu *vcpu)
 	return 1;
 }
 
+/*
+ * A triple fault, the CPU's or one our exception rules reached: the VMCB is
+ * undefined after it, so the vCPU starts over, as KVM does.
+ */
+static int shutdown(struct kl_vcpu *vcpu)
+{
+	vcpu->triple_fault = false;
+	vcpu->run->exit_reason = KVM_EXIT_SHUTDOWN;
+	memset(to_svm(vcpu)->vmcb, 0, PAGE_SIZE);
+	init_vmcb(vcpu);
+	kl_vcpu_reset(vcpu);
+	vcpu->vm->mmu->mode_changed(vcpu);
+	return 0;
+}
+
 static int handle_exit(struct kl_vcpu *vcpu)
 {
 	struct vmcb_control_area *c = &to_svm(vcpu)->vmcb->control;
@@ -865,13 +880,7 @@ static int handle_exit(struct kl_vcpu *vcpu)
 	case SVM_EXIT_SMI:
 		return 1;
 	case SVM_EXIT_SHUTDOWN:
-		/* The VMCB is undefined after a shutdown: start the vCPU over, as KVM does. */
-		vcpu->run->exit_reason = KVM_EXIT_SHUTDOWN;
-		memset(to_svm(vcpu)->vmcb, 0, PAGE_SIZE);
-		init_vmcb(vcpu);
-		kl_vcpu_reset(vcpu);
-		vcpu->vm->mmu->mode_changed(vcpu);
-		return 0;
+		return shutdown(vcpu);
 	case SVM_EXIT_VMRUN: case SVM_EXIT_VMLOAD: case SVM_EXIT_VMSAVE:
 	case SVM_EXIT_STGI: case SVM_EXIT_CLGI: case SVM_EXIT_SKINIT:
 	case SVM_EXIT_INVLPGA: case SVM_EXIT_RDTSCP: case SVM_EXIT_MONITOR:
@@ -904,6 +913,8 @@ static int svm_run_once(struct kl_vcpu *vcpu)
 		kl_internal_error(vcpu, KVM_INTERNAL_ERROR_EMULATION, vcpu->rip, vcpu->cr0);
 		return 0;
 	}
+	if (vcpu->triple_fault)
+		return shutdown(vcpu);
 	r = load_state(vcpu);
 	if (r)
 		return r;

@@ -17,8 +17,37 @@
 #define CR0_RESERVED	(~0xe005003fULL)
 #define EFER_SUPPORTED	(EFER_SCE | EFER_LME | EFER_LMA | EFER_NX)
 
+static bool contributory(u8 vector)
+{
+	return vector == DE_VECTOR || (vector >= TS_VECTOR && vector <= GP_VECTOR);
+}
+
+/*
+ * An exception raised while the CPU was delivering another one combines
+ * with it as the CPU's rules say (SDM, "Interrupt 8—Double Fault"): a
+ * contributory fault during a contributory fault, or a contributory fault
+ * or #PF during a #PF, becomes #DF; either during a #DF shuts the guest
+ * down. Otherwise the two are handled one after the other: the new one is
+ * delivered, and the old one recurs when its instruction restarts (an
+ * external interrupt is lost, as on the hardware).
+ */
 void kl_queue_exception(struct kl_vcpu *vcpu, u8 vector, bool has_error, u32 error)
 {
+	const struct kl_pending_event *old = &vcpu->event;
+	bool serious = contributory(vector) || vector == PF_VECTOR;
+
+	if (old->valid && old->delivering && old->is_exception && serious) {
+		if (old->vector == DF_VECTOR) {
+			vcpu->event.valid = false;
+			vcpu->triple_fault = true;
+			return;
+		}
+		if (old->vector == PF_VECTOR || (contributory(old->vector) && contributory(vector))) {
+			vector = DF_VECTOR;
+			has_error = true;
+			error = 0;
+		}
+	}
 	vcpu->event = (struct kl_pending_event) {
 		.valid = true, .vector = vector, .has_error = has_error,
 		.error = error, .is_exception = true,
@@ -254,6 +283,7 @@ void kl_vcpu_reset(struct kl_vcpu *vcpu)
 	vcpu->dr[6] = 0xffff0ff0;
 	vcpu->dr[7] = 0x400;
 	vcpu->event.valid = false;
+	vcpu->triple_fault = false;
 	vcpu->irq_pending = false;
 	vcpu->mmio_pending = false;
 }

@@ -420,6 +420,95 @@ out:
 		close(vm);
 }
 
+/*
+ * A fault while the CPU delivers a fault: a load from an unmapped address
+ * raises #PF, whose frame goes onto an unmapped stack — a second #PF during
+ * the first one's delivery, which the CPU turns into #DF (error code 0).
+ * With `ist` the #DF gate has a stack of its own (IST1, in a 64-bit TSS)
+ * and its handler runs; without, #DF's own delivery faults again: a triple
+ * fault, KVM_EXIT_SHUTDOWN. A shadow MMU sees each of these faults and must
+ * combine them as the CPU would, not deliver #PF forever.
+ *   0x1000: mov rax,[rcx]             rcx = 10 MiB, not mapped
+ *   0x1100: out 0x14; hlt             #PF handler (must not run)
+ *   0x1200: out 0x13; hlt             #DF handler
+ * Stack top 0x9000, its page 0x8000 not mapped; IST1 top 0x7800.
+ */
+static void fault_during_fault_delivery(int dev, unsigned long type, const char *name, bool ist)
+{
+	static const uint8_t code[] = { 0x48, 0x8b, 0x01 };
+	static const uint8_t pf_handler[] = { 0xe6, 0x14, 0xf4 }, df_handler[] = { 0xe6, 0x13, 0xf4 };
+	int vm = ioctl(dev, KVM_CREATE_VM, type), vcpu = -1, size = ioctl(dev, KVM_GET_VCPU_MMAP_SIZE, 0);
+	uint8_t *mem = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t *gdt = (uint64_t *)(mem + 0x1c00), *idt = (uint64_t *)(mem + 0x1800);
+	uint64_t *pt = (uint64_t *)(mem + 0x5000), *df_frame = (uint64_t *)(mem + 0x7800);
+	struct kvm_segment cs = { .selector = 8, .type = 11, .present = 1, .s = 1, .l = 1,
+				  .limit = 0xffffffff, .g = 1 };
+	struct kvm_segment ds = { .selector = 16, .type = 3, .present = 1, .s = 1, .db = 1,
+				  .limit = 0xffffffff, .g = 1 };
+	struct kvm_segment tr = { .selector = 24, .base = 0x1e00, .limit = 0x67, .type = 11,
+				  .present = 1 };
+	struct kvm_regs regs = { .rip = 0x1000, .rsp = 0x9000, .rflags = 2, .rcx = 0xa00000 };
+	struct kvm_sregs sregs;
+	struct kvm_run *run;
+	char what[80];
+	bool ok;
+
+	if (vm < 0)
+		goto out;	/* a VM type this device does not have */
+	if (set_slot(vm, 0, 0, 0, 1 << 16, (uint64_t)mem) == 0)
+		vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	snprintf(what, sizeof(what), "%s_%s", ist ? "double_fault_from_fault_delivery" :
+		 "triple_fault_shuts_down", name);
+	if (vcpu < 0) {
+		check(what, false, "setup failed: errno %d", errno);
+		goto out;
+	}
+	run = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+	memcpy(mem + 0x1000, code, sizeof(code));
+	memcpy(mem + 0x1100, pf_handler, sizeof(pf_handler));
+	memcpy(mem + 0x1200, df_handler, sizeof(df_handler));
+	gdt[1] = 0x00af9b000000ffffULL;
+	gdt[2] = 0x00cf93000000ffffULL;
+	gdt[3] = 0x67 | (0x1e00ULL << 16) | (0x89ULL << 40);	/* 64-bit TSS at 0x1e00 */
+	*(uint64_t *)(mem + 0x1e00 + 0x24) = 0x7800;		/* its IST1 */
+	idt[2 * 14] = 0x1100 | (8ULL << 16) | (0x8eULL << 40);
+	idt[2 * 8] = 0x1200 | (8ULL << 16) | ((uint64_t)ist << 32) | (0x8eULL << 40);
+	*(uint64_t *)(mem + 0x2000) = 0x3003;
+	*(uint64_t *)(mem + 0x3000) = 0x4003;
+	*(uint64_t *)(mem + 0x4000) = 0x5003;
+	for (int i = 0; i < 16; i++)
+		pt[i] = i == 8 ? 0 : ((uint64_t)i << 12) | 3;
+	ioctl(vcpu, KVM_GET_SREGS, &sregs);
+	sregs.cs = cs;
+	sregs.ds = sregs.es = sregs.ss = ds;
+	sregs.tr = tr;
+	sregs.gdt = (struct kvm_dtable) { .base = 0x1c00, .limit = 39 };
+	sregs.idt = (struct kvm_dtable) { .base = 0x1800, .limit = 0xfff };
+	sregs.cr0 = 0x80050033;
+	sregs.cr3 = 0x2000;
+	sregs.cr4 = 0x20;
+	sregs.efer = 0x500;
+	ioctl(vcpu, KVM_SET_SREGS, &sregs);
+	ioctl(vcpu, KVM_SET_REGS, &regs);
+	alarm(10);
+	ioctl(vcpu, KVM_RUN, 0);
+	alarm(0);
+	if (ist)	/* #DF frame on IST1: error code 0, RIP of the load */
+		ok = run->exit_reason == KVM_EXIT_IO && run->io.port == 0x13 &&
+		     df_frame[-6] == 0 && df_frame[-5] == 0x1000;
+	else
+		ok = run->exit_reason == KVM_EXIT_SHUTDOWN;
+	check(what, ok, "exit %u port 0x%x, #DF frame: error %llu rip 0x%llx", run->exit_reason,
+	      run->exit_reason == KVM_EXIT_IO ? run->io.port : 0,
+	      (unsigned long long)df_frame[-6], (unsigned long long)df_frame[-5]);
+	munmap(run, size);
+	close(vcpu);
+out:
+	munmap(mem, 1 << 16);
+	if (vm >= 0)
+		close(vm);
+}
+
 static void stats(int vm)
 {
 	struct kvm_stats_header h;
@@ -482,7 +571,11 @@ int main(int argc, char **argv)
 		long_mode_entry(dev, 0x4b4c0000UL | n, names[n]);
 		irq_frame_on_page_table(dev, 0x4b4c0000UL | n, names[n], false);
 		irq_frame_on_page_table(dev, 0x4b4c0000UL | n, names[n], true);
+		fault_during_fault_delivery(dev, 0x4b4c0000UL | n, names[n], true);
+		fault_during_fault_delivery(dev, 0x4b4c0000UL | n, names[n], false);
 	}
+	fault_during_fault_delivery(dev, 0, "default", true);
+	fault_during_fault_delivery(dev, 0, "default", false);
 	irq_frame_on_page_table(dev, 0, "default", false);
 	irq_frame_on_page_table(dev, 0, "default", true);
 done:
