@@ -94,6 +94,17 @@ int devices_pending_vector(struct devices *d)
 	return irq >= 8 ? d->pic[1].base + irq - 8 : d->pic[0].base + irq;
 }
 
+void devices_describe(struct devices *d, char *buf, size_t len)
+{
+	const struct pic *m = &d->pic[0], *sl = &d->pic[1];
+
+	snprintf(buf, len, "UART IER %#x, %u input bytes unread; PIC IRR %#x/%#x ISR %#x/%#x "
+		 "IMR %#x/%#x lines %#x/%#x; local APIC %s, LINT0 %#x; pending vector %d",
+		 d->uart.ier, d->uart.rx_len, m->irr, sl->irr, m->isr, sl->isr, m->imr, sl->imr,
+		 m->lines, sl->lines, lapic_enabled(&d->lapic) ? "on" : "off",
+		 d->lapic.regs[0x350 >> 4] /* LVT0 */, devices_pending_vector(d));
+}
+
 void devices_ack(struct devices *d, int vector)
 {
 	if (vector == lapic_pending_vector(d))

@@ -88,6 +88,8 @@ void devices_tick(struct devices *d);
 uint64_t devices_next_deadline(struct devices *d);
 /* The vector the CPU would take now, or -1; ack means it was injected. */
 int devices_pending_vector(struct devices *d);
+/* One line on the interrupt path's state, for a run that got stuck. */
+void devices_describe(struct devices *d, char *buf, size_t len);
 void devices_ack(struct devices *d, int vector);
 void devices_uart_input(struct devices *d, const uint8_t *buf, size_t len);
 /* Receive interrupts are on: someone reads the console. */

@@ -56,7 +56,14 @@ static void on_kick(int sig)
 static int start_timer(struct machine *m)
 {
 	struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1 };
-	struct sigaction sa = { .sa_handler = on_kick };
+	/*
+	 * SA_RESTART: the tick must end KVM_RUN (it does: KVM_RUN is never
+	 * restarted, and immediate_exit covers a tick just before it) and the
+	 * halted wait in poll(), but not a console write blocked on a slow
+	 * terminal. Without it, that write failed with EINTR and stdio dropped
+	 * the guest's line: whole lines of output went missing under load.
+	 */
+	struct sigaction sa = { .sa_handler = on_kick, .sa_flags = SA_RESTART };
 
 	sigaction(SIGUSR1, &sa, NULL);
 	kick_run = m->vm->run;
@@ -85,8 +92,9 @@ static void stop_timer(struct machine *m)
 
 /*
  * Console input into the UART, as much as it has room for. Only while the
- * guest listens (receive interrupts on): a driver starting up flushes the
- * FIFO, and piped input must not be lost to that.
+ * guest listens (receive interrupts on and wired to the PIC through OUT2):
+ * a driver probing or starting up reads and flushes the FIFO, and piped
+ * input must not be lost to that.
  */
 static void read_input(struct machine *m, int timeout_ms)
 {
@@ -272,8 +280,12 @@ static int loop(struct machine *m)
 		rc = ioctl(m->vm->vcpu_fd, KVM_RUN, 0);
 		run->immediate_exit = 0;
 		if (vm_timed_out) {
-			set_status(m->r, "timeout", "the guest did not finish within %u s",
-				   m->cfg->timeout_s);
+			char state[256];
+
+			devices_describe(&m->dev, state, sizeof(state));
+			set_status(m->r, "timeout", "the guest did not finish within %u s (%s; "
+				   "console input: %s)", m->cfg->timeout_s, state,
+				   m->input_eof ? "all read" : "not all read");
 			return -1;
 		}
 		if (rc < 0 && errno != EINTR) {

@@ -15,6 +15,7 @@
 #define IER_RDI		0x01	/* interrupt on received data */
 #define IER_THRI	0x02	/* interrupt on transmitter empty */
 #define LCR_DLAB	0x80
+#define MCR_OUT2	0x08
 #define MCR_LOOP	0x10
 #define LSR_DR		0x01
 #define LSR_THRE	0x20
@@ -36,9 +37,20 @@ static uint8_t iir(const struct uart *u)
 	return fifo | 0x01;
 }
 
+/*
+ * On a PC the UART's interrupt reaches the PIC only through MCR.OUT2, and
+ * not at all in loopback. Linux sets OUT2 when it opens the port; before
+ * that it probes the chip (loopback, IER patterns, FIFO clears, RX reads),
+ * so console input handed over then would be eaten by the probe.
+ */
+static bool irq_connected(const struct uart *u)
+{
+	return (u->mcr & MCR_OUT2) && !(u->mcr & MCR_LOOP);
+}
+
 static void update_irq(struct devices *d)
 {
-	pic_set_irq(d, UART_IRQ, !(iir(&d->uart) & 1));
+	pic_set_irq(d, UART_IRQ, irq_connected(&d->uart) && !(iir(&d->uart) & 1));
 }
 
 static void rx_push(struct uart *u, uint8_t c)
@@ -151,7 +163,7 @@ bool uart_io(struct devices *d, uint16_t port, bool out, uint8_t *val)
 
 bool uart_listening(const struct devices *d)
 {
-	return d->uart.ier & IER_RDI;
+	return (d->uart.ier & IER_RDI) && irq_connected(&d->uart);
 }
 
 void devices_uart_input(struct devices *d, const uint8_t *buf, size_t len)
