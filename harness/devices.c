@@ -102,7 +102,7 @@ void devices_describe(struct devices *d, char *buf, size_t len)
 		 "IMR %#x/%#x lines %#x/%#x; local APIC %s, LINT0 %#x; pending vector %d",
 		 d->uart.ier, d->uart.rx_len, m->irr, sl->irr, m->isr, sl->isr, m->imr, sl->imr,
 		 m->lines, sl->lines, lapic_enabled(&d->lapic) ? "on" : "off",
-		 d->lapic.regs[0x350 >> 4] /* LVT0 */, devices_pending_vector(d));
+		 lapic_lvt0(&d->lapic), devices_pending_vector(d));
 }
 
 void devices_ack(struct devices *d, int vector)

@@ -112,6 +112,7 @@ uint64_t lapic_next_deadline(struct devices *d);
 int lapic_pending_vector(struct devices *d);
 void lapic_ack(struct devices *d, int vector);
 bool lapic_enabled(const struct lapic *l);
+uint32_t lapic_lvt0(const struct lapic *l);
 bool lapic_accepts_extint(const struct lapic *l);
 
 #endif

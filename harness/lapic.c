@@ -57,9 +57,14 @@ bool lapic_enabled(const struct lapic *l)
 	return l->regs[REG(APIC_SVR)] & SVR_ENABLED;
 }
 
+uint32_t lapic_lvt0(const struct lapic *l)
+{
+	return l->regs[REG(APIC_LVT0)];
+}
+
 bool lapic_accepts_extint(const struct lapic *l)
 {
-	uint32_t lint0 = l->regs[REG(APIC_LVT0)];
+	uint32_t lint0 = lapic_lvt0(l);
 
 	return !lapic_enabled(l) || (!(lint0 & LVT_MASKED) && (lint0 & 0x700) == 0x700);
 }

@@ -169,6 +169,87 @@ out:
 		close(vm);
 }
 
+/* One VM of a type with 64 KiB of memory at gpa 0 and one vCPU, its kvm_run mapped. */
+struct guest {
+	int vm, vcpu, run_size;
+	uint8_t *mem;
+	struct kvm_run *run;
+};
+
+/*
+ * false when there is nothing to run: the device has no such VM type (not
+ * a failure: kvmlab's types on another device), or the setup failed
+ * (reported as a failed `what`).
+ */
+static bool guest_open(struct guest *g, int dev, unsigned long type, const char *what)
+{
+	*g = (struct guest) { .vm = ioctl(dev, KVM_CREATE_VM, type), .vcpu = -1,
+			      .run_size = ioctl(dev, KVM_GET_VCPU_MMAP_SIZE, 0), .run = MAP_FAILED };
+	g->mem = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (g->vm < 0 && type)
+		return false;
+	if (g->vm >= 0 && set_slot(g->vm, 0, 0, 0, 1 << 16, (uint64_t)g->mem) == 0)
+		g->vcpu = ioctl(g->vm, KVM_CREATE_VCPU, 0);
+	if (g->vcpu >= 0)
+		g->run = mmap(NULL, g->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, g->vcpu, 0);
+	if (g->run == MAP_FAILED) {
+		check(what, false, "setup failed: errno %d", errno);
+		return false;
+	}
+	return true;
+}
+
+static void guest_close(struct guest *g)
+{
+	if (g->run != MAP_FAILED)
+		munmap(g->run, g->run_size);
+	if (g->vcpu >= 0)
+		close(g->vcpu);
+	if (g->vm >= 0)
+		close(g->vm);
+	munmap(g->mem, 1 << 16);
+}
+
+/* An interrupt gate to `handler` (selector 8): 8-byte in 32-bit IDTs, 16-byte in 64-bit ones. */
+static void set_gate(uint8_t *idt, bool long64, int vector, uint32_t handler, int ist)
+{
+	uint64_t gate = (handler & 0xffff) | (8ULL << 16) | ((uint64_t)ist << 32) | (0x8eULL << 40) |
+			((uint64_t)(handler >> 16) << 48);
+
+	memcpy(idt + vector * (long64 ? 16 : 8), &gate, 8);
+}
+
+/*
+ * 64-bit flat state, paging on: GDT at 0x1c00 (code 8, data 16), IDT at
+ * 0x1800, PML4 0x2000 -> PDPT 0x3000 -> PD 0x4000 -> PT 0x5000, which maps
+ * the 64 KiB one to one. The caller changes what its test needs.
+ */
+static void long_mode_state(struct guest *g, struct kvm_sregs *sregs)
+{
+	struct kvm_segment cs = { .selector = 8, .type = 11, .present = 1, .s = 1, .l = 1,
+				  .limit = 0xffffffff, .g = 1 };
+	struct kvm_segment ds = { .selector = 16, .type = 3, .present = 1, .s = 1, .db = 1,
+				  .limit = 0xffffffff, .g = 1 };
+	uint64_t *gdt = (uint64_t *)(g->mem + 0x1c00), *pt = (uint64_t *)(g->mem + 0x5000);
+
+	gdt[1] = 0x00af9b000000ffffULL;
+	gdt[2] = 0x00cf93000000ffffULL;
+	*(uint64_t *)(g->mem + 0x2000) = 0x3003;
+	*(uint64_t *)(g->mem + 0x3000) = 0x4003;
+	*(uint64_t *)(g->mem + 0x4000) = 0x5003;
+	for (int i = 0; i < 16; i++)
+		pt[i] = ((uint64_t)i << 12) | 3;
+	ioctl(g->vcpu, KVM_GET_SREGS, sregs);
+	sregs->cs = cs;
+	sregs->ds = sregs->es = sregs->ss = ds;
+	sregs->gdt = (struct kvm_dtable) { .base = 0x1c00, .limit = 23 };
+	sregs->idt = (struct kvm_dtable) { .base = 0x1800, .limit = 0xfff };
+	sregs->cr0 = 0x80050033;
+	sregs->cr3 = 0x2000;
+	sregs->cr4 = 0x20;
+	sregs->efer = 0x500;
+}
+
 /*
  * Interrupt injection with a userspace interrupt controller, the protocol
  * a device model follows: inject only when ready, else ask for the window.
@@ -180,8 +261,6 @@ static void interrupts(int dev)
 {
 	static const uint8_t code[] = { 0xfa, 0xe6, 0x10, 0xfb, 0x90, 0x90, 0xe6, 0x11, 0xf4 };
 	static const uint8_t handler[] = { 0xe6, 0x12, 0xcf };
-	int vm = ioctl(dev, KVM_CREATE_VM, 0), vcpu = -1, size = ioctl(dev, KVM_GET_VCPU_MMAP_SIZE, 0);
-	uint8_t *mem = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct kvm_segment cs = { .limit = 0xffffffff, .selector = 8, .type = 11, .present = 1,
 				  .s = 1, .db = 1, .g = 1 };
 	struct kvm_segment ds = cs;
@@ -189,20 +268,20 @@ static void interrupts(int dev)
 	struct kvm_interrupt irq = { .irq = 0x30 };
 	struct kvm_sregs sregs;
 	struct kvm_run *run;
-	uint64_t *gdt = (uint64_t *)(mem + 0x3000), *idt = (uint64_t *)(mem + 0x2000);
+	struct guest g;
+	uint64_t *gdt;
+	int vcpu;
 
-	if (vm >= 0 && set_slot(vm, 0, 0, 0, 1 << 16, (uint64_t)mem) == 0)
-		vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
-	if (vcpu < 0) {
-		check("irq_setup", false, "errno %d", errno);
+	if (!guest_open(&g, dev, 0, "irq_setup"))
 		goto out;
-	}
-	run = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
-	memcpy(mem + 0x1000, code, sizeof(code));
-	memcpy(mem + 0x1100, handler, sizeof(handler));
+	vcpu = g.vcpu;
+	run = g.run;
+	gdt = (uint64_t *)(g.mem + 0x3000);
+	memcpy(g.mem + 0x1000, code, sizeof(code));
+	memcpy(g.mem + 0x1100, handler, sizeof(handler));
 	gdt[1] = 0x00cf9b000000ffffULL;
 	gdt[2] = 0x00cf93000000ffffULL;
-	idt[0x30] = 0x1100 | (8ULL << 16) | (0x8eULL << 40);
+	set_gate(g.mem + 0x2000, false, 0x30, 0x1100, 0);
 	ioctl(vcpu, KVM_GET_SREGS, &sregs);
 	ds.selector = 16;
 	ds.type = 3;
@@ -237,12 +316,8 @@ static void interrupts(int dev)
 	ioctl(vcpu, KVM_RUN, 0);
 	check("irq_halt_exits", run->exit_reason == KVM_EXIT_HLT, "exit %u", run->exit_reason);
 	alarm(0);
-	munmap(run, size);
-	close(vcpu);
 out:
-	munmap(mem, 1 << 16);
-	if (vm >= 0)
-		close(vm);
+	guest_close(&g);
 }
 
 /*
@@ -263,32 +338,23 @@ static void long_mode_entry(int dev, unsigned long type, const char *name)
 		0x0f, 0x20, 0xe0, 0x83, 0xc8, 0x20, 0x0f, 0x22, 0xe0,
 		0x0f, 0x20, 0xc0, 0x0d, 0x00, 0x00, 0x00, 0x80, 0x0f, 0x22, 0xc0, 0xf4,
 	};
-	int vm = ioctl(dev, KVM_CREATE_VM, type), vcpu = -1, size = ioctl(dev, KVM_GET_VCPU_MMAP_SIZE, 0);
-	uint8_t *mem = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct kvm_segment cs = { .limit = 0xffffffff, .selector = 8, .type = 11, .present = 1,
 				  .s = 1, .db = 1, .g = 1 };
 	struct kvm_segment ds = cs;
 	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2, .rsp = 0x8000 };
 	struct kvm_sregs sregs;
-	struct kvm_run *run;
+	struct guest g;
 	char what[80];
 	int rc;
 
-	if (vm < 0)
-		goto out;	/* a VM type this device does not have */
-	if (set_slot(vm, 0, 0, 0, 1 << 16, (uint64_t)mem) == 0)
-		vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
 	snprintf(what, sizeof(what), "long_mode_entry_from_lme_without_pae_%s", name);
-	if (vcpu < 0) {
-		check(what, false, "setup failed: errno %d", errno);
+	if (!guest_open(&g, dev, type, what))
 		goto out;
-	}
-	run = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
-	memcpy(mem + 0x1000, code, sizeof(code));
-	*(uint64_t *)(mem + 0x2000) = 0x3003;
-	*(uint64_t *)(mem + 0x3000) = 0x4003;
-	*(uint64_t *)(mem + 0x4000) = 0x83;
-	ioctl(vcpu, KVM_GET_SREGS, &sregs);
+	memcpy(g.mem + 0x1000, code, sizeof(code));
+	*(uint64_t *)(g.mem + 0x2000) = 0x3003;
+	*(uint64_t *)(g.mem + 0x3000) = 0x4003;
+	*(uint64_t *)(g.mem + 0x4000) = 0x83;
+	ioctl(g.vcpu, KVM_GET_SREGS, &sregs);
 	ds.selector = 16;
 	ds.type = 3;
 	sregs.cs = cs;
@@ -297,24 +363,20 @@ static void long_mode_entry(int dev, unsigned long type, const char *name)
 	sregs.cr3 = 0x2000;
 	sregs.cr4 = 0;
 	sregs.efer = 0x100;		/* LME */
-	rc = ioctl(vcpu, KVM_SET_SREGS, &sregs);
-	ioctl(vcpu, KVM_SET_REGS, &regs);
+	rc = ioctl(g.vcpu, KVM_SET_SREGS, &sregs);
+	ioctl(g.vcpu, KVM_SET_REGS, &regs);
 	alarm(10);
 	if (rc == 0)
-		rc = ioctl(vcpu, KVM_RUN, 0);
+		rc = ioctl(g.vcpu, KVM_RUN, 0);
 	alarm(0);
-	ioctl(vcpu, KVM_GET_SREGS, &sregs);
-	check(what, rc == 0 && run->exit_reason == KVM_EXIT_HLT && sregs.efer == 0x500 &&
+	ioctl(g.vcpu, KVM_GET_SREGS, &sregs);
+	check(what, rc == 0 && g.run->exit_reason == KVM_EXIT_HLT && sregs.efer == 0x500 &&
 	      (sregs.cr0 & 0x80000001) == 0x80000001 && (sregs.cr4 & 0x20),
 	      "rc %d errno %d exit %u, efer 0x%llx cr0 0x%llx cr4 0x%llx", rc, errno,
-	      run->exit_reason, (unsigned long long)sregs.efer, (unsigned long long)sregs.cr0,
+	      g.run->exit_reason, (unsigned long long)sregs.efer, (unsigned long long)sregs.cr0,
 	      (unsigned long long)sregs.cr4);
-	munmap(run, size);
-	close(vcpu);
 out:
-	munmap(mem, 1 << 16);
-	if (vm >= 0)
-		close(vm);
+	guest_close(&g);
 }
 
 /*
@@ -341,67 +403,43 @@ static void irq_frame_on_page_table(int dev, unsigned long type, const char *nam
 		0x48, 0x8b, 0x11, 0xe6, 0x10, 0x48, 0x89, 0x03, 0xe6, 0x11, 0xf4,
 	};
 	static const uint8_t handler[] = { 0xe6, 0x12, 0x48, 0xcf };
-	int vm = ioctl(dev, KVM_CREATE_VM, type), vcpu = -1, size = ioctl(dev, KVM_GET_VCPU_MMAP_SIZE, 0);
-	uint8_t *mem = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	uint64_t *gdt = (uint64_t *)(mem + 0x1c00), *idt = (uint64_t *)(mem + 0x1800);
-	uint64_t *pt = (uint64_t *)(mem + 0x5000), *pt2 = (uint64_t *)(mem + 0x7000);
-	uint64_t stack = self ? 0x5000 : 0x7000, *frame = (uint64_t *)(mem + stack);
+	uint64_t stack = self ? 0x5000 : 0x7000, *pt2, *frame;
 	bool expect_error = self && !strcmp(name, "cached");
-	struct kvm_segment cs = { .selector = 8, .type = 11, .present = 1, .s = 1, .l = 1,
-				  .limit = 0xffffffff, .g = 1 };
-	struct kvm_segment ds = { .selector = 16, .type = 3, .present = 1, .s = 1, .db = 1,
-				  .limit = 0xffffffff, .g = 1 };
 	struct kvm_regs regs = { .rip = 0x1000, .rsp = stack + 0x800, .rflags = 0x202,
 				 .rax = 0x1234, .rbx = 0x6000, .rcx = 0x200000 };
 	struct kvm_sregs sregs;
 	struct kvm_run *run;
 	unsigned int ports[3] = { 0 };
 	bool stored, pushed, ok;
+	struct guest g;
 	char what[80];
 
-	if (vm < 0)
-		goto out;	/* a VM type this device does not have */
-	if (set_slot(vm, 0, 0, 0, 1 << 16, (uint64_t)mem) == 0)
-		vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
 	snprintf(what, sizeof(what), "irq_frame_on_%s_page_table_%s", self ? "its_own" : "a", name);
-	if (vcpu < 0) {
-		check(what, false, "setup failed: errno %d", errno);
+	if (!guest_open(&g, dev, type, what))
 		goto out;
-	}
-	run = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
-	memcpy(mem + 0x1000, code, sizeof(code));
-	memcpy(mem + 0x1100, handler, sizeof(handler));
-	gdt[1] = 0x00af9b000000ffffULL;
-	gdt[2] = 0x00cf93000000ffffULL;
-	idt[2 * 0x30] = 0x1100 | (8ULL << 16) | (0x8eULL << 40);
-	*(uint64_t *)(mem + 0x2000) = 0x3003;
-	*(uint64_t *)(mem + 0x3000) = 0x4003;
-	*(uint64_t *)(mem + 0x4000) = 0x5003;
-	*(uint64_t *)(mem + 0x4008) = 0x7003;
+	run = g.run;
+	pt2 = (uint64_t *)(g.mem + 0x7000);
+	frame = (uint64_t *)(g.mem + stack);
+	long_mode_state(&g, &sregs);
+	memcpy(g.mem + 0x1000, code, sizeof(code));
+	memcpy(g.mem + 0x1100, handler, sizeof(handler));
+	set_gate(g.mem + 0x1800, true, 0x30, 0x1100, 0);
+	*(uint64_t *)(g.mem + 0x4008) = 0x7003;		/* PD[1]: the second table */
 	for (int i = 0; i < 16; i++)
-		pt[i] = pt2[i] = ((uint64_t)i << 12) | 3;
-	ioctl(vcpu, KVM_GET_SREGS, &sregs);
-	sregs.cs = cs;
-	sregs.ds = sregs.es = sregs.ss = ds;
-	sregs.gdt = (struct kvm_dtable) { .base = 0x1c00, .limit = 23 };
-	sregs.idt = (struct kvm_dtable) { .base = 0x1800, .limit = 0xfff };
-	sregs.cr0 = 0x80050033;
-	sregs.cr3 = 0x2000;
-	sregs.cr4 = 0x20;
-	sregs.efer = 0x500;
-	ioctl(vcpu, KVM_SET_SREGS, &sregs);
-	ioctl(vcpu, KVM_SET_REGS, &regs);
+		pt2[i] = ((uint64_t)i << 12) | 3;
+	ioctl(g.vcpu, KVM_SET_SREGS, &sregs);
+	ioctl(g.vcpu, KVM_SET_REGS, &regs);
 	alarm(10);
-	ioctl(vcpu, KVM_RUN, 0);
+	ioctl(g.vcpu, KVM_RUN, 0);
 	if (run->exit_reason == KVM_EXIT_IO && run->io.port == 0x10 && run->ready_for_interrupt_injection)
-		ioctl(vcpu, KVM_INTERRUPT, &(struct kvm_interrupt){ 0x30 });
+		ioctl(g.vcpu, KVM_INTERRUPT, &(struct kvm_interrupt){ 0x30 });
 	for (int i = 0; i < 3; i++) {
-		if (ioctl(vcpu, KVM_RUN, 0) || run->exit_reason != KVM_EXIT_IO)
+		if (ioctl(g.vcpu, KVM_RUN, 0) || run->exit_reason != KVM_EXIT_IO)
 			break;
 		ports[i] = run->io.port;
 	}
 	alarm(0);
-	stored = *(uint64_t *)(mem + 0x6000) == 0x1234;
+	stored = *(uint64_t *)(g.mem + 0x6000) == 0x1234;
 	pushed = frame[255] == 0x10 && frame[254] == stack + 0x800 && frame[253] == 0x202;
 	if (expect_error)
 		ok = run->exit_reason == KVM_EXIT_INTERNAL_ERROR &&
@@ -412,12 +450,8 @@ static void irq_frame_on_page_table(int dev, unsigned long type, const char *nam
 	check(what, ok, "ports 0x%x 0x%x, exit %u (suberror %u), store %s, frame %s", ports[0],
 	      ports[1], run->exit_reason, run->exit_reason == KVM_EXIT_INTERNAL_ERROR ?
 	      run->internal.suberror : 0, stored ? "done" : "not done", pushed ? "pushed" : "missing");
-	munmap(run, size);
-	close(vcpu);
 out:
-	munmap(mem, 1 << 16);
-	if (vm >= 0)
-		close(vm);
+	guest_close(&g);
 }
 
 /*
@@ -437,76 +471,46 @@ static void fault_during_fault_delivery(int dev, unsigned long type, const char 
 {
 	static const uint8_t code[] = { 0x48, 0x8b, 0x01 };
 	static const uint8_t pf_handler[] = { 0xe6, 0x14, 0xf4 }, df_handler[] = { 0xe6, 0x13, 0xf4 };
-	int vm = ioctl(dev, KVM_CREATE_VM, type), vcpu = -1, size = ioctl(dev, KVM_GET_VCPU_MMAP_SIZE, 0);
-	uint8_t *mem = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	uint64_t *gdt = (uint64_t *)(mem + 0x1c00), *idt = (uint64_t *)(mem + 0x1800);
-	uint64_t *pt = (uint64_t *)(mem + 0x5000), *df_frame = (uint64_t *)(mem + 0x7800);
-	struct kvm_segment cs = { .selector = 8, .type = 11, .present = 1, .s = 1, .l = 1,
-				  .limit = 0xffffffff, .g = 1 };
-	struct kvm_segment ds = { .selector = 16, .type = 3, .present = 1, .s = 1, .db = 1,
-				  .limit = 0xffffffff, .g = 1 };
 	struct kvm_segment tr = { .selector = 24, .base = 0x1e00, .limit = 0x67, .type = 11,
 				  .present = 1 };
 	struct kvm_regs regs = { .rip = 0x1000, .rsp = 0x9000, .rflags = 2, .rcx = 0xa00000 };
 	struct kvm_sregs sregs;
-	struct kvm_run *run;
+	uint64_t *df_frame;
+	struct guest g;
 	char what[80];
 	bool ok;
 
-	if (vm < 0)
-		goto out;	/* a VM type this device does not have */
-	if (set_slot(vm, 0, 0, 0, 1 << 16, (uint64_t)mem) == 0)
-		vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
 	snprintf(what, sizeof(what), "%s_%s", ist ? "double_fault_from_fault_delivery" :
 		 "triple_fault_shuts_down", name);
-	if (vcpu < 0) {
-		check(what, false, "setup failed: errno %d", errno);
+	if (!guest_open(&g, dev, type, what))
 		goto out;
-	}
-	run = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
-	memcpy(mem + 0x1000, code, sizeof(code));
-	memcpy(mem + 0x1100, pf_handler, sizeof(pf_handler));
-	memcpy(mem + 0x1200, df_handler, sizeof(df_handler));
-	gdt[1] = 0x00af9b000000ffffULL;
-	gdt[2] = 0x00cf93000000ffffULL;
-	gdt[3] = 0x67 | (0x1e00ULL << 16) | (0x89ULL << 40);	/* 64-bit TSS at 0x1e00 */
-	*(uint64_t *)(mem + 0x1e00 + 0x24) = 0x7800;		/* its IST1 */
-	idt[2 * 14] = 0x1100 | (8ULL << 16) | (0x8eULL << 40);
-	idt[2 * 8] = 0x1200 | (8ULL << 16) | ((uint64_t)ist << 32) | (0x8eULL << 40);
-	*(uint64_t *)(mem + 0x2000) = 0x3003;
-	*(uint64_t *)(mem + 0x3000) = 0x4003;
-	*(uint64_t *)(mem + 0x4000) = 0x5003;
-	for (int i = 0; i < 16; i++)
-		pt[i] = i == 8 ? 0 : ((uint64_t)i << 12) | 3;
-	ioctl(vcpu, KVM_GET_SREGS, &sregs);
-	sregs.cs = cs;
-	sregs.ds = sregs.es = sregs.ss = ds;
+	df_frame = (uint64_t *)(g.mem + 0x7800);
+	long_mode_state(&g, &sregs);
+	memcpy(g.mem + 0x1000, code, sizeof(code));
+	memcpy(g.mem + 0x1100, pf_handler, sizeof(pf_handler));
+	memcpy(g.mem + 0x1200, df_handler, sizeof(df_handler));
+	((uint64_t *)(g.mem + 0x1c00))[3] = 0x67 | (0x1e00ULL << 16) | (0x89ULL << 40); /* TSS */
+	*(uint64_t *)(g.mem + 0x1e00 + 0x24) = 0x7800;		/* its IST1 */
+	set_gate(g.mem + 0x1800, true, 14, 0x1100, 0);
+	set_gate(g.mem + 0x1800, true, 8, 0x1200, ist);
+	((uint64_t *)(g.mem + 0x5000))[8] = 0;			/* the stack's page */
 	sregs.tr = tr;
-	sregs.gdt = (struct kvm_dtable) { .base = 0x1c00, .limit = 39 };
-	sregs.idt = (struct kvm_dtable) { .base = 0x1800, .limit = 0xfff };
-	sregs.cr0 = 0x80050033;
-	sregs.cr3 = 0x2000;
-	sregs.cr4 = 0x20;
-	sregs.efer = 0x500;
-	ioctl(vcpu, KVM_SET_SREGS, &sregs);
-	ioctl(vcpu, KVM_SET_REGS, &regs);
+	sregs.gdt.limit = 39;
+	ioctl(g.vcpu, KVM_SET_SREGS, &sregs);
+	ioctl(g.vcpu, KVM_SET_REGS, &regs);
 	alarm(10);
-	ioctl(vcpu, KVM_RUN, 0);
+	ioctl(g.vcpu, KVM_RUN, 0);
 	alarm(0);
 	if (ist)	/* #DF frame on IST1: error code 0, RIP of the load */
-		ok = run->exit_reason == KVM_EXIT_IO && run->io.port == 0x13 &&
+		ok = g.run->exit_reason == KVM_EXIT_IO && g.run->io.port == 0x13 &&
 		     df_frame[-6] == 0 && df_frame[-5] == 0x1000;
 	else
-		ok = run->exit_reason == KVM_EXIT_SHUTDOWN;
-	check(what, ok, "exit %u port 0x%x, #DF frame: error %llu rip 0x%llx", run->exit_reason,
-	      run->exit_reason == KVM_EXIT_IO ? run->io.port : 0,
+		ok = g.run->exit_reason == KVM_EXIT_SHUTDOWN;
+	check(what, ok, "exit %u port 0x%x, #DF frame: error %llu rip 0x%llx", g.run->exit_reason,
+	      g.run->exit_reason == KVM_EXIT_IO ? g.run->io.port : 0,
 	      (unsigned long long)df_frame[-6], (unsigned long long)df_frame[-5]);
-	munmap(run, size);
-	close(vcpu);
 out:
-	munmap(mem, 1 << 16);
-	if (vm >= 0)
-		close(vm);
+	guest_close(&g);
 }
 
 static void stats(int vm)
