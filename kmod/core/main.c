@@ -2,8 +2,8 @@
 /*
  * kvmlab: a hypervisor as a character device. /dev/kvmlab speaks Linux
  * KVM's ioctl ABI (<linux/kvm.h>): the system fd creates VMs, a VM fd
- * creates vCPUs and memslots, a vCPU fd runs the guest. The MMU strategy is
- * chosen when the module loads (mmu=).
+ * creates vCPUs and memslots, a vCPU fd runs the guest. Each VM runs the
+ * MMU strategy its KVM_CREATE_VM type names, or the module's default (mmu=).
  */
 #include <linux/anon_inodes.h>
 #include <linux/fs.h>
@@ -12,7 +12,7 @@
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
-#include "kvmlab.h"
+#include "../x86/vendor.h"
 #include <kvmlab/kvmlab.h>
 
 static char *mmu = "vtlb";
@@ -88,25 +88,35 @@ static void hardware_put(void)
 	mutex_unlock(&hw_lock);
 }
 
+/*
+ * The last fd is closed. vCPUs are unpublished first, so that tearing one
+ * down (a strategy flushing "every vCPU") never reaches one already freed.
+ */
 static void vm_release(struct kref *ref)
 {
 	struct kl_vm *vm = container_of(ref, struct kl_vm, ref);
+	struct kl_vcpu *vcpus[KL_MAX_VCPUS];
+	int n;
 
-	for (int i = 0; i < vm->nr_vcpus; i++) {
-		struct kl_vcpu *vcpu = vm->vcpus[i];
-
-		kl_phys_destroy(vcpu);
-		vm->mmu->vcpu_destroy(vcpu);
-		kl_vendor->vcpu_free(vcpu);
-		free_page((unsigned long)vcpu->run);
-		kfree(vcpu);
-	}
-	vm->mmu->vm_destroy(vm);
+	mutex_lock(&vm->mmu_lock);
+	n = vm->nr_vcpus;
+	memcpy(vcpus, vm->vcpus, n * sizeof(vcpus[0]));
+	memset(vm->vcpus, 0, sizeof(vm->vcpus));
+	vm->nr_vcpus = 0;
+	mutex_unlock(&vm->mmu_lock);
+	for (int i = 0; i < n; i++)
+		kl_vcpu_free(vcpus[i]);
+	kl_mmu_vm_destroy(vm);
 	WARN_ON(vm->stat.shadow_pages || vm->stat.pinned_pages);
 	mmdrop(vm->mm);
 	kfree(vm);
 	hardware_put();
 	module_put(THIS_MODULE);
+}
+
+void kl_vm_get(struct kl_vm *vm)
+{
+	kref_get(&vm->ref);
 }
 
 void kl_vm_put(struct kl_vm *vm)
@@ -146,10 +156,11 @@ int kl_create_vm(unsigned long type)
 		goto out_hw;
 	kref_init(&vm->ref);
 	mutex_init(&vm->lock);
+	mutex_init(&vm->mmu_lock);
 	vm->mmu = mmu;
 	vm->mm = current->mm;
 	mmgrab(vm->mm);
-	r = vm->mmu->vm_init(vm);
+	r = kl_mmu_vm_init(vm);
 	if (r)
 		goto out_mm;
 	__module_get(THIS_MODULE);
@@ -208,7 +219,7 @@ static int set_memory_region(struct kl_vm *vm, const struct kvm_userspace_memory
 	};
 changed:
 	vm->memslots_gen++;
-	vm->mmu->memslots_changed(vm);
+	kl_mmu_memslots_changed(vm);
 	return 0;
 }
 

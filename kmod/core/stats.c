@@ -11,7 +11,7 @@
 #include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
-#include "kvmlab.h"
+#include "../mmu/mmu.h"
 
 /* KVM_STATS_NAME_SIZE, which only kvm_host.h defines: the ABI fixes it. */
 #define NAME_SIZE	48

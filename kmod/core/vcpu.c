@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * vCPU files: registers, CPUID, and KVM_RUN — the middle level of the
- * three-level loop. Userspace calls KVM_RUN; the kernel enters the guest
- * over and over, handling what it can, and returns to userspace only for
- * what only userspace can do (port and MMIO I/O, a halt, an error) or when
- * a signal is pending.
+ * vCPU files: registers, KVM_RUN — the middle level of the three-level
+ * loop. Userspace calls KVM_RUN; the kernel enters the guest over and over
+ * (kl_x86_run_once: the vendor enters, the x86 layer and the MMU handle
+ * the exit), handling what it can, and returns to userspace only for what
+ * only userspace can do (port and MMIO I/O, a halt, an error) or when a
+ * signal is pending.
  */
 #include <linux/anon_inodes.h>
 #include <linux/file.h>
@@ -12,54 +13,7 @@
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <asm/processor.h>
-#include "kvmlab.h"
-
-#define CR0_RESERVED	(~0xe005003fULL)
-#define EFER_SUPPORTED	(EFER_SCE | EFER_LME | EFER_LMA | EFER_NX)
-
-static bool contributory(u8 vector)
-{
-	return vector == DE_VECTOR || (vector >= TS_VECTOR && vector <= GP_VECTOR);
-}
-
-/*
- * An exception raised while the CPU was delivering another one combines
- * with it as the CPU's rules say (SDM, "Interrupt 8—Double Fault"): a
- * contributory fault during a contributory fault, or a contributory fault
- * or #PF during a #PF, becomes #DF; either during a #DF shuts the guest
- * down. Otherwise the two are handled one after the other: the new one is
- * delivered, and the old one recurs when its instruction restarts (an
- * external interrupt is lost, as on the hardware).
- */
-void kl_queue_exception(struct kl_vcpu *vcpu, u8 vector, bool has_error, u32 error)
-{
-	const struct kl_pending_event *old = &vcpu->event;
-	bool serious = contributory(vector) || vector == PF_VECTOR;
-
-	if (old->valid && old->delivering && old->is_exception && serious) {
-		if (old->vector == DF_VECTOR) {
-			vcpu->event.valid = false;
-			vcpu->triple_fault = true;
-			return;
-		}
-		if (old->vector == PF_VECTOR || (contributory(old->vector) && contributory(vector))) {
-			vector = DF_VECTOR;
-			has_error = true;
-			error = 0;
-		}
-	}
-	vcpu->event = (struct kl_pending_event) {
-		.valid = true, .vector = vector, .has_error = has_error,
-		.error = error, .is_exception = true,
-	};
-}
-
-void kl_inject_page_fault(struct kl_vcpu *vcpu, u64 addr, u32 error)
-{
-	vcpu->cr2 = addr;
-	kl_queue_exception(vcpu, PF_VECTOR, true, error);
-	vcpu->stat.pf_guest++;
-}
+#include "../x86/vendor.h"
 
 void kl_internal_error(struct kl_vcpu *vcpu, u32 suberror, u64 data0, u64 data1)
 {
@@ -68,224 +22,6 @@ void kl_internal_error(struct kl_vcpu *vcpu, u32 suberror, u64 data0, u64 data1)
 	vcpu->run->internal.ndata = 2;
 	vcpu->run->internal.data[0] = data0;
 	vcpu->run->internal.data[1] = data1;
-}
-
-bool kl_guest_paging(struct kl_vcpu *vcpu)
-{
-	return vcpu->cr0 & X86_CR0_PG;
-}
-
-bool kl_guest_long_mode(struct kl_vcpu *vcpu)
-{
-	return vcpu->efer & EFER_LMA;
-}
-
-/* Paging-relevant bits: a change means the MMU's view is stale. */
-static void paging_changed(struct kl_vcpu *vcpu, u64 old_cr0, u64 old_cr4, u64 old_efer)
-{
-	u64 cr0_bits = X86_CR0_PG | X86_CR0_WP, cr4_bits = X86_CR4_PAE | X86_CR4_PSE;
-
-	if ((old_cr4 ^ vcpu->cr4) & X86_CR4_PGE) {
-		vcpu->stat.tlb_flush++;
-		vcpu->vm->mmu->flush_tlb(vcpu);
-	}
-	if (((old_cr0 ^ vcpu->cr0) & cr0_bits) || ((old_cr4 ^ vcpu->cr4) & cr4_bits) ||
-	    ((old_efer ^ vcpu->efer) & (EFER_NX | EFER_LMA)))
-		vcpu->vm->mmu->mode_changed(vcpu);
-}
-
-/* CS.L: 64-bit code in long mode, and a state no CR0 write may leave or enter. */
-static bool code64(struct kl_vcpu *vcpu)
-{
-	struct kvm_sregs sr;
-
-	kl_vendor->get_sregs(vcpu, &sr);
-	return sr.cs.l;
-}
-
-int kl_set_cr0(struct kl_vcpu *vcpu, u64 val)
-{
-	u64 old = vcpu->cr0;
-
-	if (val & CR0_RESERVED)
-		return -EINVAL;
-	if ((val & X86_CR0_PG) && !(val & X86_CR0_PE))
-		return -EINVAL;
-	if ((val & X86_CR0_NW) && !(val & X86_CR0_CD))
-		return -EINVAL;
-	/*
-	 * Paging on with EFER.LME set enters long mode: it needs PAE, and it
-	 * must happen from 32-bit code. Paging off leaves long mode, which
-	 * 64-bit code cannot do (the CPU raises #GP for both).
-	 */
-	if ((val & X86_CR0_PG) && !(old & X86_CR0_PG) && (vcpu->efer & EFER_LME)) {
-		if (!(vcpu->cr4 & X86_CR4_PAE) || code64(vcpu))
-			return -EINVAL;
-		vcpu->efer |= EFER_LMA;
-	}
-	if (!(val & X86_CR0_PG) && (old & X86_CR0_PG) && (vcpu->efer & EFER_LMA)) {
-		if (code64(vcpu))
-			return -EINVAL;
-		vcpu->efer &= ~EFER_LMA;
-	}
-	vcpu->cr0 = val | X86_CR0_ET;
-	paging_changed(vcpu, old, vcpu->cr4, vcpu->efer);
-	return 0;
-}
-
-int kl_set_cr3(struct kl_vcpu *vcpu, u64 val)
-{
-	if (kl_guest_long_mode(vcpu) && (val & ~0x000ffffffffffff8ULL & ~0x18ULL))
-		return -EINVAL;
-	vcpu->cr3 = val;
-	vcpu->stat.tlb_flush++;
-	vcpu->vm->mmu->load_cr3(vcpu);
-	return 0;
-}
-
-int kl_set_cr4(struct kl_vcpu *vcpu, u64 val)
-{
-	u64 old = vcpu->cr4;
-
-	if (val & ~KL_CR4_SUPPORTED)
-		return -EINVAL;
-	if (kl_guest_long_mode(vcpu) && !(val & X86_CR4_PAE))
-		return -EINVAL;
-	vcpu->cr4 = val;
-	paging_changed(vcpu, vcpu->cr0, old, vcpu->efer);
-	return 0;
-}
-
-int kl_set_efer(struct kl_vcpu *vcpu, u64 val)
-{
-	u64 old = vcpu->efer;
-
-	if (val & ~EFER_SUPPORTED)
-		return -EINVAL;
-	/* LME may not change while paging is on; LMA is the CPU's to set. */
-	if ((vcpu->cr0 & X86_CR0_PG) && ((val ^ old) & EFER_LME))
-		return -EINVAL;
-	vcpu->efer = (val & ~EFER_LMA) | (old & EFER_LMA);
-	paging_changed(vcpu, vcpu->cr0, vcpu->cr4, old);
-	return 0;
-}
-
-u64 kl_apic_base(struct kl_vcpu *vcpu)
-{
-	return 0xfee00000ULL | BIT(11) | (vcpu->id == 0 ? BIT(8) : 0);
-}
-
-const struct kvm_cpuid_entry2 *kl_find_cpuid(struct kl_vcpu *vcpu, u32 func, u32 index)
-{
-	for (int i = 0; i < vcpu->ncpuid; i++) {
-		const struct kvm_cpuid_entry2 *e = &vcpu->cpuid[i];
-
-		if (e->function == func &&
-		    (!(e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) || e->index == index))
-			return e;
-	}
-	return NULL;
-}
-
-/*
- * What a guest may be told it has: only features the hypervisor handles.
- * No XSAVE/AVX (XSETBV is refused), no PCID/SMEP/SMAP/PKU/LA57 (the shadow
- * MMUs do not model them), no VMX/SVM, no x2APIC or APIC (no local APIC).
- */
-static void supported_entry(struct kvm_cpuid_entry2 *e, u32 func, u32 index)
-{
-	e->function = func;
-	e->index = index;
-	e->flags = 0;
-	cpuid_count(func, index, &e->eax, &e->ebx, &e->ecx, &e->edx);
-	switch (func) {
-	case 1:
-		e->ecx &= BIT(0) | BIT(9) | BIT(13) | BIT(19) | BIT(20) | BIT(23);	/* SSE3 SSSE3 CX16 SSE4.1/2 POPCNT */
-		e->ecx |= BIT(31);							/* hypervisor */
-		e->edx &= ~(BIT(9) | BIT(21) | BIT(22) | BIT(28));			/* APIC DS ACPI HTT */
-		e->ebx &= 0xffff;
-		break;
-	case 7:
-		e->flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
-		e->eax = 0;
-		e->ebx &= BIT(0) | BIT(3) | BIT(8) | BIT(9);	/* FSGSBASE BMI1 BMI2 ERMS */
-		e->ecx = 0;
-		e->edx = 0;
-		break;
-	case 0x80000001:
-		e->ecx &= BIT(0) | BIT(5) | BIT(8);		/* LAHF ABM PREFETCHW */
-		e->edx &= BIT(11) | BIT(20) | BIT(26) | BIT(29) | 0x0183f3ff;	/* SYSCALL NX 1GB LM + base */
-		e->edx &= ~BIT(27);				/* RDTSCP: no TSC_AUX */
-		break;
-	case 0x80000008:
-		e->ebx = 0;
-		e->ecx = 0;
-		break;
-	}
-}
-
-int kl_get_supported_cpuid(struct kvm_cpuid2 __user *argp)
-{
-	static const u32 leaves[] = { 0, 1, 7, 0x80000000, 0x80000001, 0x80000002,
-				      0x80000003, 0x80000004, 0x80000008 };
-	struct kvm_cpuid2 head;
-	struct kvm_cpuid_entry2 e;
-	u32 n = 0, max_basic = cpuid_eax(0), max_ext = cpuid_eax(0x80000000);
-
-	if (copy_from_user(&head, argp, sizeof(head)))
-		return -EFAULT;
-	if (head.nent < ARRAY_SIZE(leaves))
-		return -E2BIG;
-	for (int i = 0; i < ARRAY_SIZE(leaves); i++) {
-		u32 f = leaves[i];
-
-		if ((f < 0x80000000 && f > max_basic) || (f >= 0x80000000 && f > max_ext))
-			continue;
-		supported_entry(&e, f, 0);
-		if (f == 0)
-			e.eax = min_t(u32, e.eax, 7);
-		if (f == 0x80000000)
-			e.eax = min_t(u32, e.eax, 0x80000008);
-		if (copy_to_user(&argp->entries[n++], &e, sizeof(e)))
-			return -EFAULT;
-	}
-	if (put_user(n, &argp->nent))
-		return -EFAULT;
-	return 0;
-}
-
-static int set_cpuid2(struct kl_vcpu *vcpu, struct kvm_cpuid2 __user *argp)
-{
-	struct kvm_cpuid2 head;
-
-	if (copy_from_user(&head, argp, sizeof(head)))
-		return -EFAULT;
-	if (head.nent > KL_MAX_CPUID)
-		return -E2BIG;
-	if (copy_from_user(vcpu->cpuid, argp->entries, head.nent * sizeof(vcpu->cpuid[0])))
-		return -EFAULT;
-	vcpu->ncpuid = head.nent;
-	return 0;
-}
-
-/*
- * The architectural state after RESET, vendor-neutral part: real mode at
- * the reset vector, paging off. The vendor resets its own (segments).
- */
-void kl_vcpu_reset(struct kl_vcpu *vcpu)
-{
-	memset(vcpu->regs, 0, sizeof(vcpu->regs));
-	vcpu->rip = 0xfff0;
-	vcpu->rflags = 2;
-	vcpu->cr0 = X86_CR0_ET | X86_CR0_NW | X86_CR0_CD;
-	vcpu->cr2 = vcpu->cr3 = vcpu->cr4 = vcpu->efer = 0;
-	memset(vcpu->dr, 0, sizeof(vcpu->dr));
-	vcpu->dr[6] = 0xffff0ff0;
-	vcpu->dr[7] = 0x400;
-	vcpu->event.valid = false;
-	vcpu->triple_fault = false;
-	vcpu->irq_pending = false;
-	vcpu->mmio_pending = false;
 }
 
 static void get_regs(struct kl_vcpu *vcpu, struct kvm_regs *r)
@@ -350,7 +86,7 @@ static void report_interruptibility(struct kl_vcpu *vcpu)
 	struct kvm_run *run = vcpu->run;
 
 	run->if_flag = !!(vcpu->rflags & X86_EFLAGS_IF);
-	run->ready_for_interrupt_injection = kl_vendor->interrupt_allowed(vcpu) &&
+	run->ready_for_interrupt_injection = kl_interrupt_allowed(vcpu) &&
 					     !vcpu->irq_pending && !vcpu->event.valid;
 	run->apic_base = kl_apic_base(vcpu);
 }
@@ -368,7 +104,7 @@ static int run_loop(struct kl_vcpu *vcpu)
 			return -EINTR;
 		}
 		cond_resched();
-		r = kl_vendor->run_once(vcpu);
+		r = kl_x86_run_once(vcpu);
 		if (r <= 0)
 			return r;
 	}
@@ -443,6 +179,65 @@ static const struct file_operations vcpu_fops = {
 	.llseek = noop_llseek,
 };
 
+/* vCPUs are published and unpublished under vm->mmu_lock: the MMU walks the array. */
+static void publish_vcpu(struct kl_vm *vm, struct kl_vcpu *vcpu)
+{
+	mutex_lock(&vm->mmu_lock);
+	vm->vcpus[vm->nr_vcpus++] = vcpu;
+	mutex_unlock(&vm->mmu_lock);
+}
+
+static void unpublish_last_vcpu(struct kl_vm *vm)
+{
+	mutex_lock(&vm->mmu_lock);
+	vm->vcpus[--vm->nr_vcpus] = NULL;
+	mutex_unlock(&vm->mmu_lock);
+}
+
+/* Called under vm->lock, so no one else creates a vCPU meanwhile. */
+static struct kl_vcpu *vcpu_alloc(struct kl_vm *vm, unsigned long id, int *err)
+{
+	struct kl_vcpu *vcpu;
+	int r = -ENOMEM;
+
+	vcpu = kzalloc(sizeof(*vcpu), GFP_KERNEL_ACCOUNT);
+	if (!vcpu)
+		goto fail;
+	vcpu->run = (void *)get_zeroed_page(GFP_KERNEL_ACCOUNT);
+	if (!vcpu->run)
+		goto out_free;
+	vcpu->vm = vm;
+	vcpu->id = id;
+	mutex_init(&vcpu->lock);
+	kl_vcpu_reset(vcpu);
+	r = kl_vendor->vcpu_create(vcpu);
+	if (r)
+		goto out_run;
+	r = kl_mmu_vcpu_init(vcpu);
+	if (r)
+		goto out_vendor;
+	return vcpu;
+
+out_vendor:
+	kl_vendor->vcpu_free(vcpu);
+out_run:
+	free_page((unsigned long)vcpu->run);
+out_free:
+	kfree(vcpu);
+fail:
+	*err = r;
+	return NULL;
+}
+
+/* The last reference is gone (or the vCPU was never published): free it. */
+void kl_vcpu_free(struct kl_vcpu *vcpu)
+{
+	kl_mmu_vcpu_destroy(vcpu);
+	kl_vendor->vcpu_free(vcpu);
+	free_page((unsigned long)vcpu->run);
+	kfree(vcpu);
+}
+
 int kl_vm_create_vcpu(struct kl_vm *vm, unsigned long id)
 {
 	struct kl_vcpu *vcpu;
@@ -456,42 +251,23 @@ int kl_vm_create_vcpu(struct kl_vm *vm, unsigned long id)
 	for (int i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpus[i]->id == id)
 			goto out_unlock;
-	r = -ENOMEM;
-	vcpu = kzalloc(sizeof(*vcpu), GFP_KERNEL_ACCOUNT);
+	vcpu = vcpu_alloc(vm, id, &r);
 	if (!vcpu)
 		goto out_unlock;
-	vcpu->run = (void *)get_zeroed_page(GFP_KERNEL_ACCOUNT);
-	if (!vcpu->run)
-		goto out_free;
-	vcpu->vm = vm;
-	vcpu->id = id;
-	mutex_init(&vcpu->lock);
-	kl_vcpu_reset(vcpu);
-	r = kl_vendor->vcpu_create(vcpu);
-	if (r)
-		goto out_run;
-	r = vm->mmu->vcpu_init(vcpu);
-	if (r)
-		goto out_vendor;
-	kref_get(&vm->ref);
+	/* The vCPU fd holds the VM; taken before the fd exists, as its close drops it. */
+	kl_vm_get(vm);
+	publish_vcpu(vm, vcpu);
 	fd = anon_inode_getfd("kvmlab-vcpu", &vcpu_fops, vcpu, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
-		refcount_dec(&vm->ref.refcount);	/* not the last: the VM fd is open */
+		unpublish_last_vcpu(vm);
+		kl_vm_put(vm);		/* not the last: the VM fd is open (we are in its ioctl) */
+		kl_vcpu_free(vcpu);
 		r = fd;
-		goto out_mmu;
+		goto out_unlock;
 	}
-	vm->vcpus[vm->nr_vcpus++] = vcpu;
 	mutex_unlock(&vm->lock);
 	return fd;
 
-out_mmu:
-	vm->mmu->vcpu_destroy(vcpu);
-out_vendor:
-	kl_vendor->vcpu_free(vcpu);
-out_run:
-	free_page((unsigned long)vcpu->run);
-out_free:
-	kfree(vcpu);
 out_unlock:
 	mutex_unlock(&vm->lock);
 	return r;
@@ -530,7 +306,7 @@ long kl_vcpu_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 	case KVM_GET_SREGS: {
 		struct kvm_sregs sregs;
 
-		kl_vendor->get_sregs(vcpu, &sregs);
+		kl_get_sregs(vcpu, &sregs);
 		r = copy_to_user(argp, &sregs, sizeof(sregs)) ? -EFAULT : 0;
 		break;
 	}
@@ -540,11 +316,11 @@ long kl_vcpu_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 		if (copy_from_user(&sregs, argp, sizeof(sregs)))
 			r = -EFAULT;
 		else
-			r = kl_vendor->set_sregs(vcpu, &sregs);
+			r = kl_set_sregs(vcpu, &sregs);
 		break;
 	}
 	case KVM_SET_CPUID2:
-		r = set_cpuid2(vcpu, argp);
+		r = kl_set_cpuid2(vcpu, argp);
 		break;
 	case KVM_INTERRUPT:
 		r = queue_interrupt(vcpu, argp);

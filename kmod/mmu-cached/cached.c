@@ -33,7 +33,7 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <asm/io.h>
-#include "../core/kvmlab.h"
+#include "../mmu/mmu.h"
 
 static unsigned int cached_max_pages = 2048;
 module_param(cached_max_pages, uint, 0644);
@@ -84,23 +84,11 @@ struct cache {
 	struct list_head lru;
 	unsigned int nr_sps;
 	struct sp *root;		/* the one vCPU's */
-	bool vcpu_gone;			/* teardown: no vCPU left to flush */
 };
 
 static inline struct cache *to_cache(struct kl_vm *vm)
 {
 	return vm->mmu_priv;
-}
-
-static inline struct kl_vcpu *the_vcpu(struct kl_vm *vm)
-{
-	return vm->nr_vcpus ? vm->vcpus[0] : NULL;
-}
-
-static void flush_tlb(struct kl_vm *vm)
-{
-	if (the_vcpu(vm) && !to_cache(vm)->vcpu_gone)
-		kl_vendor->flush_guest_tlb(the_vcpu(vm));
 }
 
 /* ---- the reverse map: gfn -> leaf sptes ---- */
@@ -143,7 +131,7 @@ static void write_protect(struct kl_vm *vm, u64 gfn)
 		}
 	}
 	if (changed)
-		flush_tlb(vm);
+		kl_flush_remote_tlbs(vm);
 }
 
 /* ---- shadow pages ---- */
@@ -226,7 +214,7 @@ static void zap_sp(struct kl_vm *vm, struct sp *sp)
 	kfree(sp);
 	c->nr_sps--;
 	vm->stat.mmu_shadow_zapped++;
-	flush_tlb(vm);
+	kl_flush_remote_tlbs(vm);
 }
 
 static void zap_all(struct kl_vm *vm)
@@ -331,7 +319,7 @@ static int load_root(struct kl_vcpu *vcpu)
 	else
 		vcpu->vm->stat.mmu_root_miss++;
 	c->root = root;
-	kl_vendor->mmu_reload(vcpu);
+	kl_flush_tlb(vcpu);
 	return 0;
 }
 
@@ -456,7 +444,7 @@ static void pt_written(struct kl_vm *vm, u64 gfn, unsigned int first, unsigned i
 		for (unsigned int i = first; i <= last; i++)
 			zap_entry(vm, sp, i);
 	}
-	flush_tlb(vm);
+	kl_flush_remote_tlbs(vm);
 }
 
 /*
@@ -464,15 +452,17 @@ static void pt_written(struct kl_vm *vm, u64 gfn, unsigned int first, unsigned i
  * protecting the page and let the CPU do it. Not when the page is one of the
  * tables translating the write's own address (the root among them): the
  * retry would shadow, and so protect, it again at once — forever — so that
- * is an error (-EOPNOTSUPP for an instruction, -ELOOP for an event frame).
+ * is an error (`stuck`: an instruction we cannot emulate, or an event
+ * frame, -ELOOP).
  */
-static int unprotect(struct kl_vcpu *vcpu, const struct kl_walk *w, int err)
+static enum kl_pf_result unprotect(struct kl_vcpu *vcpu, const struct kl_walk *w,
+				   enum kl_pf_result stuck)
 {
 	u64 gfn = w->gpa >> PAGE_SHIFT;
 
 	for (int level = 4; level >= w->level; level--)
 		if (w->table[level] >> PAGE_SHIFT == gfn)
-			return err;
+			return stuck;
 	unshadow(vcpu->vm, gfn);
 	return KL_PF_RETRY;
 }
@@ -486,8 +476,8 @@ static int unprotect(struct kl_vcpu *vcpu, const struct kl_walk *w, int err)
  * exception frame (vectoring) was not caused by it — emulating it would
  * store its operand into the frame's page and skip it.
  */
-static int emulate_pt_write(struct kl_vcpu *vcpu, const struct kl_pf_info *pf,
-			    const struct kl_walk *w)
+static enum kl_pf_result emulate_pt_write(struct kl_vcpu *vcpu, struct kl_pf_info *pf,
+					  const struct kl_walk *w)
 {
 	struct kl_vm *vm = vcpu->vm;
 	u64 gpa = w->gpa;
@@ -497,7 +487,7 @@ static int emulate_pt_write(struct kl_vcpu *vcpu, const struct kl_pf_info *pf,
 	u64 val;
 
 	if (pf->vectoring)
-		return unprotect(vcpu, w, -ELOOP);
+		return unprotect(vcpu, w, kl_pf_error(pf, -ELOOP));
 	r = kl_fetch_decode(vcpu, &in);
 	if (r == 0 && vcpu->regs[KL_RDI] == pf->addr &&
 	    kl_emulate_stos(vcpu, &in, gpa, &bytes) == 0) {
@@ -508,35 +498,35 @@ static int emulate_pt_write(struct kl_vcpu *vcpu, const struct kl_pf_info *pf,
 	if (r == 0)
 		r = kl_insn_store(vcpu, &in, &size, &val);
 	if (r || in.ea != pf->addr || off + size > PAGE_SIZE)
-		return unprotect(vcpu, w, -EOPNOTSUPP);
+		return unprotect(vcpu, w, KL_PF_EMULATE_FAILED);
 	if (kl_write_guest(vm, gpa, &val, size))
-		return -EFAULT;
+		return kl_pf_error(pf, -EFAULT);
 	vm->stat.mmu_pte_write++;
 	pt_written(vm, gpa >> PAGE_SHIFT, off / 8, (off + size - 1) / 8);
 	vcpu->rip += in.len;
 	return KL_PF_RETRY;
 }
 
-static int cached_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
+static enum kl_pf_result cached_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
 {
 	u32 access = pf->error & (KL_PF_W | KL_PF_U | KL_PF_ID);
 	struct cache *c = to_cache(vcpu->vm);
+	enum kl_pf_result result;
 	struct kl_walk w;
-	int r;
+	int r = 0;
 
-	r = kl_shadow_walk(vcpu, pf, &w);
-	if (r)
-		return r;
+	if (!kl_shadow_walk(vcpu, pf, &w, &result))
+		return result;
 	if ((access & KL_PF_W) && gfn_is_table(c, w.gpa >> PAGE_SHIFT))
 		return emulate_pt_write(vcpu, pf, &w);
 	for (int tries = 0; tries < 3; tries++) {
 		if (!c->root && load_root(vcpu))
-			return -ENOMEM;
+			return kl_pf_error(pf, -ENOMEM);
 		r = fill(vcpu, pf->addr, &w, access);
 		if (r != -EAGAIN)
 			break;
 	}
-	return r ? r : KL_PF_FIXED;
+	return r ? kl_pf_error(pf, r) : KL_PF_FIXED;
 }
 
 static void cached_load_cr3(struct kl_vcpu *vcpu)
@@ -547,12 +537,12 @@ static void cached_load_cr3(struct kl_vcpu *vcpu)
 /* Shadows never go stale: INVLPG and a PGE toggle only flush the hardware TLB. */
 static void cached_invlpg(struct kl_vcpu *vcpu, u64 gva)
 {
-	kl_vendor->flush_guest_tlb(vcpu);
+	kl_flush_tlb(vcpu);
 }
 
 static void cached_flush_tlb(struct kl_vcpu *vcpu)
 {
-	kl_vendor->flush_guest_tlb(vcpu);
+	kl_flush_tlb(vcpu);
 }
 
 /* WP and NXE are part of every role: start over. */
@@ -605,7 +595,6 @@ static int cached_vcpu_init(struct kl_vcpu *vcpu)
 static void cached_vcpu_destroy(struct kl_vcpu *vcpu)
 {
 	zap_all(vcpu->vm);
-	to_cache(vcpu->vm)->vcpu_gone = true;
 }
 
 const struct kl_mmu_ops kl_cached_ops = {

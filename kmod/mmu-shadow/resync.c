@@ -23,7 +23,7 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <asm/io.h>
-#include "../core/kvmlab.h"
+#include "../mmu/mmu.h"
 
 #define MAX_ROOTS 256
 
@@ -93,7 +93,7 @@ static void resync(struct kl_vcpu *vcpu, struct shadow_root *root)
 {
 	vcpu->vm->stat.mmu_resync++;
 	kl_stree_for_each_leaf(vcpu, &root->tree, resync_leaf, NULL);
-	kl_vendor->flush_guest_tlb(vcpu);
+	kl_flush_tlb(vcpu);
 }
 
 static void evict(struct kl_vcpu *vcpu, struct shadow_root *root)
@@ -154,7 +154,7 @@ static void load_root(struct kl_vcpu *vcpu)
 	r->guest_root = key;
 	r->last_use = ++rs->clock;
 	rs->cur = r;
-	kl_vendor->flush_guest_tlb(vcpu);
+	kl_flush_tlb(vcpu);
 }
 
 /* Over the table cap: evict other roots, oldest first; at worst empty this one. */
@@ -168,27 +168,27 @@ static void enforce_cap(struct kl_vcpu *vcpu)
 		if (!victim) {
 			vcpu->vm->stat.mmu_recycled += rs->cur->tree.nr_pages - 1;
 			kl_stree_zap_all(vcpu->vm, &rs->cur->tree);
-			kl_vendor->flush_guest_tlb(vcpu);
+			kl_flush_tlb(vcpu);
 			return;
 		}
 		evict(vcpu, victim);
 	}
 }
 
-static int shadow_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
+static enum kl_pf_result shadow_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
 {
 	u32 access = pf->error & (KL_PF_W | KL_PF_U | KL_PF_ID);
+	enum kl_pf_result result;
 	struct kl_walk w;
 	int r;
 
 	if (!to_rs(vcpu)->cur)
-		return -ENOMEM;
-	r = kl_shadow_walk(vcpu, pf, &w);
-	if (r)
-		return r;
+		return kl_pf_error(pf, -ENOMEM);
+	if (!kl_shadow_walk(vcpu, pf, &w, &result))
+		return result;
 	enforce_cap(vcpu);
 	r = kl_stree_fill(vcpu, &to_rs(vcpu)->cur->tree, pf->addr, &w, access);
-	return r ? r : KL_PF_FIXED;
+	return r ? kl_pf_error(pf, r) : KL_PF_FIXED;
 }
 
 static void shadow_invlpg(struct kl_vcpu *vcpu, u64 gva)
@@ -196,7 +196,7 @@ static void shadow_invlpg(struct kl_vcpu *vcpu, u64 gva)
 	if (!to_rs(vcpu)->cur)
 		return;
 	kl_stree_zap_gva(vcpu->vm, &to_rs(vcpu)->cur->tree, gva);
-	kl_vendor->flush_guest_tlb(vcpu);
+	kl_flush_tlb(vcpu);
 }
 
 /* A guest TLB flush without a CR3 change (CR4.PGE toggle): resync in place. */

@@ -23,7 +23,7 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <asm/io.h>
-#include "../core/kvmlab.h"
+#include "../mmu/mmu.h"
 
 static unsigned int vtlb_max_tables = 2048;
 module_param(vtlb_max_tables, uint, 0644);
@@ -34,35 +34,35 @@ static inline struct kl_stree *tree(struct kl_vcpu *vcpu)
 	return vcpu->mmu_priv;
 }
 
-static int vtlb_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
+static enum kl_pf_result vtlb_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
 {
 	u32 access = pf->error & (KL_PF_W | KL_PF_U | KL_PF_ID);
+	enum kl_pf_result result;
 	struct kl_walk w;
 	int r;
 
-	r = kl_shadow_walk(vcpu, pf, &w);
-	if (r)
-		return r;
+	if (!kl_shadow_walk(vcpu, pf, &w, &result))
+		return result;
 	if (kl_stree_over_cap(tree(vcpu)->nr_pages, vtlb_max_tables)) {
 		vcpu->vm->stat.mmu_recycled += tree(vcpu)->nr_pages - 1;
 		kl_stree_zap_all(vcpu->vm, tree(vcpu));
-		kl_vendor->flush_guest_tlb(vcpu);
+		kl_flush_tlb(vcpu);
 	}
 	r = kl_stree_fill(vcpu, tree(vcpu), pf->addr, &w, access);
-	return r ? r : KL_PF_FIXED;
+	return r ? kl_pf_error(pf, r) : KL_PF_FIXED;
 }
 
 static void vtlb_invlpg(struct kl_vcpu *vcpu, u64 gva)
 {
 	kl_stree_zap_gva(vcpu->vm, tree(vcpu), gva);
-	kl_vendor->flush_guest_tlb(vcpu);
+	kl_flush_tlb(vcpu);
 }
 
 /* CR3 load, CR4.PGE toggle, paging-mode change: the whole TLB goes. */
 static void vtlb_flush(struct kl_vcpu *vcpu)
 {
 	kl_stree_zap_all(vcpu->vm, tree(vcpu));
-	kl_vendor->flush_guest_tlb(vcpu);
+	kl_flush_tlb(vcpu);
 }
 
 static void vtlb_memslots_changed(struct kl_vm *vm)

@@ -16,16 +16,15 @@
  * are limited to it), so a PML5 with one entry over the 4-level tree does.
  */
 #include <linux/mm.h>
-#include <linux/mutex.h>
 #include <linux/slab.h>
 #include <asm/io.h>
-#include "../core/kvmlab.h"
+#include "../mmu/mmu.h"
 
 /* Nested leaves grant everything: the guest's own tables do the policing. */
 #define NPT_LEAF	(KL_PT_P | KL_PT_W | KL_PT_U | KL_PT_A | KL_PT_D)
 
+/* One per VM, shared by its vCPUs: vm->mmu_lock serializes their faults. */
 struct npt {
-	struct mutex lock;	/* vCPUs fault into one shared table */
 	struct kl_stree tree;
 	struct page *pml5;	/* NULL unless the host uses 5-level paging */
 };
@@ -42,28 +41,23 @@ static u64 npt_root_hpa(struct kl_vcpu *vcpu)
 	return page_to_phys(npt->pml5 ? npt->pml5 : npt->tree.root);
 }
 
-static int npt_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
+static enum kl_pf_result npt_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
 {
 	struct npt *npt = to_npt(vcpu->vm);
 	u64 gpa = pf->addr, *spte;
-	int r = 0;
+	int r;
 
 	if (!kl_gfn_to_memslot(vcpu->vm, gpa >> PAGE_SHIFT)) {
 		pf->gpa = gpa;
 		return KL_PF_MMIO;
 	}
 	if (pf->error & KL_PF_RSVD)
-		return -EIO;	/* our own table is malformed: never expected */
-	mutex_lock(&npt->lock);
+		return kl_pf_error(pf, -EIO);	/* our own table is malformed: never expected */
 	spte = kl_stree_pte(vcpu->vm, &npt->tree, gpa, false, NULL);
 	if (spte && (*spte & KL_PT_P))
-		r = KL_PF_RETRY;	/* another vCPU got there first */
-	else
-		r = kl_stree_install(vcpu->vm, &npt->tree, gpa, gpa, NPT_LEAF, false);
-	mutex_unlock(&npt->lock);
-	if (r < 0)
-		return r;
-	return r == KL_PF_RETRY ? KL_PF_RETRY : KL_PF_FIXED;
+		return KL_PF_RETRY;	/* another vCPU got there first */
+	r = kl_stree_install(vcpu->vm, &npt->tree, gpa, gpa, NPT_LEAF, false);
+	return r ? kl_pf_error(pf, r) : KL_PF_FIXED;
 }
 
 /* Guest CR3 loads and INVLPG never reach us; these do. */
@@ -73,7 +67,7 @@ static void npt_nothing(struct kl_vcpu *vcpu, u64 gva)
 
 static void npt_load_cr3(struct kl_vcpu *vcpu)
 {
-	kl_vendor->flush_guest_tlb(vcpu);
+	kl_flush_tlb(vcpu);
 }
 
 /*
@@ -83,18 +77,13 @@ static void npt_load_cr3(struct kl_vcpu *vcpu)
  */
 static void npt_flush(struct kl_vcpu *vcpu)
 {
-	kl_vendor->flush_guest_tlb(vcpu);
+	kl_flush_tlb(vcpu);
 }
 
 static void npt_memslots_changed(struct kl_vm *vm)
 {
-	struct npt *npt = to_npt(vm);
-
-	mutex_lock(&npt->lock);
-	kl_stree_zap_all(vm, &npt->tree);
-	mutex_unlock(&npt->lock);
-	for (int i = 0; i < vm->nr_vcpus; i++)
-		kl_vendor->flush_guest_tlb(vm->vcpus[i]);
+	kl_stree_zap_all(vm, &to_npt(vm)->tree);
+	kl_flush_remote_tlbs(vm);
 }
 
 static int npt_vm_init(struct kl_vm *vm)
@@ -103,7 +92,6 @@ static int npt_vm_init(struct kl_vm *vm)
 
 	if (!npt)
 		return -ENOMEM;
-	mutex_init(&npt->lock);
 	if (kl_stree_init(vm, &npt->tree, false))
 		goto fail;
 	if (pgtable_l5_enabled()) {

@@ -22,7 +22,7 @@
 #include <linux/gfp.h>
 #include <linux/mm.h>
 #include <asm/io.h>
-#include "kvmlab.h"
+#include "mmu.h"
 
 #define PHYS_LEAF_FLAGS	(KL_PT_P | KL_PT_W | KL_PT_U | KL_PT_A | KL_PT_D)
 
@@ -59,7 +59,7 @@ void kl_phys_leave(struct kl_vcpu *vcpu)
 {
 	if (vcpu->phys_pae_root && vcpu->phys.nr_pages > 1) {
 		kl_stree_zap_all(vcpu->vm, &vcpu->phys);
-		kl_vendor->flush_guest_tlb(vcpu);
+		kl_flush_tlb(vcpu);
 	}
 }
 
@@ -75,7 +75,7 @@ u64 kl_phys_root(struct kl_vcpu *vcpu)
 		return 0;
 	if (vcpu->phys_gen != vcpu->vm->memslots_gen) {
 		kl_stree_zap_all(vcpu->vm, &vcpu->phys);
-		kl_vendor->flush_guest_tlb(vcpu);
+		kl_flush_tlb(vcpu);
 		vcpu->phys_gen = vcpu->vm->memslots_gen;
 	}
 	pae = page_address(vcpu->phys_pae_root);
@@ -90,7 +90,7 @@ u64 kl_phys_root(struct kl_vcpu *vcpu)
 }
 
 /* A #PF in physical mode: map the page, or it is MMIO. Never the guest's. */
-int kl_phys_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
+enum kl_pf_result kl_phys_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
 {
 	u64 gpa = pf->addr & 0xffffffffULL;
 	int r;
@@ -100,5 +100,5 @@ int kl_phys_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
 		return KL_PF_MMIO;
 	r = kl_stree_install(vcpu->vm, &vcpu->phys, gpa & PAGE_MASK, gpa & PAGE_MASK,
 			     PHYS_LEAF_FLAGS, false);
-	return r ? r : KL_PF_FIXED;
+	return r ? kl_pf_error(pf, r) : KL_PF_FIXED;
 }

@@ -2,12 +2,13 @@
 /*
  * Private shadow trees: one shadow PML4 and the tables under it, owned by
  * one vCPU (the virtual TLB keeps one, the naive-resync strategy one per
- * guest root). Leaf entries point at pinned guest pages. The strategies
- * decide when to fill and when to forget; the mechanics live here once.
+ * guest root, physical mode one) or by the VM (the nested table). Leaf
+ * entries point at pinned guest pages. The strategies decide when to fill
+ * and when to forget; the mechanics live here once.
  */
 #include <linux/mm.h>
 #include <asm/io.h>
-#include "kvmlab.h"
+#include "mmu.h"
 
 /* Upper-level shadow entries grant everything; the leaf decides. */
 #define NONLEAF_FLAGS	(KL_PT_P | KL_PT_W | KL_PT_U | KL_PT_A)
@@ -61,26 +62,29 @@ u64 kl_shadow_leaf_flags(struct kl_vcpu *vcpu, const struct kl_walk *w, u32 acce
 
 /*
  * The start of every shadow strategy's #PF: walk the guest's tables for the
- * access the hardware reported. Returns 0 with *w filled when the access is
- * to guest memory and allowed (a hidden fault to fix), KL_PF_GUEST or
- * KL_PF_MMIO (pf filled in), or a negative errno.
+ * access the hardware reported (see mmu.h).
  */
-int kl_shadow_walk(struct kl_vcpu *vcpu, struct kl_pf_info *pf, struct kl_walk *w)
+bool kl_shadow_walk(struct kl_vcpu *vcpu, struct kl_pf_info *pf, struct kl_walk *w,
+		    enum kl_pf_result *result)
 {
 	u32 access = pf->error & (KL_PF_W | KL_PF_U | KL_PF_ID);
 	int r = kl_walk_guest(vcpu, pf->addr, access, true, w);
 
 	if (r == -EFAULT) {
 		pf->guest_error = w->error;
-		return KL_PF_GUEST;
+		*result = KL_PF_GUEST;
+		return false;
 	}
-	if (r)
-		return r;
+	if (r) {
+		*result = kl_pf_error(pf, r);
+		return false;
+	}
 	if (!kl_gfn_to_memslot(vcpu->vm, w->gpa >> PAGE_SHIFT)) {
 		pf->gpa = w->gpa;
-		return KL_PF_MMIO;
+		*result = KL_PF_MMIO;
+		return false;
 	}
-	return 0;
+	return true;
 }
 
 int kl_stree_init(struct kl_vm *vm, struct kl_stree *t, bool track_gpa)

@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The MMU layer: what an MMU strategy implements (struct kl_mmu_ops), the
+ * machinery strategies share (guest memory and pinning, accounted table
+ * pages, the guest walker, private shadow trees, the instruction emulator's
+ * store helpers), and the dispatch the x86 layer and the vendor call
+ * (kl_mmu_*). This is the only header a strategy includes: it has no
+ * vendor in it, so a strategy cannot call one. To flush a vCPU's TLB a
+ * strategy makes a request (kl_flush_tlb, kl_flush_remote_tlbs).
+ *
+ * Every kl_mmu_ops callback runs with vm->mmu_lock held (mmu.c takes it).
+ */
+#ifndef KL_MMU_H
+#define KL_MMU_H
+
+#include "../core/kvmlab.h"
+#include "../x86/decode.h"
+#include "paging.h"
+
+/* What a strategy's #PF handler found. Errors are not results: see pf->err. */
+enum kl_pf_result {
+	KL_PF_FIXED,		/* shadow entry filled (a hidden fault): re-enter */
+	KL_PF_RETRY,		/* nothing to do (spurious, or raced): re-enter */
+	KL_PF_GUEST,		/* a real guest fault: inject #PF with pf->guest_error */
+	KL_PF_MMIO,		/* no memory at pf->gpa: emulate the access */
+	KL_PF_EMULATE_FAILED,	/* a write the strategy must emulate and cannot */
+	KL_PF_ERROR,		/* pf->err: -ENOMEM, -EFAULT, -ELOOP (event delivery stuck) ... */
+};
+
+struct kl_pf_info {
+	u64 addr;		/* gva (or gpa with hw paging) */
+	u32 error;		/* #PF error code from the hardware */
+	/*
+	 * The CPU faulted while delivering an event (pushing its frame,
+	 * reading the IDT), not while running the instruction at RIP: that
+	 * instruction must not be emulated.
+	 */
+	bool vectoring;
+	u32 guest_error;	/* out: error code to inject, for KL_PF_GUEST */
+	u64 gpa;		/* out: the gpa, for KL_PF_MMIO */
+	int err;		/* out: the -errno, for KL_PF_ERROR */
+};
+
+/* A negative errno as a #PF result (for a strategy's error paths). */
+static inline enum kl_pf_result kl_pf_error(struct kl_pf_info *pf, int err)
+{
+	pf->err = err;
+	return KL_PF_ERROR;
+}
+
+struct kl_mmu_ops {
+	const char *name;
+	bool hw_paging;		/* the CPU walks the guest's tables (NPT) */
+	int (*vm_init)(struct kl_vm *vm);
+	void (*vm_destroy)(struct kl_vm *vm);
+	int (*vcpu_init)(struct kl_vcpu *vcpu);
+	void (*vcpu_destroy)(struct kl_vcpu *vcpu);
+	/* Root for the hardware: shadow CR3, or nested CR3 with hw_paging; 0 = no memory. */
+	u64 (*root_hpa)(struct kl_vcpu *vcpu);
+	enum kl_pf_result (*page_fault)(struct kl_vcpu *vcpu, struct kl_pf_info *pf);
+	/* Guest events; each may flush what the strategy keeps. */
+	void (*load_cr3)(struct kl_vcpu *vcpu);
+	void (*invlpg)(struct kl_vcpu *vcpu, u64 gva);
+	void (*flush_tlb)(struct kl_vcpu *vcpu);	/* CR4.PGE toggle etc. */
+	void (*mode_changed)(struct kl_vcpu *vcpu);	/* CR0/CR4/EFER paging bits */
+	void (*memslots_changed)(struct kl_vm *vm);
+};
+
+extern const struct kl_mmu_ops kl_vtlb_ops, kl_shadow_ops, kl_cached_ops, kl_npt_ops;
+
+/* ---- dispatch (mmu.c): the x86 layer and the vendor call these ---- */
+
+/* What the hardware runs on: paging registers, and the nested root (0: none). */
+struct kl_hw_paging {
+	u64 cr0, cr3, cr4, efer;
+	u64 nested_cr3;
+};
+
+static inline bool kl_mmu_tdp(struct kl_vm *vm)
+{
+	return vm->mmu->hw_paging;
+}
+
+int kl_mmu_vm_init(struct kl_vm *vm);
+void kl_mmu_vm_destroy(struct kl_vm *vm);
+int kl_mmu_vcpu_init(struct kl_vcpu *vcpu);
+void kl_mmu_vcpu_destroy(struct kl_vcpu *vcpu);
+/* Whether the VM's MMU can run the guest's current paging mode. */
+bool kl_mmu_mode_supported(struct kl_vcpu *vcpu);
+int kl_mmu_hw_paging(struct kl_vcpu *vcpu, struct kl_hw_paging *hw);
+/* A #PF (or nested #PF) exit: 1 = re-enter, 0 = to userspace (run->exit_reason set). */
+int kl_mmu_page_fault(struct kl_vcpu *vcpu, u64 addr, u32 error, bool vectoring);
+void kl_mmu_load_cr3(struct kl_vcpu *vcpu);
+void kl_mmu_invlpg(struct kl_vcpu *vcpu, u64 gva);
+void kl_mmu_flush_tlb(struct kl_vcpu *vcpu);
+void kl_mmu_mode_changed(struct kl_vcpu *vcpu);
+void kl_mmu_memslots_changed(struct kl_vm *vm);
+
+/* Ask a vCPU, or every vCPU of the VM, to flush its guest TLB before it re-enters. */
+void kl_flush_tlb(struct kl_vcpu *vcpu);
+void kl_flush_remote_tlbs(struct kl_vm *vm);
+
+/* ---- guest memory (memory.c) ---- */
+struct kl_memslot *kl_gfn_to_memslot(struct kl_vm *vm, u64 gfn);
+int kl_read_guest(struct kl_vm *vm, u64 gpa, void *buf, unsigned int len);
+int kl_write_guest(struct kl_vm *vm, u64 gpa, const void *buf, unsigned int len);
+/* Pin the host page backing gfn; -ENOENT when no memslot covers it. */
+int kl_pin_gfn(struct kl_vm *vm, u64 gfn, bool write, struct page **page);
+void kl_unpin_page(struct kl_vm *vm, struct page *page, bool dirty);
+/* Shadow/nested table pages, accounted per VM and module-wide. */
+struct page *kl_table_page_alloc(struct kl_vm *vm);
+void kl_table_page_free(struct kl_vm *vm, struct page *page);
+
+/* ---- the guest walker on a vCPU (walk.c over paging.c) ---- */
+int kl_walk_guest(struct kl_vcpu *vcpu, u64 gva, u32 access, bool set_ad, struct kl_walk *w);
+bool kl_guest_paging(struct kl_vcpu *vcpu);
+bool kl_guest_long_mode(struct kl_vcpu *vcpu);
+
+/* ---- private shadow trees (stree.c) ---- */
+
+/* The most pages one fill can add: three tables and a PT's tag page. */
+#define KL_STREE_FILL_PAGES	4
+
+/*
+ * Whether a strategy holding `pages` shadow pages must reclaim before its
+ * next fill to stay within `cap`. A cap below root + one fill cannot be
+ * kept, so that is the smallest one honoured.
+ */
+static inline bool kl_stree_over_cap(unsigned int pages, unsigned int cap)
+{
+	return pages + KL_STREE_FILL_PAGES > max(cap, 1U + KL_STREE_FILL_PAGES);
+}
+
+/* Software bit in a shadow leaf: filled from a guest 2 MiB/1 GiB page. */
+#define KL_SPTE_FROM_LARGE	BIT_ULL(9)
+
+typedef void (*kl_leaf_fn)(struct kl_vcpu *vcpu, u64 gva, u64 *spte, u64 gpa, void *ctx);
+
+u64 kl_shadow_leaf_flags(struct kl_vcpu *vcpu, const struct kl_walk *w, u32 access);
+/*
+ * The start of every shadow #PF: walk the guest's tables. Returns true with
+ * *w filled for a hidden fault to fix; false with *result set otherwise
+ * (KL_PF_GUEST, KL_PF_MMIO or KL_PF_ERROR, pf filled in).
+ */
+bool kl_shadow_walk(struct kl_vcpu *vcpu, struct kl_pf_info *pf, struct kl_walk *w,
+		    enum kl_pf_result *result);
+void kl_drop_leaf(struct kl_vm *vm, u64 *spte);
+int kl_stree_init(struct kl_vm *vm, struct kl_stree *t, bool track_gpa);
+void kl_stree_destroy(struct kl_vm *vm, struct kl_stree *t);
+void kl_stree_zap_all(struct kl_vm *vm, struct kl_stree *t);
+void kl_stree_zap_gva(struct kl_vm *vm, struct kl_stree *t, u64 gva);
+/* Shadow leaf for gva; tables are built on the way when `build`. */
+u64 *kl_stree_pte(struct kl_vm *vm, struct kl_stree *t, u64 gva, bool build, struct page **pt);
+/* Pin gpa's page and install the leaf for gva with `flags`. */
+int kl_stree_install(struct kl_vm *vm, struct kl_stree *t, u64 gva, u64 gpa, u64 flags,
+		     bool from_large);
+/* The same, with the rights a shadow strategy derives from a guest walk. */
+int kl_stree_fill(struct kl_vcpu *vcpu, struct kl_stree *t, u64 gva,
+		  const struct kl_walk *w, u32 access);
+/* Every present leaf, with the gpa it maps when the tree tracks them. */
+void kl_stree_for_each_leaf(struct kl_vcpu *vcpu, struct kl_stree *t, kl_leaf_fn fn, void *ctx);
+
+/* ---- physical mode for shadow strategies (phys.c) ---- */
+bool kl_phys_mode(struct kl_vcpu *vcpu);
+u64 kl_phys_root(struct kl_vcpu *vcpu);
+enum kl_pf_result kl_phys_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf);
+void kl_phys_leave(struct kl_vcpu *vcpu);
+void kl_phys_destroy(struct kl_vcpu *vcpu);
+
+/* ---- the emulator's helpers a strategy may use (x86/emulate.c) ---- */
+
+/* Decode at RIP: 0, a negative errno when unknown, or -EFAULT when the fetch failed. */
+int kl_fetch_decode(struct kl_vcpu *vcpu, struct kl_insn *insn);
+/* A decoded MOV store to memory: its width and the value it writes. */
+int kl_insn_store(struct kl_vcpu *vcpu, const struct kl_insn *in, int *size, u64 *val);
+/* STOS/REP STOS into the page of gpa (a page table being cleared). */
+int kl_emulate_stos(struct kl_vcpu *vcpu, const struct kl_insn *in, u64 gpa, unsigned int *bytes);
+
+#endif

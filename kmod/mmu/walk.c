@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The guest page walker on a vCPU: paging.c's pure walker, fed the vCPU's
+ * control registers and the VM's memslots. Setting A/D bits pins the
+ * table's page for the moment of the cmpxchg, so it runs under
+ * vm->mmu_lock like every other pin.
+ */
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include "../x86/x86.h"
+
+static int read_pte(void *ctx, u64 gpa, u64 *pte)
+{
+	return kl_read_guest(ctx, gpa, pte, 8);
+}
+
+static int cmpxchg_pte(void *ctx, u64 gpa, u64 old, u64 new)
+{
+	struct kl_vm *vm = ctx;
+	struct page *page;
+	u64 *p;
+	int r = 0;
+
+	if (kl_pin_gfn(vm, gpa >> PAGE_SHIFT, true, &page))
+		return -EFAULT;
+	p = kmap_local_page(page) + (gpa & ~PAGE_MASK & ~7ULL);
+	if (cmpxchg64(p, old, new) != old)
+		r = -EAGAIN;	/* changed under us: walk again */
+	kunmap_local(p);
+	kl_unpin_page(vm, page, true);
+	return r;
+}
+
+static int max_phys_bits(struct kl_vcpu *vcpu)
+{
+	const struct kvm_cpuid_entry2 *e = kl_find_cpuid(vcpu, 0x80000008, 0);
+
+	return e ? (e->eax & 0xff) : 36;
+}
+
+int kl_walk_guest(struct kl_vcpu *vcpu, u64 gva, u32 access, bool set_ad, struct kl_walk *w)
+{
+	const struct kl_paging p = {
+		.cr0 = vcpu->cr0, .cr3 = vcpu->cr3, .cr4 = vcpu->cr4, .efer = vcpu->efer,
+		.maxphyaddr = max_phys_bits(vcpu),
+	};
+	const struct kl_guest_mem m = {
+		.ctx = vcpu->vm, .read_pte = read_pte, .cmpxchg_pte = cmpxchg_pte,
+	};
+
+	return kl_paging_walk(&p, &m, gva, access, set_ad, w);
+}

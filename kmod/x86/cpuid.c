@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * CPUID: what a guest may be told it has (KVM_GET_SUPPORTED_CPUID: the
+ * host's bits under kvmlab's policy, <kvmlab/x86.h>, which the harness
+ * applies to Linux KVM's answer too), what userspace set for this vCPU
+ * (KVM_SET_CPUID2), and the lookup a CPUID exit or the walker makes.
+ */
+#include <linux/kvm.h>
+#include <linux/uaccess.h>
+#include <asm/processor.h>
+#include "vendor.h"
+
+const struct kvm_cpuid_entry2 *kl_find_cpuid(struct kl_vcpu *vcpu, u32 func, u32 index)
+{
+	for (int i = 0; i < vcpu->ncpuid; i++) {
+		const struct kvm_cpuid_entry2 *e = &vcpu->cpuid[i];
+
+		if (e->function == func &&
+		    (!(e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) || e->index == index))
+			return e;
+	}
+	return NULL;
+}
+
+/* Only features the hypervisor handles: see the policy's comment in <kvmlab/x86.h>. */
+static void supported_entry(struct kvm_cpuid_entry2 *e, u32 func, u32 index)
+{
+	e->function = func;
+	e->index = index;
+	e->flags = 0;
+	cpuid_count(func, index, &e->eax, &e->ebx, &e->ecx, &e->edx);
+	switch (func) {
+	case 0:
+		e->eax = min_t(u32, e->eax, KL_CPUID_MAX_BASIC);
+		break;
+	case 1:
+		e->ecx &= KL_CPUID_1_ECX_KEEP;
+		e->ecx |= KL_CPUID_1_ECX_HYPERVISOR;
+		e->edx &= ~KL_CPUID_1_EDX_DROP;
+		e->ebx &= 0xffff;	/* no APIC ID, no logical-CPU count */
+		break;
+	case 7:
+		e->flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+		e->eax = 0;
+		e->ebx &= KL_CPUID_7_EBX_KEEP;
+		e->ecx = 0;
+		e->edx = 0;
+		break;
+	case 0x80000000:
+		e->eax = min_t(u32, e->eax, KL_CPUID_MAX_EXT);
+		break;
+	case 0x80000001:
+		e->ecx &= KL_CPUID_E1_ECX_KEEP;
+		e->edx &= KL_CPUID_E1_EDX_KEEP;
+		break;
+	case 0x80000008:
+		e->ebx = 0;
+		e->ecx = 0;
+		break;
+	}
+}
+
+int kl_get_supported_cpuid(struct kvm_cpuid2 __user *argp)
+{
+	static const u32 leaves[] = { 0, 1, 7, 0x80000000, 0x80000001, 0x80000002,
+				      0x80000003, 0x80000004, 0x80000008 };
+	struct kvm_cpuid2 head;
+	struct kvm_cpuid_entry2 e;
+	u32 n = 0, max_basic = cpuid_eax(0), max_ext = cpuid_eax(0x80000000);
+
+	if (copy_from_user(&head, argp, sizeof(head)))
+		return -EFAULT;
+	if (head.nent < ARRAY_SIZE(leaves))
+		return -E2BIG;
+	for (int i = 0; i < ARRAY_SIZE(leaves); i++) {
+		u32 f = leaves[i];
+
+		if ((f < 0x80000000 && f > max_basic) || (f >= 0x80000000 && f > max_ext))
+			continue;
+		supported_entry(&e, f, 0);
+		if (copy_to_user(&argp->entries[n++], &e, sizeof(e)))
+			return -EFAULT;
+	}
+	if (put_user(n, &argp->nent))
+		return -EFAULT;
+	return 0;
+}
+
+int kl_set_cpuid2(struct kl_vcpu *vcpu, struct kvm_cpuid2 __user *argp)
+{
+	struct kvm_cpuid2 head;
+
+	if (copy_from_user(&head, argp, sizeof(head)))
+		return -EFAULT;
+	if (head.nent > KL_MAX_CPUID)
+		return -E2BIG;
+	if (copy_from_user(vcpu->cpuid, argp->entries, head.nent * sizeof(vcpu->cpuid[0])))
+		return -EFAULT;
+	vcpu->ncpuid = head.nent;
+	return 0;
+}

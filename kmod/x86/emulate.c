@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The instruction emulator around the pure decoder (decode.c): fetch the
+ * guest's instruction at CS:RIP through its page tables, decode it in the
+ * vCPU's code mode, and carry out the few instructions the hypervisor
+ * must: MMIO loads and stores (KVM_EXIT_MMIO), and for the shadow MMUs a
+ * MOV or STOS into a write-protected page table.
+ */
+#include <linux/kvm.h>
+#include "vendor.h"
+
+/* Fetch up to 15 bytes at CS:RIP through the guest's page tables. */
+static int fetch(struct kl_vcpu *vcpu, const struct kvm_sregs *sr, u8 *buf, int *len)
+{
+	u64 lin = vcpu->rip + (sr->cs.l ? 0 : sr->cs.base);
+	u32 access = KL_PF_ID | (kl_vendor->get_cpl(vcpu) == 3 ? KL_PF_U : 0);
+	int got = 0;
+
+	while (got < 15) {
+		struct kl_walk w;
+		int chunk = min_t(int, 15 - got, PAGE_SIZE - ((lin + got) & ~PAGE_MASK));
+		int r = kl_walk_guest(vcpu, lin + got, access, false, &w);
+
+		if (r || kl_read_guest(vcpu->vm, w.gpa, buf + got, chunk))
+			break;
+		got += chunk;
+	}
+	*len = got;
+	return got ? 0 : -EFAULT;
+}
+
+/*
+ * 64-bit code or 32-bit protected-mode code (flat or not). 16-bit code
+ * (real mode, 16-bit segments) is not decoded: no kvmlab guest runs it.
+ */
+static int decode_ctx(struct kl_vcpu *vcpu, const struct kvm_sregs *sr, struct kl_decode_ctx *c)
+{
+	*c = (struct kl_decode_ctx) {
+		.long64 = kl_guest_long_mode(vcpu) && sr->cs.l, .rip = vcpu->rip,
+		.seg_base = { sr->es.base, sr->cs.base, sr->ss.base, sr->ds.base,
+			      sr->fs.base, sr->gs.base },
+		.regs = vcpu->regs,
+	};
+	return c->long64 || sr->cs.db ? 0 : -EOPNOTSUPP;
+}
+
+int kl_fetch_decode(struct kl_vcpu *vcpu, struct kl_insn *in)
+{
+	struct kl_decode_ctx c;
+	struct kvm_sregs sr;
+	int len;
+
+	memset(in, 0, sizeof(*in));
+	vcpu->stat.insn_emulation++;
+	kl_vendor->get_segments(vcpu, &sr);
+	if (fetch(vcpu, &sr, in->bytes, &len))
+		return -EFAULT;
+	if (decode_ctx(vcpu, &sr, &c))
+		return -EOPNOTSUPP;
+	return kl_decode(&c, in, len);
+}
+
+int kl_insn_store(struct kl_vcpu *vcpu, const struct kl_insn *in, int *size, u64 *val)
+{
+	u8 op = in->opcode[in->opcode_len - 1];
+
+	if (in->opcode_len != 1 || !in->mem ||
+	    (op != 0x88 && op != 0x89 && op != 0xc6 && op != 0xc7 && op != 0xa2 && op != 0xa3))
+		return -EOPNOTSUPP;
+	*size = (op == 0x88 || op == 0xc6 || op == 0xa2) ? 1 : in->opsize;
+	*val = 0;
+	if (op == 0xc6 || op == 0xc7)
+		*val = in->imm;
+	else if (*size == 1 && !(in->rex_w || in->rex_r || in->rex_x || in->rex_b) &&
+		 in->reg >= 4 && in->reg < 8)
+		*val = vcpu->regs[in->reg - 4] >> 8;	/* AH..BH without REX */
+	else
+		*val = vcpu->regs[in->reg];
+	if (*size < 8)
+		*val &= (1ULL << (8 * *size)) - 1;
+	return 0;
+}
+
+/*
+ * STOS / REP STOS (64-bit code, DF=0) whose destination starts at gpa: as
+ * many elements as fit in gpa's page are written, RDI and RCX advance, and
+ * RIP moves on once RCX reaches zero — the rest, on the next page, the CPU
+ * does itself (or faults again). A whole page cleared this way costs one
+ * exit. *bytes says how much was written.
+ */
+int kl_emulate_stos(struct kl_vcpu *vcpu, const struct kl_insn *in, u64 gpa, unsigned int *bytes)
+{
+	u8 op = in->opcode[0];
+	unsigned int size = op == 0xaa ? 1 : in->opsize, room = PAGE_SIZE - (gpa & ~PAGE_MASK);
+	u64 count = in->rep ? vcpu->regs[KL_RCX] : 1, n, val = vcpu->regs[KL_RAX];
+	u8 buf[64];
+
+	if (in->opcode_len != 1 || (op != 0xaa && op != 0xab) || !in->long64 ||
+	    (vcpu->rflags & X86_EFLAGS_DF) || room < size)
+		return -EOPNOTSUPP;
+	n = min_t(u64, count, room / size);
+	for (unsigned int i = 0; i < sizeof(buf); i += size)
+		memcpy(buf + i, &val, size);
+	for (u64 done = 0; done < n * size; done += sizeof(buf))
+		if (kl_write_guest(vcpu->vm, gpa + done, buf, min_t(u64, sizeof(buf), n * size - done)))
+			return -EFAULT;
+	vcpu->regs[KL_RDI] += n * size;
+	if (in->rep)
+		vcpu->regs[KL_RCX] -= n;
+	if (n == count)
+		vcpu->rip += in->len;
+	*bytes = n * size;
+	return 0;
+}
+
+/* A guest access that hit no memslot: hand it to userspace as KVM_EXIT_MMIO. */
+int kl_emulate_mmio(struct kl_vcpu *vcpu, u64 addr, u64 gpa)
+{
+	struct kvm_run *run = vcpu->run;
+	struct kl_insn in;
+	u8 op;
+	int r = kl_fetch_decode(vcpu, &in), size;
+	u64 val = 0;
+	bool write;
+
+	if (r == 1)
+		return 1;	/* the fetch itself faulted: the guest takes that #PF */
+	if (r == 0 && !in.mem)
+		r = -EOPNOTSUPP;
+	/*
+	 * The operand must be what faulted: an implicit access (a push, a
+	 * string move, a fetch) to MMIO would otherwise be emulated as the
+	 * instruction's other operand. Page offsets agree whether the fault
+	 * gave a linear address (shadow) or a physical one (NPT).
+	 */
+	if (r == 0 && ((in.ea ^ addr) & ~PAGE_MASK))
+		r = -EOPNOTSUPP;
+	if (r) {
+		in.len = 8;	/* report the first 8 bytes whatever was decoded */
+		return kl_emulation_failed(vcpu, &in);
+	}
+	op = in.opcode[in.opcode_len - 1];
+	write = kl_insn_store(vcpu, &in, &size, &val) == 0;
+	if (!write)
+		size = in.opcode_len == 2 ? (op == 0xb6 ? 1 : 2) :	/* MOVZX: byte or word */
+		       (op == 0x8a || op == 0xa0) ? 1 : in.opsize;
+
+	run->exit_reason = KVM_EXIT_MMIO;
+	run->mmio.phys_addr = gpa;
+	run->mmio.len = size;
+	run->mmio.is_write = write;
+	vcpu->stat.mmio_exits++;
+	vcpu->mmio_next_rip = vcpu->rip + in.len;
+	if (write) {
+		memcpy(run->mmio.data, &val, size);
+		vcpu->rip = vcpu->mmio_next_rip;
+		return 0;
+	}
+	vcpu->mmio_pending = true;
+	vcpu->pending_is_pio = false;
+	vcpu->mmio_is_read = true;
+	vcpu->mmio_len = size;
+	vcpu->mmio_reg = in.reg;
+	if (in.opcode_len == 2)
+		vcpu->regs[in.reg] = 0;	/* MOVZX: the loaded bytes land in a zeroed register */
+	if (size == 1 && in.opcode_len == 1 && in.reg >= 4 && in.reg < 8 &&
+	    !(in.rex_w || in.rex_r || in.rex_x || in.rex_b))
+		vcpu->mmio_reg = in.reg - 4 + 16;	/* AH..BH */
+	return 0;
+}

@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Vendor-neutral x86: the rules of CR0/CR3/CR4/EFER and what a change
+ * means to the MMU, special registers as KVM_GET/SET_SREGS see them, the
+ * state after RESET, exception queueing with the CPU's double-fault rules,
+ * and the decision of what to inject at the next entry. The vendor backend
+ * calls in with decoded facts and applies the decisions to its control
+ * block.
+ */
+#include <linux/kvm.h>
+#include <asm/processor-flags.h>
+#include <asm/trapnr.h>
+#include "vendor.h"
+
+#define CR0_RESERVED	(~0xe005003fULL)
+#define EFER_SUPPORTED	(EFER_SCE | EFER_LME | EFER_LMA | EFER_NX)
+#define DEFAULT_PAT	0x0007040600070406ULL
+
+/* ---- exceptions and interrupts ---- */
+
+static bool contributory(u8 vector)
+{
+	return vector == DE_VECTOR || (vector >= TS_VECTOR && vector <= GP_VECTOR);
+}
+
+/*
+ * An exception raised while the CPU was delivering another one combines
+ * with it as the CPU's rules say (SDM, "Interrupt 8—Double Fault"): a
+ * contributory fault during a contributory fault, or a contributory fault
+ * or #PF during a #PF, becomes #DF; either during a #DF shuts the guest
+ * down. Otherwise the two are handled one after the other: the new one is
+ * delivered, and the old one recurs when its instruction restarts (an
+ * external interrupt is lost, as on the hardware).
+ */
+void kl_queue_exception(struct kl_vcpu *vcpu, u8 vector, bool has_error, u32 error)
+{
+	const struct kl_pending_event *old = &vcpu->event;
+	bool serious = contributory(vector) || vector == PF_VECTOR;
+
+	if (old->valid && old->delivering && old->is_exception && serious) {
+		if (old->vector == DF_VECTOR) {
+			vcpu->event.valid = false;
+			vcpu->triple_fault = true;
+			return;
+		}
+		if (old->vector == PF_VECTOR || (contributory(old->vector) && contributory(vector))) {
+			vector = DF_VECTOR;
+			has_error = true;
+			error = 0;
+		}
+	}
+	vcpu->event = (struct kl_pending_event) {
+		.valid = true, .vector = vector, .has_error = has_error,
+		.error = error, .is_exception = true,
+	};
+}
+
+void kl_inject_page_fault(struct kl_vcpu *vcpu, u64 addr, u32 error)
+{
+	vcpu->cr2 = addr;
+	kl_queue_exception(vcpu, PF_VECTOR, true, error);
+	vcpu->stat.pf_guest++;
+}
+
+void kl_requeue_event(struct kl_vcpu *vcpu, u8 vector, bool exception, bool has_error,
+		      u32 error)
+{
+	vcpu->event = (struct kl_pending_event) {
+		.valid = true, .delivering = true, .vector = vector,
+		.is_exception = exception, .has_error = has_error, .error = error,
+	};
+}
+
+bool kl_interrupt_allowed(struct kl_vcpu *vcpu)
+{
+	return (vcpu->rflags & X86_EFLAGS_IF) && !kl_vendor->interrupt_shadow(vcpu);
+}
+
+/*
+ * A queued exception goes first. A queued external interrupt (KVM_INTERRUPT)
+ * goes in when the guest can take it; until then the vendor arms the
+ * "interrupt window", an exit at the first instruction boundary where
+ * RFLAGS.IF=1 and no shadow. Userspace may ask for the window too
+ * (request_interrupt_window) to learn when to call KVM_INTERRUPT.
+ */
+void kl_next_injection(struct kl_vcpu *vcpu, struct kl_injection *inj)
+{
+	*inj = (struct kl_injection) { 0 };
+	if (vcpu->event.valid) {
+		inj->inject = true;
+		inj->vector = vcpu->event.vector;
+		inj->exception = vcpu->event.is_exception;
+		inj->has_error = vcpu->event.has_error;
+		inj->error = vcpu->event.error;
+		vcpu->event.valid = false;
+	} else if (vcpu->irq_pending && kl_interrupt_allowed(vcpu)) {
+		inj->inject = true;
+		inj->vector = vcpu->irq_vector;
+		vcpu->irq_pending = false;
+		vcpu->stat.irq_injections++;
+		return;
+	}
+	inj->irq_window = vcpu->irq_pending || vcpu->run->request_interrupt_window;
+}
+
+int kl_emulation_failed(struct kl_vcpu *vcpu, const struct kl_insn *insn)
+{
+	u64 bytes = 0;
+
+	vcpu->stat.insn_emulation_fail++;
+	memcpy(&bytes, insn->bytes, min(insn->len > 0 ? insn->len : 8, 8));
+	kl_internal_error(vcpu, KVM_INTERNAL_ERROR_EMULATION, vcpu->rip, bytes);
+	return 0;
+}
+
+/* ---- control registers and EFER ---- */
+
+bool kl_guest_paging(struct kl_vcpu *vcpu)
+{
+	return vcpu->cr0 & X86_CR0_PG;
+}
+
+bool kl_guest_long_mode(struct kl_vcpu *vcpu)
+{
+	return vcpu->efer & EFER_LMA;
+}
+
+/* Paging-relevant bits: a change means the MMU's view is stale. */
+static void paging_changed(struct kl_vcpu *vcpu, u64 old_cr0, u64 old_cr4, u64 old_efer)
+{
+	u64 cr0_bits = X86_CR0_PG | X86_CR0_WP, cr4_bits = X86_CR4_PAE | X86_CR4_PSE;
+
+	if ((old_cr4 ^ vcpu->cr4) & X86_CR4_PGE) {
+		vcpu->stat.tlb_flush++;
+		kl_mmu_flush_tlb(vcpu);
+	}
+	if (((old_cr0 ^ vcpu->cr0) & cr0_bits) || ((old_cr4 ^ vcpu->cr4) & cr4_bits) ||
+	    ((old_efer ^ vcpu->efer) & (EFER_NX | EFER_LMA)))
+		kl_mmu_mode_changed(vcpu);
+}
+
+/* CS.L: 64-bit code in long mode, and a state no CR0 write may leave or enter. */
+static bool code64(struct kl_vcpu *vcpu)
+{
+	struct kvm_sregs sr;
+
+	kl_vendor->get_segments(vcpu, &sr);
+	return sr.cs.l;
+}
+
+int kl_set_cr0(struct kl_vcpu *vcpu, u64 val)
+{
+	u64 old = vcpu->cr0;
+
+	if (val & CR0_RESERVED)
+		return -EINVAL;
+	if ((val & X86_CR0_PG) && !(val & X86_CR0_PE))
+		return -EINVAL;
+	if ((val & X86_CR0_NW) && !(val & X86_CR0_CD))
+		return -EINVAL;
+	/*
+	 * Paging on with EFER.LME set enters long mode: it needs PAE, and it
+	 * must happen from 32-bit code. Paging off leaves long mode, which
+	 * 64-bit code cannot do (the CPU raises #GP for both).
+	 */
+	if ((val & X86_CR0_PG) && !(old & X86_CR0_PG) && (vcpu->efer & EFER_LME)) {
+		if (!(vcpu->cr4 & X86_CR4_PAE) || code64(vcpu))
+			return -EINVAL;
+		vcpu->efer |= EFER_LMA;
+	}
+	if (!(val & X86_CR0_PG) && (old & X86_CR0_PG) && (vcpu->efer & EFER_LMA)) {
+		if (code64(vcpu))
+			return -EINVAL;
+		vcpu->efer &= ~EFER_LMA;
+	}
+	vcpu->cr0 = val | X86_CR0_ET;
+	paging_changed(vcpu, old, vcpu->cr4, vcpu->efer);
+	return 0;
+}
+
+int kl_set_cr3(struct kl_vcpu *vcpu, u64 val)
+{
+	if (kl_guest_long_mode(vcpu) && (val & ~0x000ffffffffffff8ULL & ~0x18ULL))
+		return -EINVAL;
+	vcpu->cr3 = val;
+	vcpu->stat.tlb_flush++;
+	kl_mmu_load_cr3(vcpu);
+	return 0;
+}
+
+int kl_set_cr4(struct kl_vcpu *vcpu, u64 val)
+{
+	u64 old = vcpu->cr4;
+
+	if (val & ~KL_CR4_SUPPORTED)
+		return -EINVAL;
+	if (kl_guest_long_mode(vcpu) && !(val & X86_CR4_PAE))
+		return -EINVAL;
+	vcpu->cr4 = val;
+	paging_changed(vcpu, vcpu->cr0, old, vcpu->efer);
+	return 0;
+}
+
+int kl_set_efer(struct kl_vcpu *vcpu, u64 val)
+{
+	u64 old = vcpu->efer;
+
+	if (val & ~EFER_SUPPORTED)
+		return -EINVAL;
+	/* LME may not change while paging is on; LMA is the CPU's to set. */
+	if ((vcpu->cr0 & X86_CR0_PG) && ((val ^ old) & EFER_LME))
+		return -EINVAL;
+	vcpu->efer = (val & ~EFER_LMA) | (old & EFER_LMA);
+	paging_changed(vcpu, vcpu->cr0, vcpu->cr4, old);
+	return 0;
+}
+
+u64 kl_apic_base(struct kl_vcpu *vcpu)
+{
+	return 0xfee00000ULL | BIT(11) | (vcpu->id == 0 ? BIT(8) : 0);
+}
+
+/* ---- KVM_GET/SET_SREGS ---- */
+
+void kl_get_sregs(struct kl_vcpu *vcpu, struct kvm_sregs *sr)
+{
+	memset(sr, 0, sizeof(*sr));
+	kl_vendor->get_segments(vcpu, sr);
+	sr->cr0 = vcpu->cr0;
+	sr->cr2 = vcpu->cr2;
+	sr->cr3 = vcpu->cr3;
+	sr->cr4 = vcpu->cr4;
+	sr->efer = vcpu->efer;
+	sr->apic_base = kl_apic_base(vcpu);
+}
+
+/* Reject states the CPU would refuse to run, with -EINVAL. */
+static int check_sregs(const struct kvm_sregs *sr)
+{
+	bool lma = sr->efer & EFER_LMA, lme = sr->efer & EFER_LME, pg = sr->cr0 & X86_CR0_PG;
+
+	if ((sr->cr0 >> 32) || (pg && !(sr->cr0 & X86_CR0_PE)))
+		return -EINVAL;
+	if (lma != (lme && pg))
+		return -EINVAL;
+	/* Outside long mode CS.L must be clear, as KVM insists: QEMU's SVM runs such a state astray. */
+	if (!lma && sr->cs.l)
+		return -EINVAL;
+	if (lma && (!(sr->cr4 & X86_CR4_PAE) || (sr->cs.l && sr->cs.db)))
+		return -EINVAL;
+	if (sr->efer & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NX))
+		return -EINVAL;
+	if (sr->cr4 & ~KL_CR4_SUPPORTED)
+		return -EINVAL;
+	if (lma && (sr->cr3 & ~0x000ffffffffff018ULL))
+		return -EINVAL;
+	return 0;
+}
+
+int kl_set_sregs(struct kl_vcpu *vcpu, const struct kvm_sregs *sr)
+{
+	int r = check_sregs(sr);
+
+	if (r)
+		return r;
+	kl_vendor->set_segments(vcpu, sr);
+	vcpu->cr0 = sr->cr0 | X86_CR0_ET;
+	vcpu->cr2 = sr->cr2;
+	vcpu->cr3 = sr->cr3;
+	vcpu->cr4 = sr->cr4;
+	vcpu->efer = sr->efer;
+	kl_mmu_mode_changed(vcpu);
+	kl_mmu_load_cr3(vcpu);
+	return 0;
+}
+
+/*
+ * The architectural state after RESET, vendor-neutral part: real mode at
+ * the reset vector, paging off. The vendor resets its own (segments).
+ */
+void kl_vcpu_reset(struct kl_vcpu *vcpu)
+{
+	memset(vcpu->regs, 0, sizeof(vcpu->regs));
+	vcpu->rip = 0xfff0;
+	vcpu->rflags = 2;
+	vcpu->cr0 = X86_CR0_ET | X86_CR0_NW | X86_CR0_CD;
+	vcpu->cr2 = vcpu->cr3 = vcpu->cr4 = vcpu->efer = 0;
+	memset(vcpu->dr, 0, sizeof(vcpu->dr));
+	vcpu->dr[6] = 0xffff0ff0;
+	vcpu->dr[7] = 0x400;
+	vcpu->msrs = (struct kl_msrs) { .pat = DEFAULT_PAT };
+	vcpu->event.valid = false;
+	vcpu->triple_fault = false;
+	vcpu->irq_pending = false;
+	vcpu->mmio_pending = false;
+}
+
+/* ---- one trip into the guest ---- */
+
+int kl_x86_run_once(struct kl_vcpu *vcpu)
+{
+	if (!kl_mmu_mode_supported(vcpu)) {
+		kl_internal_error(vcpu, KVM_INTERNAL_ERROR_EMULATION, vcpu->rip, vcpu->cr0);
+		return 0;
+	}
+	if (vcpu->triple_fault)
+		return kl_handle_shutdown(vcpu);
+	return kl_vendor->run(vcpu);
+}

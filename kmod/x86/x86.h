@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The vendor-neutral x86 layer: control-register, EFER and MSR rules,
+ * CPUID, exception queueing (with the #DF table), interrupt injection
+ * decisions, the instruction emulator, and the handlers a vendor calls for
+ * each exit it has decoded. Linux KVM's x86.c, in small.
+ */
+#ifndef KL_X86_H
+#define KL_X86_H
+
+#include "../mmu/mmu.h"
+
+/* ---- exceptions and events (x86.c) ---- */
+void kl_queue_exception(struct kl_vcpu *vcpu, u8 vector, bool has_error, u32 error);
+void kl_inject_page_fault(struct kl_vcpu *vcpu, u64 addr, u32 error);
+int kl_emulation_failed(struct kl_vcpu *vcpu, const struct kl_insn *insn);
+
+/* What the vendor injects at this entry; kl_next_injection decides it. */
+struct kl_injection {
+	bool inject;		/* deliver `vector` now */
+	u8 vector;
+	bool exception;		/* else an external interrupt */
+	bool has_error;
+	u32 error;
+	bool irq_window;	/* exit as soon as the guest can take an interrupt */
+};
+
+void kl_next_injection(struct kl_vcpu *vcpu, struct kl_injection *inj);
+/* RFLAGS.IF set and no interrupt shadow (STI, MOV SS) in effect. */
+bool kl_interrupt_allowed(struct kl_vcpu *vcpu);
+/* The CPU was delivering this event when the exit came: deliver it again. */
+void kl_requeue_event(struct kl_vcpu *vcpu, u8 vector, bool exception, bool has_error,
+		      u32 error);
+
+/* ---- registers (x86.c) ---- */
+void kl_vcpu_reset(struct kl_vcpu *vcpu);
+int kl_set_cr0(struct kl_vcpu *vcpu, u64 val);
+int kl_set_cr3(struct kl_vcpu *vcpu, u64 val);
+int kl_set_cr4(struct kl_vcpu *vcpu, u64 val);
+int kl_set_efer(struct kl_vcpu *vcpu, u64 val);
+void kl_get_sregs(struct kl_vcpu *vcpu, struct kvm_sregs *sregs);
+int kl_set_sregs(struct kl_vcpu *vcpu, const struct kvm_sregs *sregs);
+/* IA32_APIC_BASE as the guest reads it: xAPIC at 0xfee00000, enabled, vCPU 0 the BSP. */
+u64 kl_apic_base(struct kl_vcpu *vcpu);
+
+/* ---- MSRs (msr.c) and CPUID (cpuid.c) ---- */
+bool kl_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val);
+bool kl_set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val);
+const struct kvm_cpuid_entry2 *kl_find_cpuid(struct kl_vcpu *vcpu, u32 func, u32 index);
+int kl_get_supported_cpuid(struct kvm_cpuid2 __user *argp);
+int kl_set_cpuid2(struct kl_vcpu *vcpu, struct kvm_cpuid2 __user *argp);
+
+/* ---- the emulator (emulate.c) ---- */
+/* A guest access that hit no memslot: hand it to userspace as KVM_EXIT_MMIO. */
+int kl_emulate_mmio(struct kl_vcpu *vcpu, u64 addr, u64 gpa);
+
+/*
+ * ---- exit handlers (handlers.c): what a vendor calls with what it decoded ----
+ * Each returns 1 to re-enter, 0 to return to userspace (run->exit_reason set).
+ * `len` is the instruction's length where the vendor knows it.
+ */
+struct kl_io {
+	u16 port;
+	u8 size;		/* 1, 2 or 4 */
+	bool in;
+	bool string, rep;	/* INS/OUTS (not emulated) */
+	u64 next_rip;
+};
+
+int kl_handle_cr_access(struct kl_vcpu *vcpu);	/* MOV CR / CLTS at RIP, decoded here */
+int kl_handle_dr_access(struct kl_vcpu *vcpu);	/* MOV DR at RIP, decoded here */
+int kl_handle_invlpg(struct kl_vcpu *vcpu);	/* INVLPG at RIP, decoded here */
+int kl_handle_io(struct kl_vcpu *vcpu, const struct kl_io *io);
+int kl_handle_msr(struct kl_vcpu *vcpu, bool write, int len);
+int kl_handle_cpuid(struct kl_vcpu *vcpu, int len);
+int kl_handle_hlt(struct kl_vcpu *vcpu, int len);
+int kl_handle_hypercall(struct kl_vcpu *vcpu, int len);
+int kl_handle_irq_window(struct kl_vcpu *vcpu);
+int kl_handle_shutdown(struct kl_vcpu *vcpu);
+int kl_handle_invalid_opcode(struct kl_vcpu *vcpu);
+int kl_handle_entry_failure(struct kl_vcpu *vcpu, u64 reason);
+int kl_handle_unexpected(struct kl_vcpu *vcpu, u64 code, u64 info);
+
+/* One trip into the guest, for the core's run loop: mode checks, then the vendor. */
+int kl_x86_run_once(struct kl_vcpu *vcpu);
+
+#endif
