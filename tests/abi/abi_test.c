@@ -22,6 +22,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <kvmlab/x86.h>
+#include "../../harness/lib/kvmclient.h"
 
 static int passed, failed;
 
@@ -60,12 +62,7 @@ static void expect_errno(const char *name, int rc, int want)
 static int set_slot(int vm, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t size,
 		    uint64_t hva)
 {
-	struct kvm_userspace_memory_region r = {
-		.slot = slot, .flags = flags, .guest_phys_addr = gpa,
-		.memory_size = size, .userspace_addr = hva,
-	};
-
-	return ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r);
+	return kc_set_memslot(vm, slot, flags, gpa, size, (void *)(uintptr_t)hva);
 }
 
 static void memslots(int vm, uint8_t *mem)
@@ -130,48 +127,40 @@ static void vcpu_checks(int dev, int vm)
 /* A vCPU in 64-bit mode whose page tables point at memory that is not there. */
 static void run_without_memory(int dev)
 {
-	int vm = ioctl(dev, KVM_CREATE_VM, 0), vcpu, rc, size;
-	struct kvm_sregs sregs;
 	struct kvm_regs regs = { .rip = 0x100000, .rflags = 2 };
-	struct kvm_run *run;
+	struct kc_vcpu *v = NULL;
+	struct kvm_sregs sregs;
+	struct kc_vm vm;
+	int rc;
 
-	vcpu = vm >= 0 ? ioctl(vm, KVM_CREATE_VCPU, 0) : -1;
-	size = ioctl(dev, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (vcpu < 0 || size <= 0) {
+	if (kc_create_vm(&vm, dev, 0) == 0)
+		v = kc_create_vcpu(&vm, 0);
+	if (!v) {
 		check("run_without_memory", false, "setup failed: errno %d", errno);
 		goto out;
 	}
-	run = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
-	ioctl(vcpu, KVM_GET_SREGS, &sregs);
-	sregs.cr0 = 0x80050033;
-	sregs.cr3 = 0x2000;
-	sregs.cr4 = 0x20;
-	sregs.efer = 0x500;
-	sregs.cs.l = 1;
-	sregs.cs.db = 0;
-	sregs.cs.type = 11;
-	sregs.cs.s = 1;
-	sregs.cs.present = 1;
-	ioctl(vcpu, KVM_SET_SREGS, &sregs);
-	ioctl(vcpu, KVM_SET_REGS, &regs);
+	ioctl(v->fd, KVM_GET_SREGS, &sregs);
+	kc_long_mode_paging(&sregs, 0x2000);
+	sregs.cr0 |= KL_CR0_MP | KL_CR0_NE | KL_CR0_WP;
+	sregs.cs = kc_flat_segment(8, true, true);
+	ioctl(v->fd, KVM_SET_SREGS, &sregs);
+	ioctl(v->fd, KVM_SET_REGS, &regs);
 	alarm(10);
-	rc = ioctl(vcpu, KVM_RUN, 0);
+	rc = ioctl(v->fd, KVM_RUN, 0);
 	alarm(0);
-	check("run_without_memory", rc == 0 && (run->exit_reason == KVM_EXIT_INTERNAL_ERROR ||
-					       run->exit_reason == KVM_EXIT_MMIO ||
-					       run->exit_reason == KVM_EXIT_SHUTDOWN ||
-					       run->exit_reason == KVM_EXIT_FAIL_ENTRY),
-	      "rc %d errno %d exit_reason %u", rc, errno, run->exit_reason);
-	munmap(run, size);
-	close(vcpu);
+	check("run_without_memory", rc == 0 && (v->run->exit_reason == KVM_EXIT_INTERNAL_ERROR ||
+					       v->run->exit_reason == KVM_EXIT_MMIO ||
+					       v->run->exit_reason == KVM_EXIT_SHUTDOWN ||
+					       v->run->exit_reason == KVM_EXIT_FAIL_ENTRY),
+	      "rc %d errno %d exit_reason %u", rc, errno, v->run->exit_reason);
 out:
-	if (vm >= 0)
-		close(vm);
+	kc_vm_close(&vm);
 }
 
 /* One VM of a type with 64 KiB of memory at gpa 0 and one vCPU, its kvm_run mapped. */
 struct guest {
-	int vm, vcpu, run_size;
+	struct kc_vm kc;
+	int vm, vcpu;
 	uint8_t *mem;
 	struct kvm_run *run;
 };
@@ -183,40 +172,33 @@ struct guest {
  */
 static bool guest_open(struct guest *g, int dev, unsigned long type, const char *what)
 {
-	*g = (struct guest) { .vm = ioctl(dev, KVM_CREATE_VM, type), .vcpu = -1,
-			      .run_size = ioctl(dev, KVM_GET_VCPU_MMAP_SIZE, 0), .run = MAP_FAILED };
-	g->mem = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (g->vm < 0 && type)
-		return false;
-	if (g->vm >= 0 && set_slot(g->vm, 0, 0, 0, 1 << 16, (uint64_t)g->mem) == 0)
-		g->vcpu = ioctl(g->vm, KVM_CREATE_VCPU, 0);
-	if (g->vcpu >= 0)
-		g->run = mmap(NULL, g->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, g->vcpu, 0);
-	if (g->run == MAP_FAILED) {
+	struct kc_vcpu *v = NULL;
+
+	*g = (struct guest) { .vm = -1, .vcpu = -1 };
+	if (kc_create_vm(&g->kc, dev, type))
+		return type ? false : (check(what, false, "KVM_CREATE_VM: errno %d", errno), false);
+	if (kc_add_ram(&g->kc, 0, 0, 1 << 16) == 0)
+		v = kc_create_vcpu(&g->kc, 0);
+	if (!v) {
 		check(what, false, "setup failed: errno %d", errno);
+		kc_vm_close(&g->kc);
 		return false;
 	}
+	g->vm = g->kc.fd;
+	g->vcpu = v->fd;
+	g->mem = g->kc.mem;
+	g->run = v->run;
 	return true;
 }
 
 static void guest_close(struct guest *g)
 {
-	if (g->run != MAP_FAILED)
-		munmap(g->run, g->run_size);
-	if (g->vcpu >= 0)
-		close(g->vcpu);
-	if (g->vm >= 0)
-		close(g->vm);
-	munmap(g->mem, 1 << 16);
+	kc_vm_close(&g->kc);
 }
 
-/* An interrupt gate to `handler` (selector 8): 8-byte in 32-bit IDTs, 16-byte in 64-bit ones. */
 static void set_gate(uint8_t *idt, bool long64, int vector, uint32_t handler, int ist)
 {
-	uint64_t gate = (handler & 0xffff) | (8ULL << 16) | ((uint64_t)ist << 32) | (0x8eULL << 40) |
-			((uint64_t)(handler >> 16) << 48);
-
-	memcpy(idt + vector * (long64 ? 16 : 8), &gate, 8);
+	kc_set_gate(idt, long64, vector, handler, ist);
 }
 
 /*
@@ -226,28 +208,18 @@ static void set_gate(uint8_t *idt, bool long64, int vector, uint32_t handler, in
  */
 static void long_mode_state(struct guest *g, struct kvm_sregs *sregs)
 {
-	struct kvm_segment cs = { .selector = 8, .type = 11, .present = 1, .s = 1, .l = 1,
-				  .limit = 0xffffffff, .g = 1 };
-	struct kvm_segment ds = { .selector = 16, .type = 3, .present = 1, .s = 1, .db = 1,
-				  .limit = 0xffffffff, .g = 1 };
-	uint64_t *gdt = (uint64_t *)(g->mem + 0x1c00), *pt = (uint64_t *)(g->mem + 0x5000);
+	uint64_t *pt = (uint64_t *)(g->mem + 0x5000);
 
-	gdt[1] = 0x00af9b000000ffffULL;
-	gdt[2] = 0x00cf93000000ffffULL;
-	*(uint64_t *)(g->mem + 0x2000) = 0x3003;
-	*(uint64_t *)(g->mem + 0x3000) = 0x4003;
-	*(uint64_t *)(g->mem + 0x4000) = 0x5003;
+	*(uint64_t *)(g->mem + 0x2000) = 0x3000 | KL_PT_P | KL_PT_W;
+	*(uint64_t *)(g->mem + 0x3000) = 0x4000 | KL_PT_P | KL_PT_W;
+	*(uint64_t *)(g->mem + 0x4000) = 0x5000 | KL_PT_P | KL_PT_W;
 	for (int i = 0; i < 16; i++)
-		pt[i] = ((uint64_t)i << 12) | 3;
+		pt[i] = ((uint64_t)i << 12) | KL_PT_P | KL_PT_W;
 	ioctl(g->vcpu, KVM_GET_SREGS, sregs);
-	sregs->cs = cs;
-	sregs->ds = sregs->es = sregs->ss = ds;
-	sregs->gdt = (struct kvm_dtable) { .base = 0x1c00, .limit = 23 };
+	kc_flat_segments(sregs, g->mem + 0x1c00, 0x1c00, 8, true);
 	sregs->idt = (struct kvm_dtable) { .base = 0x1800, .limit = 0xfff };
-	sregs->cr0 = 0x80050033;
-	sregs->cr3 = 0x2000;
-	sregs->cr4 = 0x20;
-	sregs->efer = 0x500;
+	kc_long_mode_paging(sregs, 0x2000);
+	sregs->cr0 |= KL_CR0_MP | KL_CR0_NE | KL_CR0_WP;
 }
 
 /*
@@ -261,35 +233,24 @@ static void interrupts(int dev)
 {
 	static const uint8_t code[] = { 0xfa, 0xe6, 0x10, 0xfb, 0x90, 0x90, 0xe6, 0x11, 0xf4 };
 	static const uint8_t handler[] = { 0xe6, 0x12, 0xcf };
-	struct kvm_segment cs = { .limit = 0xffffffff, .selector = 8, .type = 11, .present = 1,
-				  .s = 1, .db = 1, .g = 1 };
-	struct kvm_segment ds = cs;
 	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2, .rsp = 0x8000 };
 	struct kvm_interrupt irq = { .irq = 0x30 };
 	struct kvm_sregs sregs;
 	struct kvm_run *run;
 	struct guest g;
-	uint64_t *gdt;
 	int vcpu;
 
 	if (!guest_open(&g, dev, 0, "irq_setup"))
 		goto out;
 	vcpu = g.vcpu;
 	run = g.run;
-	gdt = (uint64_t *)(g.mem + 0x3000);
 	memcpy(g.mem + 0x1000, code, sizeof(code));
 	memcpy(g.mem + 0x1100, handler, sizeof(handler));
-	gdt[1] = 0x00cf9b000000ffffULL;
-	gdt[2] = 0x00cf93000000ffffULL;
 	set_gate(g.mem + 0x2000, false, 0x30, 0x1100, 0);
 	ioctl(vcpu, KVM_GET_SREGS, &sregs);
-	ds.selector = 16;
-	ds.type = 3;
-	sregs.cs = cs;
-	sregs.ds = sregs.es = sregs.ss = ds;
-	sregs.gdt = (struct kvm_dtable) { .base = 0x3000, .limit = 23 };
+	kc_flat_segments(&sregs, g.mem + 0x3000, 0x3000, 8, false);
 	sregs.idt = (struct kvm_dtable) { .base = 0x2000, .limit = 0x1ff };
-	sregs.cr0 = 0x11;
+	sregs.cr0 = KL_CR0_PE | KL_CR0_ET;
 	ioctl(vcpu, KVM_SET_SREGS, &sregs);
 	ioctl(vcpu, KVM_SET_REGS, &regs);
 	expect_errno("irq_vector_too_large", ioctl(vcpu, KVM_INTERRUPT, &(struct kvm_interrupt){ 256 }),

@@ -23,16 +23,14 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include "../../harness/lib/kvmclient.h"
 
 #define MEM_SIZE	(2UL << 20)
 #define MAX_VCPUS	2
 
+/* The pieces the library made; released here one kind at a time, in a chosen order. */
 struct vm_pieces {
-	int vm_fd;
-	int vcpu_fd[MAX_VCPUS];
-	struct kvm_run *run[MAX_VCPUS];
-	size_t run_size;
-	uint8_t *mem;
+	struct kc_vm kc;
 	int nr_vcpus;
 };
 
@@ -44,35 +42,26 @@ static int fail(const char *what, int cycle)
 
 static int build(int dev, unsigned long type, int cycle, int nr_vcpus, struct vm_pieces *p)
 {
-	struct kvm_userspace_memory_region slot = { .slot = 0, .memory_size = MEM_SIZE };
 	struct kvm_sregs sregs;
 
-	p->nr_vcpus = nr_vcpus;
-	p->vm_fd = ioctl(dev, KVM_CREATE_VM, type);
-	if (p->vm_fd < 0)
+	p->nr_vcpus = 0;
+	if (kc_create_vm(&p->kc, dev, type))
 		return fail("KVM_CREATE_VM", cycle);
-	p->mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p->mem == MAP_FAILED)
-		return fail("mmap guest memory", cycle);
-	p->mem[0xfff0] = 0xf4;				/* HLT at the reset vector's offset */
-	slot.userspace_addr = (uintptr_t)p->mem;
-	if (ioctl(p->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot))
-		return fail("KVM_SET_USER_MEMORY_REGION", cycle);
-	p->run_size = (size_t)ioctl(dev, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (kc_add_ram(&p->kc, 0, 0, MEM_SIZE))
+		return fail("guest memory and its memslot", cycle);
+	p->kc.mem[0xfff0] = 0xf4;			/* HLT at the reset vector's offset */
 	for (int i = 0; i < nr_vcpus; i++) {
-		p->vcpu_fd[i] = ioctl(p->vm_fd, KVM_CREATE_VCPU, i);
-		if (p->vcpu_fd[i] < 0)
-			return fail("KVM_CREATE_VCPU", cycle);
-		p->run[i] = mmap(NULL, p->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-				 p->vcpu_fd[i], 0);
-		if (p->run[i] == MAP_FAILED)
-			return fail("mmap kvm_run", cycle);
+		struct kc_vcpu *v = kc_create_vcpu(&p->kc, i);
+
+		if (!v)
+			return fail("KVM_CREATE_VCPU and its kvm_run", cycle);
+		p->nr_vcpus++;
 		/* Real mode, CS base 0: the HLT at 0xfff0. */
-		if (ioctl(p->vcpu_fd[i], KVM_GET_SREGS, &sregs))
+		if (ioctl(v->fd, KVM_GET_SREGS, &sregs))
 			return fail("KVM_GET_SREGS", cycle);
 		sregs.cs.base = 0;
 		sregs.cs.selector = 0;
-		if (ioctl(p->vcpu_fd[i], KVM_SET_SREGS, &sregs))
+		if (ioctl(v->fd, KVM_SET_SREGS, &sregs))
 			return fail("KVM_SET_SREGS", cycle);
 	}
 	return 0;
@@ -81,13 +70,15 @@ static int build(int dev, unsigned long type, int cycle, int nr_vcpus, struct vm
 static int run_once(struct vm_pieces *p, int cycle)
 {
 	for (int i = 0; i < p->nr_vcpus; i++) {
-		if (ioctl(p->vcpu_fd[i], KVM_RUN, 0) && errno != EINTR)
+		struct kc_vcpu *v = &p->kc.vcpus[i];
+
+		if (ioctl(v->fd, KVM_RUN, 0) && errno != EINTR)
 			return fail("KVM_RUN", cycle);
-		if (p->run[i]->exit_reason != KVM_EXIT_HLT &&
-		    p->run[i]->exit_reason != KVM_EXIT_INTERNAL_ERROR) {
+		if (v->run->exit_reason != KVM_EXIT_HLT &&
+		    v->run->exit_reason != KVM_EXIT_INTERNAL_ERROR) {
 			errno = 0;
 			fprintf(stderr, "kvmlab-lifecycle: cycle %d: unexpected exit %u\n", cycle,
-				p->run[i]->exit_reason);
+				v->run->exit_reason);
 			return -1;
 		}
 	}
@@ -99,14 +90,14 @@ static void release(struct vm_pieces *p, int which)
 {
 	for (int i = 0; i < p->nr_vcpus; i++) {
 		if (which == 0)
-			close(p->vcpu_fd[i]);
+			close(p->kc.vcpus[i].fd);
 		if (which == 1)
-			munmap(p->run[i], p->run_size);
+			munmap(p->kc.vcpus[i].run, p->kc.vcpus[i].run_size);
 	}
 	if (which == 2)
-		close(p->vm_fd);
+		close(p->kc.fd);
 	if (which == 3)
-		munmap(p->mem, MEM_SIZE);
+		munmap(p->kc.mem, p->kc.mem_bytes);
 }
 
 /* The k-th of the 24 orders of four pieces (Lehmer code). */

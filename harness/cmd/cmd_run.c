@@ -1,22 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * kvmlab: run guest workloads under hypervisors that speak the KVM ABI and
- * record what each one did.
- *
- *   kvmlab run --hv H[,H..] --workload W[,W..]|all [--param [W.]K=V]...
- *              [--reps N] [--mem MB] [--timeout S] [--run-id ID]
- *              [--results DIR] [--meta K=V]... [--modparam K=V]...
- *              [--dry-run] [--verbose]
- *   kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]
- *   kvmlab fuzz mmu --hv H[,H..] [--oracle H] [--seed S] [--ops N] [--mem MB]
- *   kvmlab sweep-plan SPEC RUN_DIR [--check]   (what ./kvmlab sweep still has to run)
- *   kvmlab sweep-merge RUN_DIR CHUNK_DIR
- *   kvmlab list
- *   kvmlab table RUN_DIR
- *   kvmlab plot RUN_DIR
- *
- * This program always runs where it is started. The ./kvmlab script at the
- * top of the repository boots the test machine and runs it there.
+ * kvmlab run: hypervisors x workloads x parameters x repetitions, one
+ * fresh VM per run (run/vm.c), results as CSV and a summary table
+ * (experiment/results.c); with --plan, exactly the runs a sweep lists.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -30,19 +16,17 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
-#include "boot_cmd.h"
-#include "fuzz.h"
-#include "hv.h"
-#include "image.h"
-#include "kmsg.h"
-#include "pmu.h"
-#include "results.h"
-#include "sweep.h"
-#include "util.h"
-#include "vm.h"
+#include "../experiment/hv.h"
+#include "../loaders/image.h"
+#include "../experiment/kmsg.h"
+#include "../experiment/pmu.h"
+#include "../experiment/results.h"
+#include "../experiment/sweep.h"
+#include "../lib/util.h"
+#include "../run/vm.h"
+#include "commands.h"
 
 #define MAX_ITEMS 32
-#define EXIT_USAGE 2
 
 struct options {
 	const struct hv *hvs[MAX_ITEMS];
@@ -66,50 +50,10 @@ struct options {
 	char **argv;
 };
 
-static int usage(void)
-{
-	fprintf(stderr,
-		"usage: kvmlab run --hv H[,H...] --workload W[,W...]|all [--param [W.]K=V]...\n"
-		"                  [--reps N] [--mem MB] [--timeout S] [--run-id ID]\n"
-		"                  [--results DIR] [--meta K=V]... [--modparam K=V]... [--dry-run] [--verbose]\n"
-		"       kvmlab boot --hv H --kernel FILE [--initrd FILE] [--append STR] [--mem MB]\n"
-		"                   [--timeout S] [--apic]\n"
-		"       kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]\n"
-		"       kvmlab fuzz mmu --hv H[,H...] [--oracle H] [--seed S] [--ops N] [--mem MB]\n"
-		"       kvmlab list | table RUN_DIR | plot RUN_DIR | report RUN_DIR\n"
-		"       kvmlab sweep-plan SPEC RUN_DIR [--check] | sweep-merge RUN_DIR CHUNK_DIR\n"
-		"       ./kvmlab (the script) runs this inside the test machine; --native here\n");
-	return EXIT_USAGE;
-}
-
-/* Names of the workload images in dir, sorted. */
-static int list_workloads(const char *dir, char names[][64], int max)
-{
-	struct dirent **ents;
-	int n = scandir(dir, &ents, NULL, alphasort), count = 0;
-
-	if (n < 0)
-		return err_errno("cannot list workloads in %s", dir);
-	for (int i = 0; i < n; i++) {
-		size_t len = strlen(ents[i]->d_name);
-
-		size_t stem = len > 5 && !strcmp(ents[i]->d_name + len - 5, ".boot") ? len - 5 :
-			      len > 4 && !strcmp(ents[i]->d_name + len - 4, ".elf") ? len - 4 : 0;
-
-		if (stem && stem < 64 && count < max) {
-			memcpy(names[count], ents[i]->d_name, stem);
-			names[count++][stem] = 0;
-		}
-		free(ents[i]);
-	}
-	free(ents);
-	return count;
-}
-
 static int open_workloads(struct options *o, char *list)
 {
 	char names[MAX_ITEMS][64], *items[MAX_ITEMS + 1];
-	int avail = list_workloads(o->workloads_dir, names, MAX_ITEMS), n;
+	int avail = image_list(o->workloads_dir, names, MAX_ITEMS), n;
 
 	if (avail < 0)
 		return -1;
@@ -621,7 +565,7 @@ static int run_plan(struct options *o, struct results *res, int kfd, int *n, int
 	return rc;
 }
 
-static int cmd_run(int argc, char **argv)
+int cmd_run(int argc, char **argv)
 {
 	struct options o = { .argc = argc, .argv = argv };
 	struct results res;
@@ -664,194 +608,3 @@ static int cmd_run(int argc, char **argv)
 	return rc || failed || n < total ? 1 : 0;
 }
 
-static int cmd_list(void)
-{
-	char dir[PATH_MAX], names[MAX_ITEMS][64];
-	int n;
-
-	printf("hypervisors:\n");
-	for (int i = 0; hv_at(i); i++)
-		printf("  %-12s %s\n", hv_at(i)->name, hv_at(i)->about);
-	workloads_dir(dir, sizeof(dir));
-	n = list_workloads(dir, names, MAX_ITEMS);
-	if (n < 0)
-		return 1;
-	printf("workloads (%s):\n", dir);
-	for (int i = 0; i < n; i++) {
-		char path[PATH_MAX + 80];
-		struct image img;
-
-		snprintf(path, sizeof(path), "%s/%s.elf", dir, names[i]);
-		if (image_open(&img, path, names[i]))
-			return 1;
-		printf("  %s%s%s\n", names[i], img.tool ? "   (a tool: not in 'all')" : "",
-		       img.not_in_all ? "   (boots an OS: not in 'all')" : "");
-		for (int p = 0; p < img.nparams; p++)
-			printf("      %-10s default %-8llu [%llu..%llu]  %s\n", img.params[p].name,
-			       (unsigned long long)img.params[p].def,
-			       (unsigned long long)img.params[p].min,
-			       (unsigned long long)img.params[p].max, img.params[p].help);
-		image_close(&img);
-	}
-	return 0;
-}
-
-/*
- * fuzz ioctl: load kvmlab, fuzz /dev/kvmlab, unload, and judge the kernel
- * log: clean, and the module's page accounting back to zero.
- */
-static int cmd_fuzz_ioctl(int argc, char **argv)
-{
-	uint64_t seed = 1, calls = 100000, threads = 2;
-	const struct hv *hv = hv_find("kvmlab-vtlb");
-	char bad[256] = "", rec[8192];
-	bool zero = false, dry_run = false;
-	int kfd, rc;
-
-	for (int i = 2; i < argc; i++) {
-		uint64_t *dst = !strcmp(argv[i], "--seed") ? &seed : !strcmp(argv[i], "--calls") ? &calls :
-				!strcmp(argv[i], "--threads") ? &threads : NULL;
-
-		if (!strcmp(argv[i], "--native"))
-			continue;
-		if (!strcmp(argv[i], "--dry-run")) {
-			dry_run = true;
-			continue;
-		}
-		if (!dst || i + 1 == argc || !parse_u64(argv[i + 1], dst))
-			return err("fuzz ioctl: bad option '%s'", argv[i]), EXIT_USAGE;
-		i++;
-	}
-	if (calls == 0 || threads == 0 || threads > 8)
-		return err("fuzz ioctl: --calls must be positive, --threads 1..8"), EXIT_USAGE;
-	if (dry_run)
-		return 0;
-	if (hv_prepare(hv, NULL))
-		return 1;
-	kfd = kmsg_open();
-	rc = fuzz_ioctl(hv->device, seed, calls, (int)threads);
-	hv_unload_all();
-	kmsg_check(kfd, bad, sizeof(bad));
-	/* The unload's own verdict on accounting comes through the log too. */
-	if (kfd >= 0) {
-		int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
-		ssize_t n;
-
-		while (fd >= 0 && (n = read(fd, rec, sizeof(rec) - 1)) != 0) {
-			if (n < 0 && errno != EPIPE)
-				break;
-			if (n > 0) {
-				rec[n] = 0;
-				zero |= strstr(rec, "page accounting back to zero") != NULL;
-			}
-		}
-		if (fd >= 0)
-			close(fd);
-	}
-	if (bad[0])
-		printf("kernel log: NOT clean: %s\n", bad);
-	else if (kfd >= 0)
-		printf("kernel log: clean; module unloaded with page accounting %s\n",
-		       zero ? "back to zero" : "NOT confirmed");
-	return rc || bad[0] || (kfd >= 0 && !zero) ? 1 : 0;
-}
-
-
-/*
- * fuzz mmu: the differential MMU fuzzer (fuzz_mmu.c). Options are checked
- * in full before anything is loaded, so --dry-run can vet them.
- */
-static int cmd_fuzz_mmu(int argc, char **argv)
-{
-	struct fuzz_mmu_options o = { .oracle = hv_find("kvmlab-npt"), .seed = 1, .ops = 100000,
-				      .mem_mb = 64, .timeout_s = 3000 };
-	uint64_t timeout = o.timeout_s;
-	bool dry_run = false;
-
-	for (int i = 2; i < argc; i++) {
-		uint64_t *dst = !strcmp(argv[i], "--seed") ? &o.seed : !strcmp(argv[i], "--ops") ? &o.ops :
-				!strcmp(argv[i], "--mem") ? &o.mem_mb :
-				!strcmp(argv[i], "--timeout") ? &timeout : NULL;
-
-		if (!strcmp(argv[i], "--native"))
-			continue;
-		if (!strcmp(argv[i], "--dry-run")) {
-			dry_run = true;
-			continue;
-		}
-		if (i + 1 < argc && !strcmp(argv[i], "--oracle")) {
-			o.oracle = hv_find(argv[++i]);
-			if (!o.oracle)
-				return err("fuzz mmu: unknown oracle '%s'", argv[i]), EXIT_USAGE;
-			continue;
-		}
-		if (i + 1 < argc && !strcmp(argv[i], "--hv")) {
-			char *items[FUZZ_MAX_HVS + 1];
-			int n = split_list(argv[++i], items, FUZZ_MAX_HVS);
-
-			for (int k = 0; k < n; k++) {
-				o.hvs[o.nhvs] = hv_find(items[k]);
-				if (!o.hvs[o.nhvs++])
-					return err("fuzz mmu: unknown hypervisor '%s' (see kvmlab list)",
-						   items[k]), EXIT_USAGE;
-			}
-			continue;
-		}
-		if (!dst || i + 1 == argc || !parse_u64(argv[i + 1], dst))
-			return err("fuzz mmu: bad option '%s'", argv[i]), EXIT_USAGE;
-		i++;
-	}
-	if (!o.nhvs)
-		return err("usage: kvmlab fuzz mmu --hv H[,H...] [--oracle H] [--seed S] [--ops N] "
-			   "[--mem MB] [--timeout S]"), EXIT_USAGE;
-	if (!o.oracle->hw_paging)
-		return err("fuzz mmu: the oracle must use nested paging (%s does not)",
-			   o.oracle->name), EXIT_USAGE;
-	if (o.ops == 0 || o.ops > 100000000 || o.mem_mb < 16 || o.mem_mb > 4096 ||
-	    timeout == 0 || timeout > 86400)
-		return err("fuzz mmu: --ops 1..100000000, --mem 16..4096, --timeout 1..86400"),
-		       EXIT_USAGE;
-	o.timeout_s = (unsigned int)timeout;
-	if (dry_run)
-		return 0;
-	return fuzz_mmu(&o) ? 1 : 0;
-}
-
-static int cmd_fuzz(int argc, char **argv)
-{
-	if (argc >= 2 && !strcmp(argv[1], "ioctl"))
-		return cmd_fuzz_ioctl(argc, argv);
-	if (argc >= 2 && !strcmp(argv[1], "mmu"))
-		return cmd_fuzz_mmu(argc, argv);
-	err("usage: kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]\n"
-	    "       kvmlab fuzz mmu --hv H[,H...] [--oracle H] [--seed S] [--ops N]");
-	return EXIT_USAGE;
-}
-
-int main(int argc, char **argv)
-{
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
-		return usage();
-	if (!strcmp(argv[1], "run"))
-		return cmd_run(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "list"))
-		return cmd_list();
-	if (!strcmp(argv[1], "boot"))
-		return cmd_boot(argc, argv);
-	if (!strcmp(argv[1], "fuzz"))
-		return cmd_fuzz(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "sweep-plan") && (argc == 4 || argc == 5))
-		return sweep_plan(argv[2], argv[3], argc == 5 && !strcmp(argv[4], "--check") ?
-				  NULL : stdout) ? EXIT_USAGE : 0;
-	if (!strcmp(argv[1], "sweep-merge") && argc == 4)
-		return sweep_merge(argv[2], argv[3]) ? 1 : 0;
-	if (!strcmp(argv[1], "table") && argc == 3)
-		return results_print_table(argv[2]) ? 1 : 0;
-	if (!strcmp(argv[1], "report") && argc == 3)
-		return results_report(argv[2]) ? 1 : 0;
-	if (!strcmp(argv[1], "plot") && argc == 3)
-		return results_plot(argv[2]) ? 1 : 0;
-	err("unknown command '%s'", argv[1]);
-	return usage();
-}

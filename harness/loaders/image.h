@@ -54,4 +54,7 @@ int image_load(const struct image *img, uint8_t *mem, uint64_t mem_bytes);
 /* "k=8;m=16" — every parameter, in declaration order. */
 void image_params_string(const struct image *img, char *buf, size_t size);
 
+/* Names of the workload images (NAME.elf, NAME.boot) in dir, sorted; the count or -1. */
+int image_list(const char *dir, char names[][64], int max);
+
 #endif

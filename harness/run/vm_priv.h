@@ -9,16 +9,15 @@
 #include <linux/kvm.h>
 #include <signal.h>
 #include <kvmlab/guest_abi.h>
-#include "pmu.h"
-#include "stats.h"
+#include "../experiment/pmu.h"
+#include "../lib/kvmclient.h"
+#include "../lib/stats.h"
+#include "../loaders/boot.h"
 #include "vm.h"
 
 struct vm {
-	int sys_fd, vm_fd, vcpu_fd;
-	uint8_t *mem;
-	uint64_t mem_bytes;
-	struct kvm_run *run;
-	size_t run_size;
+	struct kc_vm kc;		/* device, VM, guest RAM at gpa 0 */
+	struct kc_vcpu *vcpu;		/* the one vCPU */
 	struct stats vm_stats, vcpu_stats;
 	uint64_t *snap;		/* vm stats then vcpu stats */
 	char console[256];
@@ -31,10 +30,8 @@ struct vm {
 /* Set by the run's SIGALRM: the run is over. */
 extern volatile sig_atomic_t vm_timed_out;
 
-/* The supported CPUID, narrowed by boot_cpuid() for a boot guest. */
+/* The supported CPUID, under kvmlab's policy (kc_cpuid_policy) for a boot guest. */
 int set_cpuid(struct vm *vm, const struct image *img);
-/* Identity map of [0, min(bytes, 4 GiB)) in 2 MiB pages: PML4 at pml4_gpa, PDPT and 4 PDs after. */
-void write_identity_map(struct vm *vm, uint64_t pml4_gpa, uint64_t bytes);
 /*
  * The measured phase: every VM and vCPU statistic and the host counters at
  * its start, then r gets the deltas (less `harness_exits` exits that were
@@ -46,10 +43,6 @@ void set_status(struct run_result *r, const char *status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void describe_exit(struct vm *vm, struct run_result *r);
 
-/* boot.c: the CPUID every boot guest sees, under every hypervisor alike. */
-void boot_cpuid(struct kvm_cpuid2 *c, bool apic);
-/* boot.c: put a Multiboot kernel or a Linux bzImage (and initrd) into the VM. */
-int boot_load(struct vm *vm, const struct image *img);
 /* machine.c: run a booted kernel with the device model until it exits. */
 int machine_run(struct vm *vm, const struct run_config *cfg, const struct image *img,
 		struct run_result *r);

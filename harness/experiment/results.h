@@ -11,7 +11,7 @@
 #define KVMLAB_RESULTS_H
 
 #include <stdio.h>
-#include "vm.h"
+#include "../run/vm.h"
 
 /* runs.csv counter columns, KVM's stat names; empty where a hv lacks one. */
 extern const char *const csv_counters[];

@@ -18,7 +18,7 @@
 #include <string.h>
 #include "results.h"
 #include "runs_csv.h"
-#include "util.h"
+#include "../lib/util.h"
 
 #define MAX_AGG 2048
 #define MAX_NAMES 64

@@ -13,29 +13,17 @@
 #include <sys/time.h>
 #include <unistd.h>
 #include <kvmlab/kvmlab.h>
-#include "stats.h"
-#include "util.h"
-#include "pmu.h"
+#include <kvmlab/x86.h>
+#include "../lib/stats.h"
+#include "../lib/util.h"
+#include "../experiment/pmu.h"
 #include "vm.h"
 #include "vm_priv.h"
 
 /* Boot page tables: PML4, PDPT, PD at fixed pages below the image. */
 #define BOOT_PML4	0x2000ULL
-#define BOOT_PDPT	0x3000ULL
-#define BOOT_PD		0x4000ULL	/* 4 pages: up to 4 GiB of 2 MiB pages */
-#define BOOT_PT_END	0x8000ULL
+#define BOOT_PT_END	0x8000ULL	/* PML4, PDPT, 4 PDs: up to 4 GiB of 2 MiB pages */
 #define BOOT_GDT	0x1800ULL
-
-#define X86_CR0_PE	(1ULL << 0)
-#define X86_CR0_MP	(1ULL << 1)
-#define X86_CR0_ET	(1ULL << 4)
-#define X86_CR0_NE	(1ULL << 5)
-#define X86_CR0_WP	(1ULL << 16)
-#define X86_CR0_PG	(1ULL << 31)
-#define X86_CR4_PAE	(1ULL << 5)
-#define EFER_LME	(1ULL << 8)
-#define EFER_LMA	(1ULL << 10)
-
 
 volatile sig_atomic_t vm_timed_out;
 static struct kvm_run *volatile current_run;
@@ -49,102 +37,53 @@ static void on_alarm(int sig)
 		current_run->immediate_exit = 1;
 }
 
-void write_identity_map(struct vm *vm, uint64_t pml4_gpa, uint64_t bytes)
+static void write_boot_info(struct vm *vm, const struct image *img)
 {
-	uint64_t *pml4 = (void *)(vm->mem + pml4_gpa);
-	uint64_t *pdpt = (void *)(vm->mem + pml4_gpa + 0x1000);
-	uint64_t *pd = (void *)(vm->mem + pml4_gpa + 0x2000);
+	struct kl_boot_info *bi = (void *)(vm->kc.mem + KL_BOOT_INFO_GPA);
 
-	memset(pml4, 0, 6 * 0x1000);
-	pml4[0] = (pml4_gpa + 0x1000) | 3;
-	for (int i = 0; i < 4; i++)
-		pdpt[i] = (pml4_gpa + 0x2000 + i * 0x1000) | 3;
-	for (uint64_t pa = 0, i = 0; pa < bytes && i < 2048; pa += 2ULL << 20, i++)
-		pd[i] = pa | 0x83;
-}
-
-static void write_boot_tables(struct vm *vm, const struct image *img)
-{
-	uint64_t *gdt = (void *)(vm->mem + BOOT_GDT);
-	struct kl_boot_info *bi = (void *)(vm->mem + KL_BOOT_INFO_GPA);
-
-	/* Identity map of RAM with 2 MiB pages: just enough to run _start. */
-	write_identity_map(vm, BOOT_PML4, vm->mem_bytes);
-	gdt[1] = 0x00af9b000000ffffULL;	/* matches the CS set in sregs */
-	gdt[2] = 0x00cf93000000ffffULL;
 	*bi = (struct kl_boot_info) {
-		.magic = KL_BOOT_MAGIC, .mem_bytes = vm->mem_bytes,
+		.magic = KL_BOOT_MAGIC, .mem_bytes = vm->kc.mem_bytes,
 		.image_end = img->image_end, .boot_pt_end = BOOT_PT_END,
 	};
 }
 
 int set_cpuid(struct vm *vm, const struct image *img)
 {
-	int n = 128;
-	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + n * sizeof(cpuid->entries[0]));
-	int rc;
-
-	if (!cpuid)
-		return err("out of memory");
-	cpuid->nent = n;
-	rc = ioctl(vm->sys_fd, KVM_GET_SUPPORTED_CPUID, cpuid);
-	if (rc == 0 && img->boot)
-		boot_cpuid(cpuid, img->apic);
-	if (rc == 0)
-		rc = ioctl(vm->vcpu_fd, KVM_SET_CPUID2, cpuid);
-	if (rc)
-		rc = err_errno("cannot set the guest CPUID");
-	free(cpuid);
-	return rc;
+	if (kc_set_cpuid(vm->kc.sys_fd, vm->vcpu->fd, img->boot, img->apic))
+		return err_errno("cannot set the guest CPUID");
+	return 0;
 }
 
+/* Straight into 64-bit mode on an identity map of RAM in 2 MiB pages: just enough to run _start. */
 static int set_long_mode(struct vm *vm, const struct image *img)
 {
-	struct kvm_segment code = {
-		.base = 0, .limit = 0xffffffff, .selector = 8, .type = 11,
-		.present = 1, .dpl = 0, .db = 0, .s = 1, .l = 1, .g = 1,
-	};
-	struct kvm_segment data = code;
 	struct kvm_sregs sregs;
 	struct kvm_regs regs = {
 		.rip = img->entry, .rdi = KL_BOOT_INFO_GPA, .rflags = 2,
 	};
 
-	if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs))
+	kc_write_identity_map(vm->kc.mem, BOOT_PML4, vm->kc.mem_bytes);
+	if (ioctl(vm->vcpu->fd, KVM_GET_SREGS, &sregs))
 		return err_errno("KVM_GET_SREGS");
-	data.selector = 16;
-	data.type = 3;
-	data.l = 0;
-	data.db = 1;
-	sregs.cs = code;
-	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
+	kc_flat_segments(&sregs, vm->kc.mem + BOOT_GDT, BOOT_GDT, 8, true);
 	sregs.tr.type = 11;	/* busy 64-bit TSS: the guest loads its own */
 	sregs.tr.present = 1;
 	sregs.tr.limit = 0x67;
-	sregs.gdt.base = BOOT_GDT;
-	sregs.gdt.limit = 3 * 8 - 1;
-	sregs.cr0 = X86_CR0_PE | X86_CR0_MP | X86_CR0_ET | X86_CR0_NE |
-		    X86_CR0_WP | X86_CR0_PG;
-	sregs.cr3 = BOOT_PML4;
-	sregs.cr4 = X86_CR4_PAE;
-	sregs.efer = EFER_LME | EFER_LMA;
-	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &sregs))
+	kc_long_mode_paging(&sregs, BOOT_PML4);
+	sregs.cr0 |= KL_CR0_MP | KL_CR0_NE | KL_CR0_WP;
+	if (ioctl(vm->vcpu->fd, KVM_SET_SREGS, &sregs))
 		return err_errno("KVM_SET_SREGS (64-bit mode)");
-	if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs))
+	if (ioctl(vm->vcpu->fd, KVM_SET_REGS, &regs))
 		return err_errno("KVM_SET_REGS");
 	return 0;
 }
 
 int open_stats(struct vm *vm)
 {
-	int vm_sfd = -1, vcpu_sfd = -1;
+	int vm_sfd, vcpu_sfd;
 
-	if (ioctl(vm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_BINARY_STATS_FD) > 0) {
-		vm_sfd = ioctl(vm->vm_fd, KVM_GET_STATS_FD, NULL);
-		vcpu_sfd = ioctl(vm->vcpu_fd, KVM_GET_STATS_FD, NULL);
-		if (vm_sfd < 0 || vcpu_sfd < 0)
-			return err_errno("KVM_GET_STATS_FD");
-	}
+	if (kc_stats_fds(&vm->kc, vm->vcpu, &vm_sfd, &vcpu_sfd))
+		return err_errno("KVM_GET_STATS_FD");
 	if (stats_open(&vm->vm_stats, vm_sfd) || stats_open(&vm->vcpu_stats, vcpu_sfd))
 		return -1;
 	vm->snap = calloc(vm->vm_stats.count + vm->vcpu_stats.count + 1, sizeof(uint64_t));
@@ -153,59 +92,36 @@ int open_stats(struct vm *vm)
 
 static int vm_setup(struct vm *vm, const struct run_config *cfg, const struct image *img)
 {
-	struct kvm_userspace_memory_region region;
-	int api, mmap_size;
+	uint64_t mem_bytes = cfg->mem_bytes;
+	int sys_fd = kc_open(cfg->device);
 
-	vm->sys_fd = open(cfg->device, O_RDWR | O_CLOEXEC);
-	if (vm->sys_fd < 0)
-		return err_errno("cannot open %s", cfg->device);
-	api = ioctl(vm->sys_fd, KVM_GET_API_VERSION, 0);
-	if (api != KVM_API_VERSION)
-		return err("%s speaks KVM API %d, not %d", cfg->device, api, KVM_API_VERSION);
-	vm->vm_fd = ioctl(vm->sys_fd, KVM_CREATE_VM, cfg->vm_type);
-	if (vm->vm_fd < 0)
+	if (sys_fd < 0)
+		return errno == EPROTONOSUPPORT ?
+			err("%s does not speak KVM API %d", cfg->device, KVM_API_VERSION) :
+			err_errno("cannot open %s", cfg->device);
+	if (kc_create_vm(&vm->kc, sys_fd, cfg->vm_type)) {
 		return err_errno("KVM_CREATE_VM(type 0x%lx) on %s", cfg->vm_type, cfg->device);
+	}
 	/* A kvmlab VM type names a strategy: make sure that is the one we got. */
 	if ((cfg->vm_type & ~0xffffUL) == KVMLAB_VM_TYPE_BASE &&
-	    ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVMLAB_CAP_MMU) != (int)(cfg->vm_type & 0xffff))
+	    ioctl(vm->kc.fd, KVM_CHECK_EXTENSION, KVMLAB_CAP_MMU) != (int)(cfg->vm_type & 0xffff))
 		return err("%s did not create the VM with MMU strategy %lu", cfg->device,
 			   cfg->vm_type & 0xffff);
-
-	vm->mem_bytes = cfg->mem_bytes;
-	if (img->boot && img->boot_mem_bytes > vm->mem_bytes)
-		vm->mem_bytes = img->boot_mem_bytes;	/* what the boot workload needs */
-	vm->mem = mmap(NULL, vm->mem_bytes, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (vm->mem == MAP_FAILED) {
-		vm->mem = NULL;
-		return err_errno("cannot allocate %llu MiB of guest memory",
-				 (unsigned long long)vm->mem_bytes >> 20);
-	}
-	region = (struct kvm_userspace_memory_region) {
-		.slot = 0, .guest_phys_addr = 0, .memory_size = vm->mem_bytes,
-		.userspace_addr = (uint64_t)vm->mem,
-	};
-	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region))
-		return err_errno("KVM_SET_USER_MEMORY_REGION");
-	vm->vcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 0);
-	if (vm->vcpu_fd < 0)
-		return err_errno("KVM_CREATE_VCPU");
-	mmap_size = ioctl(vm->sys_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (mmap_size < (int)sizeof(struct kvm_run))
-		return err_errno("KVM_GET_VCPU_MMAP_SIZE");
-	vm->run_size = mmap_size;
-	vm->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu_fd, 0);
-	if (vm->run == MAP_FAILED) {
-		vm->run = NULL;
-		return err_errno("cannot mmap the vCPU's kvm_run");
-	}
+	if (img->boot && img->boot_mem_bytes > mem_bytes)
+		mem_bytes = img->boot_mem_bytes;	/* what the boot workload needs */
+	if (kc_add_ram(&vm->kc, 0, 0, mem_bytes))
+		return err_errno("cannot give the guest %llu MiB of memory",
+				 (unsigned long long)mem_bytes >> 20);
+	vm->vcpu = kc_create_vcpu(&vm->kc, 0);
+	if (!vm->vcpu)
+		return err_errno("KVM_CREATE_VCPU and its kvm_run");
 	if (img->boot) {
 		if (boot_load(vm, img))
 			return -1;
 	} else {
-		if (image_load(img, vm->mem, vm->mem_bytes))
+		if (image_load(img, vm->kc.mem, vm->kc.mem_bytes))
 			return -1;
-		write_boot_tables(vm, img);
+		write_boot_info(vm, img);
 		if (set_cpuid(vm, img) || set_long_mode(vm, img))
 			return -1;
 	}
@@ -217,16 +133,9 @@ static void vm_teardown(struct vm *vm)
 	stats_close(&vm->vm_stats);
 	stats_close(&vm->vcpu_stats);
 	free(vm->snap);
-	if (vm->run)
-		munmap(vm->run, vm->run_size);
-	if (vm->vcpu_fd >= 0)
-		close(vm->vcpu_fd);
-	if (vm->vm_fd >= 0)
-		close(vm->vm_fd);
-	if (vm->sys_fd >= 0)
-		close(vm->sys_fd);
-	if (vm->mem)
-		munmap(vm->mem, vm->mem_bytes);
+	kc_vm_close(&vm->kc);
+	if (vm->kc.sys_fd >= 0)
+		close(vm->kc.sys_fd);
 }
 
 static int snapshot(struct vm *vm, uint64_t *out)
@@ -329,11 +238,11 @@ static int handle_msg(struct vm *vm, const struct run_config *cfg, uint32_t gpa,
 {
 	struct kl_msg m;
 
-	if ((uint64_t)gpa + sizeof(m) > vm->mem_bytes) {
+	if ((uint64_t)gpa + sizeof(m) > vm->kc.mem_bytes) {
 		set_status(r, "error", "guest message at gpa 0x%x lies outside RAM", gpa);
 		return -1;
 	}
-	memcpy(&m, vm->mem + gpa, sizeof(m));
+	memcpy(&m, vm->kc.mem + gpa, sizeof(m));
 	m.text[KL_MSG_TEXT_LEN - 1] = 0;
 	switch (m.type) {
 	case KL_MSG_PHASE_BEGIN:
@@ -383,7 +292,7 @@ static void console_out(struct vm *vm, const uint8_t *data, uint32_t count)
 static int handle_io(struct vm *vm, const struct run_config *cfg, struct run_result *r,
 		     uint64_t *t0)
 {
-	struct kvm_run *run = vm->run;
+	struct kvm_run *run = vm->vcpu->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 
 	if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == KL_PORT_CONSOLE) {
@@ -409,7 +318,7 @@ static int handle_io(struct vm *vm, const struct run_config *cfg, struct run_res
 /* MMIO to the scratch device is served; anywhere else it ends the run. */
 static bool handle_mmio(struct vm *vm)
 {
-	struct kvm_run *run = vm->run;
+	struct kvm_run *run = vm->vcpu->run;
 	uint64_t off = run->mmio.phys_addr - KL_MMIO_SCRATCH_GPA;
 
 	if (run->mmio.phys_addr < KL_MMIO_SCRATCH_GPA || run->mmio.len > 8 ||
@@ -424,10 +333,10 @@ static bool handle_mmio(struct vm *vm)
 
 void describe_exit(struct vm *vm, struct run_result *r)
 {
-	struct kvm_run *run = vm->run;
+	struct kvm_run *run = vm->vcpu->run;
 	struct kvm_regs regs = { 0 };
 
-	ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs);
+	ioctl(vm->vcpu->fd, KVM_GET_REGS, &regs);
 	switch (run->exit_reason) {
 	case KVM_EXIT_HLT:
 		set_status(r, "error", "guest halted at rip 0x%llx", regs.rip);
@@ -455,33 +364,50 @@ void describe_exit(struct vm *vm, struct run_result *r)
 	}
 }
 
+/* A workload's run: its ports and the scratch MMIO device, until it says EXIT. */
+struct workload_run {
+	struct vm *vm;
+	const struct run_config *cfg;
+	struct run_result *r;
+	uint64_t t0;
+};
+
+static int workload_stop(void *ctx)
+{
+	struct workload_run *w = ctx;
+
+	if (!vm_timed_out)
+		return 0;
+	set_status(w->r, "timeout", "no result within %u s", w->cfg->timeout_s);
+	return 1;
+}
+
+static int workload_exit(void *ctx, struct kvm_run *run)
+{
+	struct workload_run *w = ctx;
+
+	if (run->exit_reason == KVM_EXIT_MMIO && handle_mmio(w->vm))
+		return 0;
+	if (run->exit_reason != KVM_EXIT_IO) {
+		describe_exit(w->vm, w->r);
+		return -1;
+	}
+	return handle_io(w->vm, w->cfg, w->r, &w->t0);
+}
+
+static void run_failed(void *ctx, int e)
+{
+	set_status(((struct workload_run *)ctx)->r, "error", "KVM_RUN: %s", strerror(e));
+}
+
 static int run_loop(struct vm *vm, const struct run_config *cfg, struct run_result *r)
 {
-	uint64_t t0 = now_ns();
+	struct workload_run w = { .vm = vm, .cfg = cfg, .r = r, .t0 = now_ns() };
+	const struct kc_loop loop = {
+		.stop = workload_stop, .exit = workload_exit, .run_failed = run_failed,
+	};
 
-	for (;;) {
-		int rc = ioctl(vm->vcpu_fd, KVM_RUN, 0);
-
-		if (rc < 0 && errno != EINTR) {
-			set_status(r, "error", "KVM_RUN: %s", strerror(errno));
-			return -1;
-		}
-		if (vm_timed_out) {
-			set_status(r, "timeout", "no result within %u s", cfg->timeout_s);
-			return -1;
-		}
-		if (rc < 0 || vm->run->exit_reason == KVM_EXIT_INTR)
-			continue;
-		if (vm->run->exit_reason == KVM_EXIT_MMIO && handle_mmio(vm))
-			continue;
-		if (vm->run->exit_reason != KVM_EXIT_IO) {
-			describe_exit(vm, r);
-			return -1;
-		}
-		rc = handle_io(vm, cfg, r, &t0);
-		if (rc)
-			return rc > 0 ? 0 : -1;
-	}
+	return kc_run_loop(vm->vcpu, &loop, &w);
 }
 
 static void finish_status(struct run_result *r)
@@ -504,7 +430,7 @@ static void finish_status(struct run_result *r)
 
 int vm_run(const struct run_config *cfg, const struct image *img, struct run_result *r)
 {
-	struct vm vm = { .sys_fd = -1, .vm_fd = -1, .vcpu_fd = -1 };
+	struct vm vm = { .kc = { .sys_fd = -1, .fd = -1 } };
 	struct sigaction sa = { .sa_handler = on_alarm };
 	struct itimerval timer = { .it_value = { .tv_sec = cfg->timeout_s } };
 	int rc;
@@ -516,7 +442,7 @@ int vm_run(const struct run_config *cfg, const struct image *img, struct run_res
 	}
 	pmu_open(&vm.pmu);
 	vm_timed_out = 0;
-	current_run = vm.run;
+	current_run = vm.vcpu->run;
 	sigaction(SIGALRM, &sa, NULL);
 	setitimer(ITIMER_REAL, &timer, NULL);
 	rc = img->boot ? machine_run(&vm, cfg, img, r) : run_loop(&vm, cfg, r);

@@ -29,8 +29,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <kvmlab/kvmlab.h>
+#include <kvmlab/x86.h>
+#include "../lib/kvmclient.h"
 #include "fuzz.h"
-#include "util.h"
+#include "../lib/util.h"
 
 #define POOL		8
 #define GUEST_MEM	(2 << 20)
@@ -127,10 +129,9 @@ static void fuzz_run(struct pool *p, int vcpu)
 	record(p, ioctl(vcpu, KVM_SET_REGS, &regs));
 	if (ioctl(vcpu, KVM_GET_SREGS, &sregs) == 0) {
 		if (next() & 1) {	/* plausible 64-bit state, then perturbed */
-			sregs.cr0 = 0x80050033;
-			sregs.cr3 = (next() % 64) << 12;
-			sregs.cr4 = 0x20;
-			sregs.efer = 0xd00;
+			kc_long_mode_paging(&sregs, (next() % 64) << 12);
+			sregs.cr0 |= KL_CR0_MP | KL_CR0_NE | KL_CR0_WP;
+			sregs.efer |= KL_EFER_NX;
 			sregs.cs.l = 1;
 			sregs.cs.db = 0;
 		}

@@ -9,7 +9,7 @@
  * with a reference clock (the TSC) corrects for them, as on a busy host.
  */
 #include "devices.h"
-#include "util.h"
+#include "../lib/util.h"
 
 #define PIT_HZ		1193182ULL
 

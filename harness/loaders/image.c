@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <elf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "image.h"
-#include "util.h"
+#include "../lib/util.h"
 
 static int check_header(const struct image *img, const Elf64_Ehdr *eh)
 {
@@ -237,4 +238,28 @@ void image_params_string(const struct image *img, char *buf, size_t size)
 		len += snprintf(buf + len, size - len, "%s%s=%llu", i ? ";" : "",
 				img->params[i].name,
 				(unsigned long long)img->params[i].value);
+}
+
+/* Names of the workload images in dir, sorted. */
+int image_list(const char *dir, char names[][64], int max)
+{
+	struct dirent **ents;
+	int n = scandir(dir, &ents, NULL, alphasort), count = 0;
+
+	if (n < 0)
+		return err_errno("cannot list workloads in %s", dir);
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(ents[i]->d_name);
+
+		size_t stem = len > 5 && !strcmp(ents[i]->d_name + len - 5, ".boot") ? len - 5 :
+			      len > 4 && !strcmp(ents[i]->d_name + len - 4, ".elf") ? len - 4 : 0;
+
+		if (stem && stem < 64 && count < max) {
+			memcpy(names[count], ents[i]->d_name, stem);
+			names[count++][stem] = 0;
+		}
+		free(ents[i]);
+	}
+	free(ents);
+	return count;
 }

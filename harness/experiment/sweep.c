@@ -21,9 +21,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "hv.h"
-#include "image.h"
+#include "../loaders/image.h"
 #include "sweep.h"
-#include "util.h"
+#include "../lib/util.h"
 
 #define MAX_LIST 32
 #define MAX_AXES 16

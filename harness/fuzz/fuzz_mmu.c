@@ -17,10 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fuzz.h"
-#include "hv.h"
-#include "image.h"
-#include "util.h"
-#include "vm.h"
+#include "../experiment/hv.h"
+#include "../loaders/image.h"
+#include "../lib/util.h"
+#include "../run/vm.h"
 
 #define CONTEXT_LINES 12
 

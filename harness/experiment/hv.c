@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <kvmlab/kvmlab.h>
 #include "hv.h"
-#include "util.h"
+#include "../lib/util.h"
 
 static const struct hv hvs[] = {
 	{

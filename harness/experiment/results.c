@@ -11,7 +11,7 @@
 #include "pmu.h"
 #include "results.h"
 #include "runs_csv.h"
-#include "util.h"
+#include "../lib/util.h"
 
 const char *const csv_counters[] = {
 	"exits", "io_exits", "mmio_exits", "halt_exits", "irq_exits",

@@ -16,12 +16,13 @@
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
-#include "boot_cmd.h"
-#include "hv.h"
-#include "image.h"
-#include "kmsg.h"
-#include "util.h"
-#include "vm.h"
+#include "../loaders/boot.h"
+#include "commands.h"
+#include "../experiment/hv.h"
+#include "../loaders/image.h"
+#include "../experiment/kmsg.h"
+#include "../lib/util.h"
+#include "../run/vm.h"
 
 #define EXIT_BOOT_FAILED	2
 #define EXIT_USAGE_BOOT		64

@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-#include "image.h"
+#include "../loaders/image.h"
 
 #define MAX_COUNTERS 256
 #define MAX_CHECKS 128

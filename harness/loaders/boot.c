@@ -21,9 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include "boot_cmd.h"
-#include "util.h"
-#include "vm_priv.h"
+#include "boot.h"
+#include "../lib/util.h"
+#include <kvmlab/x86.h>
+#include "../run/vm_priv.h"
 
 #define BOOT_GDT	0x1000ULL
 #define ZERO_PAGE	0x2000ULL
@@ -38,17 +39,11 @@
 #define MB_ADDR_FIELDS	(1U << 16)
 #define MB_UNSUPPORTED	(~(0x7U | MB_ADDR_FIELDS))	/* bits 0-2 and 16 are all we know */
 
-#define CR0_PE		(1ULL << 0)
-#define CR0_ET		(1ULL << 4)
-#define CR0_PG		(1ULL << 31)
-#define CR4_PAE		(1ULL << 5)
-#define EFER_LME	(1ULL << 8)
-#define EFER_LMA	(1ULL << 10)
 
 /* Find file in guest memory's bounds: [gpa, gpa + len) inside RAM. */
 static bool fits(const struct vm *vm, uint64_t gpa, uint64_t len)
 {
-	return gpa <= vm->mem_bytes && len <= vm->mem_bytes - gpa;
+	return gpa <= vm->kc.mem_bytes && len <= vm->kc.mem_bytes - gpa;
 }
 
 static void put_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
@@ -56,50 +51,6 @@ static void put_u64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 static uint16_t get_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static uint32_t get_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static uint64_t get_u64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-
-/*
- * The CPUID every boot guest sees, under every hypervisor alike: the
- * features kvmlab offers (vcpu.c), so a Linux guest takes the same paths
- * under Linux KVM too — no XSAVE, x2APIC, TSC-deadline, PCID or LA57, no
- * paravirtual leaves (kvmclock). The local APIC bit only when the workload
- * asks for it: the device model has one, Linux then uses it.
- */
-void boot_cpuid(struct kvm_cpuid2 *c, bool apic)
-{
-	uint32_t n = 0;
-
-	for (uint32_t i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 e = c->entries[i];
-
-		if (e.function >= 0x40000000 && e.function < 0x50000000)
-			continue;
-		if (e.function != 0 && e.function < 0x80000000 && e.function != 1 && e.function != 7)
-			continue;
-		if (e.function == 0)
-			e.eax = e.eax < 7 ? e.eax : 7;
-		if (e.function == 1) {
-			e.ecx &= (1U << 0) | (1U << 9) | (1U << 13) | (1U << 19) | (1U << 20) | (1U << 23);
-			e.ecx |= 1U << 31;
-			e.edx &= ~((1U << 9) | (1U << 21) | (1U << 22) | (1U << 28));
-			if (apic)
-				e.edx |= 1U << 9;
-		}
-		if (e.function == 7) {
-			if (e.index != 0)
-				continue;
-			e.eax = 0;
-			e.ebx &= (1U << 0) | (1U << 3) | (1U << 8) | (1U << 9);
-			e.ecx = e.edx = 0;
-		}
-		if (e.function == 0x80000001) {
-			e.ecx &= (1U << 0) | (1U << 5) | (1U << 8);
-			e.edx &= ((1U << 11) | (1U << 20) | (1U << 26) | (1U << 29) | 0x0183f3ffU) &
-				 ~(1U << 27);
-		}
-		c->entries[n++] = e;
-	}
-	c->nent = n;
-}
 
 /*
  * The guest's memory map, as both protocols give it: conventional memory,
@@ -112,7 +63,7 @@ static void put_ram_map_entry(const struct vm *vm, int i, uint8_t *e)
 {
 	const uint64_t map[RAM_MAP_ENTRIES][3] = {
 		{ 0, LOW_RAM_END, 1 }, { 0xf0000, 0x10000, 2 },
-		{ HIGH_RAM, vm->mem_bytes - HIGH_RAM, 1 },
+		{ HIGH_RAM, vm->kc.mem_bytes - HIGH_RAM, 1 },
 	};
 
 	put_u64(e, map[i][0]);
@@ -120,29 +71,14 @@ static void put_ram_map_entry(const struct vm *vm, int i, uint8_t *e)
 	put_u32(e + 16, (uint32_t)map[i][2]);
 }
 
-static struct kvm_segment flat_segment(uint16_t selector, bool code, bool long64)
-{
-	return (struct kvm_segment) {
-		.base = 0, .limit = 0xffffffff, .selector = selector, .type = code ? 11 : 3,
-		.present = 1, .s = 1, .g = 1, .l = code && long64, .db = !(code && long64),
-	};
-}
-
 /* Flat segments in a GDT at BOOT_GDT: code at `code_sel`, data right after it. */
 static int set_segments(struct vm *vm, struct kvm_sregs *sr, uint16_t code_sel, bool long64)
 {
-	uint64_t *gdt = (uint64_t *)(vm->mem + BOOT_GDT);
-
-	gdt[code_sel / 8] = long64 ? 0x00af9b000000ffffULL : 0x00cf9b000000ffffULL;
-	gdt[code_sel / 8 + 1] = 0x00cf93000000ffffULL;
-	if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, sr))
+	if (ioctl(vm->vcpu->fd, KVM_GET_SREGS, sr))
 		return err_errno("KVM_GET_SREGS");
-	sr->cs = flat_segment(code_sel, true, long64);
-	sr->ds = sr->es = sr->fs = sr->gs = sr->ss = flat_segment(code_sel + 8, false, long64);
+	kc_flat_segments(sr, vm->kc.mem + BOOT_GDT, BOOT_GDT, code_sel, long64);
 	sr->tr = (struct kvm_segment) { .type = 11, .present = 1, .limit = 0xffff };
 	sr->ldt = (struct kvm_segment) { .type = 2, .present = 1, .limit = 0xffff };
-	sr->gdt.base = BOOT_GDT;
-	sr->gdt.limit = (code_sel + 16) - 1;
 	sr->idt.base = 0;
 	sr->idt.limit = 0;
 	return 0;
@@ -150,9 +86,9 @@ static int set_segments(struct vm *vm, struct kvm_sregs *sr, uint16_t code_sel, 
 
 static int set_cpu(struct vm *vm, const struct kvm_sregs *sr, const struct kvm_regs *regs)
 {
-	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, sr))
+	if (ioctl(vm->vcpu->fd, KVM_SET_SREGS, sr))
 		return err_errno("KVM_SET_SREGS");
-	if (ioctl(vm->vcpu_fd, KVM_SET_REGS, regs))
+	if (ioctl(vm->vcpu->fd, KVM_SET_REGS, regs))
 		return err_errno("KVM_SET_REGS");
 	return 0;
 }
@@ -196,8 +132,8 @@ static int mb_load_elf(struct vm *vm, const char *path, const uint8_t *f, size_t
 		if (pa < HIGH_RAM / 2 || !fits(vm, pa, memsz))
 			return err("%s: segment %d at 0x%llx+0x%llx is outside the guest's RAM above 512 KiB",
 				   path, i, (unsigned long long)pa, (unsigned long long)memsz);
-		memcpy(vm->mem + pa, f + off, filesz);
-		memset(vm->mem + pa + filesz, 0, memsz - filesz);
+		memcpy(vm->kc.mem + pa, f + off, filesz);
+		memset(vm->kc.mem + pa + filesz, 0, memsz - filesz);
 		if (pa + memsz > *end)
 			*end = pa + memsz;
 	}
@@ -226,8 +162,8 @@ static int mb_load_fields(struct vm *vm, const char *path, const uint8_t *f, siz
 	if (load_addr < HIGH_RAM / 2 || !fits(vm, load_addr, *end - load_addr))
 		return err("%s: the kernel (0x%x..0x%llx) does not fit the guest's RAM", path,
 			   load_addr, (unsigned long long)*end);
-	memcpy(vm->mem + load_addr, f + off, len);
-	memset(vm->mem + load_addr + len, 0, *end - load_addr - len);
+	memcpy(vm->kc.mem + load_addr, f + off, len);
+	memset(vm->kc.mem + load_addr + len, 0, *end - load_addr - len);
 	*entry = get_u32(hdr + 28);
 	return 0;
 }
@@ -248,7 +184,7 @@ static uint64_t put_string(struct vm *vm, uint64_t gpa, const char *s)
 {
 	size_t n = strlen(s) + 1;
 
-	memcpy(vm->mem + gpa, s, n);
+	memcpy(vm->kc.mem + gpa, s, n);
 	return (gpa + n + 7) & ~7ULL;
 }
 
@@ -283,7 +219,7 @@ static int mb_boot(struct vm *vm, const struct image *img, const char *cmdline,
 			free(initrd);
 			return err("%s does not fit in the guest's RAM after the kernel", img->initrd);
 		}
-		memcpy(vm->mem + at, initrd, mod_len);
+		memcpy(vm->kc.mem + at, initrd, mod_len);
 		free(initrd);
 		mod_start = at;
 		at = (at + mod_len + 0xfff) & ~0xfffULL;
@@ -292,18 +228,18 @@ static int mb_boot(struct vm *vm, const struct image *img, const char *cmdline,
 		return err("the guest's RAM is too small for the Multiboot information");
 	/* The information structure, then what it points to. */
 	mbi = at;
-	m = vm->mem + mbi;
+	m = vm->kc.mem + mbi;
 	memset(m, 0, 120);
 	at += 128;
 	put_u32(m + 0, (1U << 0) | (1U << 2) | (1U << 3) | (1U << 6) | (1U << 9));
 	put_u32(m + 4, LOW_RAM_END >> 10);
-	put_u32(m + 8, (uint32_t)((vm->mem_bytes - HIGH_RAM) >> 10));
+	put_u32(m + 8, (uint32_t)((vm->kc.mem_bytes - HIGH_RAM) >> 10));
 	put_u32(m + 16, (uint32_t)at);
 	at = put_string(vm, at, cmdline);
 	put_u32(m + 20, img->initrd[0] ? 1 : 0);
 	put_u32(m + 24, (uint32_t)at);
 	if (img->initrd[0]) {
-		uint8_t *mod = vm->mem + at;
+		uint8_t *mod = vm->kc.mem + at;
 
 		put_u32(mod + 0, (uint32_t)mod_start);
 		put_u32(mod + 4, (uint32_t)(mod_start + mod_len));
@@ -316,8 +252,8 @@ static int mb_boot(struct vm *vm, const struct image *img, const char *cmdline,
 	put_u32(m + 44, RAM_MAP_ENTRIES * 24);
 	put_u32(m + 48, (uint32_t)at);
 	for (int i = 0; i < RAM_MAP_ENTRIES; i++, at += 24) {
-		put_u32(vm->mem + at, 20);
-		put_ram_map_entry(vm, i, vm->mem + at + 4);
+		put_u32(vm->kc.mem + at, 20);
+		put_ram_map_entry(vm, i, vm->kc.mem + at + 4);
 	}
 	put_u32(m + 64, (uint32_t)at);
 	put_string(vm, at, "kvmlab");
@@ -325,7 +261,7 @@ static int mb_boot(struct vm *vm, const struct image *img, const char *cmdline,
 	regs.rip = entry;
 	if (set_segments(vm, &sr, 8, false))
 		return -1;
-	sr.cr0 = CR0_PE | CR0_ET;
+	sr.cr0 = KL_CR0_PE | KL_CR0_ET;
 	sr.cr3 = sr.cr4 = sr.efer = 0;
 	return set_cpu(vm, &sr, &regs);
 }
@@ -367,7 +303,7 @@ static int linux_initrd(struct vm *vm, const struct image *img, uint8_t *bp, uin
 {
 	size_t len;
 	uint8_t *data;
-	uint64_t max = get_u32(bp + HDR_INITRD_ADDR_MAX), top = vm->mem_bytes, at;
+	uint64_t max = get_u32(bp + HDR_INITRD_ADDR_MAX), top = vm->kc.mem_bytes, at;
 
 	if (!img->initrd[0])
 		return 0;
@@ -382,7 +318,7 @@ static int linux_initrd(struct vm *vm, const struct image *img, uint8_t *bp, uin
 		return err("%s (%zu KiB) does not fit in the guest's RAM above the kernel",
 			   img->initrd, len >> 10);
 	}
-	memcpy(vm->mem + at, data, len);
+	memcpy(vm->kc.mem + at, data, len);
 	free(data);
 	put_u32(bp + HDR_RAMDISK_IMAGE, (uint32_t)at);
 	put_u32(bp + HDR_RAMDISK_SIZE, (uint32_t)len);
@@ -397,7 +333,7 @@ static int linux_boot(struct vm *vm, const struct image *img, const char *cmdlin
 	uint16_t version = get_u16(f + HDR_VERSION);
 	unsigned int setup_sects = f[HDR_SETUP_SECTS] ? f[HDR_SETUP_SECTS] : 4;
 	uint64_t pm_off = (setup_sects + 1) * 512ULL, load, init_size;
-	uint8_t *bp = vm->mem + ZERO_PAGE;
+	uint8_t *bp = vm->kc.mem + ZERO_PAGE;
 	struct kvm_sregs sr;
 	struct kvm_regs regs = { .rflags = 2 };
 	size_t hdr_end = 0x202 + f[0x201];
@@ -412,26 +348,23 @@ static int linux_boot(struct vm *vm, const struct image *img, const char *cmdlin
 	if (load < HIGH_RAM || !fits(vm, load, init_size > size - pm_off ? init_size : size - pm_off))
 		return err("%s needs %llu MiB of guest memory at 0x%llx; the VM has %llu MiB",
 			   img->kernel, (unsigned long long)(init_size >> 20),
-			   (unsigned long long)load, (unsigned long long)(vm->mem_bytes >> 20));
+			   (unsigned long long)load, (unsigned long long)(vm->kc.mem_bytes >> 20));
 	if (strlen(cmdline) >= CMDLINE_MAX || strlen(cmdline) >= get_u32(f + HDR_CMDLINE_SIZE))
 		return err("the kernel command line is longer than the kernel accepts");
-	memcpy(vm->mem + load, f + pm_off, size - pm_off);
+	memcpy(vm->kc.mem + load, f + pm_off, size - pm_off);
 	memset(bp, 0, 0x1000);
 	memcpy(bp + HDR_SETUP_SECTS, f + HDR_SETUP_SECTS, hdr_end - HDR_SETUP_SECTS);
 	bp[HDR_TYPE_OF_LOADER] = 0xff;		/* "undefined" loader */
 	bp[HDR_LOADFLAGS] |= 0x01;		/* loaded high */
-	strcpy((char *)vm->mem + CMDLINE, cmdline);
+	strcpy((char *)vm->kc.mem + CMDLINE, cmdline);
 	put_u32(bp + HDR_CMD_LINE_PTR, CMDLINE);
 	e820(vm, bp);
 	if (linux_initrd(vm, img, bp, load + init_size))
 		return -1;
-	write_identity_map(vm, PML4, 4ULL << 30);
+	kc_write_identity_map(vm->kc.mem, PML4, 4ULL << 30);
 	if (set_segments(vm, &sr, 0x10, true))
 		return -1;
-	sr.cr0 = CR0_PE | CR0_ET | CR0_PG;
-	sr.cr3 = PML4;
-	sr.cr4 = CR4_PAE;
-	sr.efer = EFER_LME | EFER_LMA;
+	kc_long_mode_paging(&sr, PML4);
 	regs.rip = load + 0x200;		/* startup_64 */
 	regs.rsi = ZERO_PAGE;
 	return set_cpu(vm, &sr, &regs);

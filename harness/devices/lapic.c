@@ -10,7 +10,7 @@
  * the other.
  */
 #include "devices.h"
-#include "util.h"
+#include "../lib/util.h"
 
 #define REG(off)	((off) >> 4)
 #define APIC_ID		0x20

@@ -27,8 +27,8 @@
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
-#include "devices.h"
-#include "util.h"
+#include "../devices/devices.h"
+#include "../lib/util.h"
 #include "vm_priv.h"
 
 struct machine {
@@ -42,6 +42,7 @@ struct machine {
 	uint64_t begin_tsc, t0;
 	bool in_phase;
 	bool input_eof;
+	unsigned int spins;	/* KVM_RUN calls: console input is polled every 64 */
 };
 
 static struct kvm_run *volatile kick_run;
@@ -66,7 +67,7 @@ static int start_timer(struct machine *m)
 	struct sigaction sa = { .sa_handler = on_kick, .sa_flags = SA_RESTART };
 
 	sigaction(SIGUSR1, &sa, NULL);
-	kick_run = m->vm->run;
+	kick_run = m->vm->vcpu->run;
 	if (timer_create(CLOCK_MONOTONIC, &sev, &m->timer))
 		return err_errno("timer_create");
 	return 0;
@@ -177,7 +178,7 @@ static int handle_mark(struct machine *m, uint32_t mark)
 /* 1: the guest asked to end; 0: go on; -1: error. */
 static int handle_io(struct machine *m)
 {
-	struct kvm_run *run = m->vm->run;
+	struct kvm_run *run = m->vm->vcpu->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 	bool out = run->io.direction == KVM_EXIT_IO_OUT;
 	uint32_t v = 0;
@@ -207,9 +208,9 @@ static int halted(struct machine *m)
 	uint64_t deadline = devices_next_deadline(&m->dev), now = now_ns();
 	int timeout_ms;
 
-	if (devices_pending_vector(&m->dev) >= 0 && m->vm->run->if_flag)
+	if (devices_pending_vector(&m->dev) >= 0 && m->vm->vcpu->run->if_flag)
 		return 0;
-	if (!m->vm->run->if_flag) {
+	if (!m->vm->vcpu->run->if_flag) {
 		set_status(m->r, "error", "the guest halted with interrupts disabled: "
 			   "nothing can wake it");
 		return -1;
@@ -223,7 +224,7 @@ static int halted(struct machine *m)
 
 static void inject(struct machine *m)
 {
-	struct kvm_run *run = m->vm->run;
+	struct kvm_run *run = m->vm->vcpu->run;
 	int v;
 
 	devices_tick(&m->dev);
@@ -231,7 +232,7 @@ static void inject(struct machine *m)
 	if (v >= 0 && run->ready_for_interrupt_injection) {
 		struct kvm_interrupt irq = { .irq = (uint32_t)v };
 
-		if (ioctl(m->vm->vcpu_fd, KVM_INTERRUPT, &irq) == 0) {
+		if (ioctl(m->vm->vcpu->fd, KVM_INTERRUPT, &irq) == 0) {
 			devices_ack(&m->dev, v);
 			run->ready_for_interrupt_injection = 0;
 			v = devices_pending_vector(&m->dev);
@@ -240,12 +241,36 @@ static void inject(struct machine *m)
 	run->request_interrupt_window = v >= 0;
 }
 
-static int handle_exit(struct machine *m)
+static int before_run(void *ctx)
 {
-	struct kvm_run *run = m->vm->run;
+	struct machine *m = ctx;
+
+	inject(m);
+	if (++m->spins % 64 == 0)
+		read_input(m, 0);
+	arm_timer(m, devices_next_deadline(&m->dev));
+	return 0;
+}
+
+static int timed_out(void *ctx)
+{
+	struct machine *m = ctx;
+	char state[256];
+
+	if (!vm_timed_out)
+		return 0;
+	devices_describe(&m->dev, state, sizeof(state));
+	set_status(m->r, "timeout", "the guest did not finish within %u s (%s; "
+		   "console input: %s)", m->cfg->timeout_s, state,
+		   m->input_eof ? "all read" : "not all read");
+	return 1;
+}
+
+static int handle_exit(void *ctx, struct kvm_run *run)
+{
+	struct machine *m = ctx;
 
 	switch (run->exit_reason) {
-	case KVM_EXIT_INTR:
 	case KVM_EXIT_IRQ_WINDOW_OPEN:
 		return 0;
 	case KVM_EXIT_IO:
@@ -265,39 +290,19 @@ static int handle_exit(struct machine *m)
 	return -1;
 }
 
+static void run_failed(void *ctx, int e)
+{
+	set_status(((struct machine *)ctx)->r, "error", "KVM_RUN: %s", strerror(e));
+}
+
 static int loop(struct machine *m)
 {
-	struct kvm_run *run = m->vm->run;
-	unsigned int spins = 0;
+	const struct kc_loop loop = {
+		.before = before_run, .stop = timed_out, .exit = handle_exit,
+		.run_failed = run_failed,
+	};
 
-	for (;;) {
-		int rc;
-
-		inject(m);
-		if (++spins % 64 == 0)
-			read_input(m, 0);
-		arm_timer(m, devices_next_deadline(&m->dev));
-		rc = ioctl(m->vm->vcpu_fd, KVM_RUN, 0);
-		run->immediate_exit = 0;
-		if (vm_timed_out) {
-			char state[256];
-
-			devices_describe(&m->dev, state, sizeof(state));
-			set_status(m->r, "timeout", "the guest did not finish within %u s (%s; "
-				   "console input: %s)", m->cfg->timeout_s, state,
-				   m->input_eof ? "all read" : "not all read");
-			return -1;
-		}
-		if (rc < 0 && errno != EINTR) {
-			set_status(m->r, "error", "KVM_RUN: %s", strerror(errno));
-			return -1;
-		}
-		if (rc < 0)
-			continue;
-		rc = handle_exit(m);
-		if (rc)
-			return rc > 0 ? 0 : -1;
-	}
+	return kc_run_loop(m->vm->vcpu, &loop, m);
 }
 
 /* Without a console of its own, the run keeps it and shows the end when things went wrong. */

@@ -6,7 +6,7 @@
  */
 #include <string.h>
 #include "devices.h"
-#include "util.h"
+#include "../lib/util.h"
 
 void devices_init(struct devices *d, FILE *console)
 {
