@@ -6,7 +6,7 @@ PYTHON   := /usr/bin/python3
 DEB_PKGS := build-essential qemu-system-x86 linux-image-amd64 linux-headers-amd64 \
             busybox-static cpio kmod gnuplot-nox python3-pytest libpfm4-dev
 
-.PHONY: all deps build harness workloads kmod abitest testmachine run run-linux test fuzz-benchmark clean
+.PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test fuzz-benchmark clean
 
 all: build
 
@@ -34,8 +34,13 @@ kmod:
 	$(MAKE) -C kmod BUILD=$(BUILD)
 
 # A C test of the ioctl ABI's edges, run inside the test machine by pytest.
-abitest:
+abitest: harness
 	$(MAKE) -C tests/abi BUILD=$(BUILD)
+
+# Host unit tests, nothing booted: the decoder, the guest page walker, the
+# device models and the sweep-spec parser (tests/unit). Seconds.
+unit: harness workloads
+	$(MAKE) -C tests/unit BUILD=$(BUILD) run
 
 # The test machine's initramfs carries the harness, the workloads and kvmlab.ko.
 testmachine: harness workloads kmod abitest
@@ -55,7 +60,8 @@ run-linux: deps build
 fuzz-benchmark: deps build
 	./kvmlab fuzz mmu --hv kvmlab-vtlb,kvmlab-shadow,kvmlab-cached --seed 1 --ops 1000000
 
-test: deps build
+# The unit tests first: they take seconds and need no test machine.
+test: deps build unit
 	$(PYTHON) -m pytest -q tests
 
 clean:
