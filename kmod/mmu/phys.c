@@ -11,7 +11,7 @@
  * Such a guest is not in long mode, so the CPU runs legacy PAE paging:
  * CR3 names a 4-entry page-directory-pointer table whose entries may hold
  * nothing but P and an address (the other bits are reserved there). The
- * tree itself is an ordinary 4-level shadow tree (shadow.c); before each
+ * tree itself is an ordinary 4-level shadow tree (stree.c); before each
  * entry its first four PDPT entries are copied, stripped, into a PAE root
  * below 4 GiB — as KVM's pae_root does.
  *

@@ -15,7 +15,7 @@
  * notice them too. The price is paid after every context switch, when each
  * page touched is a hidden fault again (see the ctxswitch workload).
  *
- * Per vCPU: one private shadow tree (core/shadow.c does the mechanics).
+ * Per vCPU: one private shadow tree (mmu/stree.c does the mechanics).
  * Its size is capped (vtlb_max_tables): at the cap the whole tree is
  * dropped, as a full TLB flush would.
  */

@@ -3,7 +3,7 @@
  * multiboot-hello: a Multiboot kernel that checks what the boot loader and
  * the devices give it, in 32-bit protected mode with paging off — the state
  * Multiboot hands over, which the shadow strategies run on their physical-
- * mode tables (kmod/core/phys.c).
+ * mode tables (kmod/mmu/phys.c).
  *
  *   1. the Multiboot information: magic, memory sizes, memory map, command
  *      line, module;
