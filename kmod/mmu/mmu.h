@@ -169,7 +169,7 @@ void kl_phys_destroy(struct kl_vcpu *vcpu);
 
 /* ---- the emulator's helpers a strategy may use (x86/emulate.c) ---- */
 
-/* Decode at RIP: 0, a negative errno when unknown, or -EFAULT when the fetch failed. */
+/* Decode at RIP: 0, -EOPNOTSUPP for what the decoder does not know, -EFAULT when the fetch failed. */
 int kl_fetch_decode(struct kl_vcpu *vcpu, struct kl_insn *insn);
 /* A decoded MOV store to memory: its width and the value it writes. */
 int kl_insn_store(struct kl_vcpu *vcpu, const struct kl_insn *in, int *size, u64 *val);

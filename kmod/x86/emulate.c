@@ -123,8 +123,6 @@ int kl_emulate_mmio(struct kl_vcpu *vcpu, u64 addr, u64 gpa)
 	u64 val = 0;
 	bool write;
 
-	if (r == 1)
-		return 1;	/* the fetch itself faulted: the guest takes that #PF */
 	if (r == 0 && !in.mem)
 		r = -EOPNOTSUPP;
 	/*

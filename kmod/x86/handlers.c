@@ -58,12 +58,10 @@ static int mov_to_cr(struct kl_vcpu *vcpu, int cr, u64 val)
 int kl_handle_cr_access(struct kl_vcpu *vcpu)
 {
 	struct kl_insn insn;
-	int r;
 
 	vcpu->stat.cr_exits++;
-	r = kl_fetch_decode(vcpu, &insn);
-	if (r)
-		return r < 0 ? kl_emulation_failed(vcpu, &insn) : 1;
+	if (kl_fetch_decode(vcpu, &insn))
+		return kl_emulation_failed(vcpu, &insn);
 	if (insn.opcode_len == 2 && insn.opcode[1] == 0x06) {	/* CLTS */
 		vcpu->cr0 &= ~X86_CR0_TS;
 		skip_insn(vcpu, insn.len);
@@ -85,11 +83,9 @@ int kl_handle_cr_access(struct kl_vcpu *vcpu)
 int kl_handle_dr_access(struct kl_vcpu *vcpu)
 {
 	struct kl_insn insn;
-	int r = kl_fetch_decode(vcpu, &insn);
 
-	if (r)
-		return r < 0 ? kl_emulation_failed(vcpu, &insn) : 1;
-	if (insn.opcode_len != 2 || (insn.opcode[1] != 0x21 && insn.opcode[1] != 0x23))
+	if (kl_fetch_decode(vcpu, &insn) ||
+	    insn.opcode_len != 2 || (insn.opcode[1] != 0x21 && insn.opcode[1] != 0x23))
 		return kl_emulation_failed(vcpu, &insn);
 	if (insn.opcode[1] == 0x21)
 		vcpu->regs[insn.rm] = vcpu->dr[insn.reg & 7];
@@ -102,11 +98,9 @@ int kl_handle_dr_access(struct kl_vcpu *vcpu)
 int kl_handle_invlpg(struct kl_vcpu *vcpu)
 {
 	struct kl_insn insn;
-	int r = kl_fetch_decode(vcpu, &insn);
 
-	if (r)
-		return r < 0 ? kl_emulation_failed(vcpu, &insn) : 1;
-	if (insn.opcode_len != 2 || insn.opcode[1] != 0x01 || insn.reg != 7 || !insn.mem)
+	if (kl_fetch_decode(vcpu, &insn) ||
+	    insn.opcode_len != 2 || insn.opcode[1] != 0x01 || insn.reg != 7 || !insn.mem)
 		return kl_emulation_failed(vcpu, &insn);
 	vcpu->stat.invlpg++;
 	kl_mmu_invlpg(vcpu, insn.ea);
