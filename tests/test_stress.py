@@ -17,6 +17,17 @@ for spec in vtlb:0x4b4c0001:4 shadow:0x4b4c0002:4 npt:0x4b4c0004:4 cached:0x4b4c
     bin/kvmlab-stress /dev/kvmlab $type $n %d > results/stress-$m.txt 2>&1
     echo $? > results/stress-$m.rc
 done
+
+# CPU hotplug while a VM holds SVM on: then guests pinned to the new CPU 1.
+bin/kvmlab run --hv kvmlab-vtlb --workload ptemod --param updates=100000000 --timeout 60 \
+    --results /tmp/r >/dev/null 2>&1 &
+pid=$!; sleep 2
+echo 0 > /sys/devices/system/cpu/cpu1/online && echo 1 > /sys/devices/system/cpu/cpu1/online
+echo $? > results/hotplug.rc
+taskset 2 bin/kvmlab run --hv kvmlab-vtlb,kvmlab-npt --workload syscall --results /tmp/r2 \
+    > results/hotplug.txt 2>&1
+echo $? >> results/hotplug.rc
+kill -9 $pid; wait $pid
 rmmod kvmlab
 dmesg | grep kvmlab > results/kvmlab-dmesg.txt
 """ % ROUNDS
@@ -38,6 +49,12 @@ def test_vcpus_fault_flush_and_change_memslots_concurrently(boot, mmu, vcpus):
     assert f"{vcpus} vCPUs x {ROUNDS} rounds ({vcpus * ROUNDS} seen)" in line, line
     changes = int(line.split(" memslot changes")[0].rsplit(" ", 1)[1])
     assert changes >= 5 and line.endswith(": ok"), line
+
+
+def test_svm_follows_a_cpu_brought_back_online(boot):
+    assert (boot / "hotplug.rc").read_text().split() == ["0", "0"], \
+        (boot / "hotplug.txt").read_text()[-2000:]
+    assert "(2 of 2 runs ok)" in (boot / "hotplug.txt").read_text()
 
 
 def test_accounting_back_to_zero_and_log_clean(boot):

@@ -16,6 +16,7 @@
  * (x86/emulate.c), as KVM did in 2007; the lengths of the fixed-length
  * instructions (RDMSR, CPUID, HLT, VMMCALL) are passed from here.
  */
+#include <linux/cpuhotplug.h>
 #include <linux/kvm.h>
 #include <linux/mm.h>
 #include <linux/percpu.h>
@@ -69,38 +70,53 @@ static void clear_intercept(struct vmcb *vmcb, int bit)
 
 /* ---- switching SVM on and off ---- */
 
-static void enable_on_cpu(void *unused)
+/*
+ * SVM is on while VMs exist, on every online CPU and on each CPU that comes
+ * online meanwhile: a CPU-hotplug state whose callbacks run on the CPU
+ * being plugged or unplugged (and, when the state is set up or removed, on
+ * every online CPU in turn). A CPU onlined with SVME clear would fault on
+ * its first VMRUN.
+ */
+static enum cpuhp_state svm_hp_state;
+
+static const char *enable_error(int e)
 {
-	struct svm_cpu *sd = this_cpu_ptr(&svm_cpus);
+	return e == -EBUSY ? "another hypervisor (kvm_amd?) is using it"
+			   : "disabled by the firmware (VM_CR.SVMDIS)";
+}
+
+static int svm_cpu_online(unsigned int cpu)
+{
+	struct svm_cpu *sd = per_cpu_ptr(&svm_cpus, cpu);
 	u64 efer, vm_cr;
 
 	rdmsrl(MSR_EFER, efer);
 	rdmsrl(MSR_VM_CR, vm_cr);
-	if (efer & EFER_SVME) {
-		sd->error = -EBUSY;	/* someone else (kvm_amd?) runs VMs here */
-		return;
-	}
-	if (vm_cr & (1 << SVM_VM_CR_SVM_DISABLE)) {
-		sd->error = -ENODEV;
-		return;
+	sd->error = efer & EFER_SVME ? -EBUSY :	/* someone else (kvm_amd?) runs VMs here */
+		    vm_cr & (1 << SVM_VM_CR_SVM_DISABLE) ? -ENODEV : 0;
+	if (sd->error) {
+		pr_err("kvmlab: cannot enable SVM on CPU %u: %s\n", cpu, enable_error(sd->error));
+		return sd->error;
 	}
 	wrmsrl(MSR_VM_HSAVE_PA, page_to_phys(sd->hsave));
 	wrmsrl(MSR_EFER, efer | EFER_SVME);
 	sd->last_vmcb = NULL;
 	sd->error = 1;		/* enabled by us */
+	return 0;
 }
 
-static void disable_on_cpu(void *unused)
+static int svm_cpu_offline(unsigned int cpu)
 {
-	struct svm_cpu *sd = this_cpu_ptr(&svm_cpus);
+	struct svm_cpu *sd = per_cpu_ptr(&svm_cpus, cpu);
 	u64 efer;
 
 	if (sd->error != 1)
-		return;
+		return 0;
 	wrmsrl(MSR_VM_HSAVE_PA, 0);
 	rdmsrl(MSR_EFER, efer);
 	wrmsrl(MSR_EFER, efer & ~EFER_SVME);
 	sd->error = 0;
+	return 0;
 }
 
 static void free_cpu_pages(void)
@@ -145,24 +161,12 @@ static int svm_hardware_enable(void)
 		goto fail;
 	memset(page_address(iopm), 0xff, PAGE_SIZE << IOPM_ORDER);
 	memset(page_address(msrpm), 0xff, PAGE_SIZE << MSRPM_ORDER);
-
-	cpus_read_lock();
-	on_each_cpu(enable_on_cpu, NULL, 1);
-	for_each_online_cpu(cpu) {
-		int e = per_cpu_ptr(&svm_cpus, cpu)->error;
-
-		if (e < 0) {
-			r = e;
-			pr_err("kvmlab: cannot enable SVM on CPU %d: %s\n", cpu,
-			       e == -EBUSY ? "another hypervisor (kvm_amd?) is using it"
-					   : "disabled by the firmware (VM_CR.SVMDIS)");
-		}
-	}
-	if (r)
-		on_each_cpu(disable_on_cpu, NULL, 1);
-	cpus_read_unlock();
-	if (r)
+	/* On every online CPU now; a failure on one undoes the others. */
+	r = cpuhp_setup_state(CPUHP_AP_ONLINE_DYN, "kvmlab/svm:online", svm_cpu_online,
+			      svm_cpu_offline);
+	if (r < 0)
 		goto fail;
+	svm_hp_state = r;
 	return 0;
 fail:
 	free_cpu_pages();
@@ -171,11 +175,9 @@ fail:
 
 static void svm_hardware_disable(void)
 {
-	on_each_cpu(disable_on_cpu, NULL, 1);
+	cpuhp_remove_state(svm_hp_state);
 	free_cpu_pages();
 }
-
-/* ---- segments and special registers ---- */
 
 /* ---- segments ---- */
 
