@@ -38,7 +38,12 @@ void kl_flush_remote_tlbs(struct kl_vm *vm)
 
 int kl_mmu_vm_init(struct kl_vm *vm)
 {
-	return vm->mmu->vm_init(vm);
+	int r;
+
+	mutex_lock(&vm->mmu_lock);
+	r = vm->mmu->vm_init(vm);
+	mutex_unlock(&vm->mmu_lock);
+	return r;
 }
 
 void kl_mmu_vm_destroy(struct kl_vm *vm)
