@@ -3,32 +3,38 @@
  * The guest page walker on a vCPU: paging.c's pure walker, fed the vCPU's
  * control registers and the VM's memslots. Setting A/D bits pins the
  * table's page for the moment of the cmpxchg, so it runs under
- * vm->mmu_lock like every other pin.
+ * vm->mmu_lock like every other pin. PAE PDPTEs are read from the table at
+ * CR3 on each walk (the CPU caches them at the CR3 write; today only the
+ * emulator's fetch under nested paging walks a PAE guest's tables).
  */
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include "../x86/x86.h"
 
-static int read_pte(void *ctx, u64 gpa, u64 *pte)
+static int read_pte(void *ctx, u64 gpa, int size, u64 *pte)
 {
-	return kl_read_guest(ctx, gpa, pte, 8);
+	*pte = 0;
+	return kl_read_guest(ctx, gpa, pte, size);
 }
 
-static int cmpxchg_pte(void *ctx, u64 gpa, u64 old, u64 new)
+/* Entries are naturally aligned (4 or 8 bytes), so one never crosses a page. */
+static int cmpxchg_pte(void *ctx, u64 gpa, int size, u64 old, u64 new)
 {
 	struct kl_vm *vm = ctx;
 	struct page *page;
-	u64 *p;
-	int r = 0;
+	void *p;
+	bool swapped;
 
 	if (kl_pin_gfn(vm, gpa >> PAGE_SHIFT, true, &page))
 		return -EFAULT;
-	p = kmap_local_page(page) + (gpa & ~PAGE_MASK & ~7ULL);
-	if (cmpxchg64(p, old, new) != old)
-		r = -EAGAIN;	/* changed under us: walk again */
+	p = kmap_local_page(page) + (gpa & ~PAGE_MASK & ~(u64)(size - 1));
+	if (size == 4)
+		swapped = cmpxchg((u32 *)p, (u32)old, (u32)new) == (u32)old;
+	else
+		swapped = cmpxchg64((u64 *)p, old, new) == old;
 	kunmap_local(p);
 	kl_unpin_page(vm, page, true);
-	return r;
+	return swapped ? 0 : -EAGAIN;	/* changed under us: walk again */
 }
 
 static int max_phys_bits(struct kl_vcpu *vcpu)

@@ -27,28 +27,42 @@ static u64 *entry(u64 gpa)
 	return (u64 *)(mem + gpa);
 }
 
-static int read_pte(void *ctx, u64 gpa, u64 *pte)
+static u32 *entry32(u64 gpa)
+{
+	return (u32 *)(mem + gpa);
+}
+
+static int read_pte(void *ctx, u64 gpa, int size, u64 *pte)
 {
 	(void)ctx;
-	if (gpa + 8 > MEM_BYTES)
+	if (gpa + size > MEM_BYTES || gpa % size)
 		return -ENOENT;
-	*pte = *entry(gpa);
+	*pte = size == 4 ? *entry32(gpa) : *entry(gpa);
 	return 0;
 }
 
 /* A guest CPU that changes the entry just before our cmpxchg, races_left times. */
-static int cmpxchg_pte(void *ctx, u64 gpa, u64 old, u64 new)
+static int cmpxchg_pte(void *ctx, u64 gpa, int size, u64 old, u64 new)
 {
+	u64 now = 0;
+
 	(void)ctx;
 	cmpxchg_calls++;
 	if (races_left > 0) {
 		races_left--;
-		*entry(gpa) |= KL_PT_A;		/* the guest's own walk set A meanwhile */
+		if (size == 4)
+			*entry32(gpa) |= KL_PT_A;	/* the guest's own walk set A meanwhile */
+		else
+			*entry(gpa) |= KL_PT_A;
 		return -EAGAIN;
 	}
-	if (*entry(gpa) != old)
+	read_pte(ctx, gpa, size, &now);
+	if (now != old)
 		return -EAGAIN;
-	*entry(gpa) = new;
+	if (size == 4)
+		*entry32(gpa) = (u32)new;
+	else
+		*entry(gpa) = new;
 	return 0;
 }
 
@@ -209,9 +223,10 @@ static void non_canonical_and_modes(void)
 	CHECK_EQ(walk(0x1234567, KL_PF_W, true, &w), 0);
 	CHECK_EQ(w.gpa, 0x1234567);
 	CHECK_EQ(cmpxchg_calls, 0);
-	pg.cr0 |= KL_CR0_PG;				/* 32-bit paging: not modelled here */
+	pg.cr0 |= KL_CR0_PG;				/* PAE without LMA: the high bits wrap */
 	pg.efer &= ~KL_EFER_LMA;
-	CHECK_EQ(walk(0x400000, 0, false, &w), -EOPNOTSUPP);
+	CHECK_EQ(kl_paging_format(&pg), KL_PAGING_PAE);
+	CHECK_EQ(walk(0x0000800000000000ULL, 0, false, &w), -EFAULT);	/* no #GP outside long mode */
 }
 
 static void racing_guest(void)
@@ -235,6 +250,162 @@ static void tables_outside_memory(void)
 	CHECK_EQ(walk(0x400000, 0, false, &w), -ENOENT);
 }
 
+/*
+ * 2-level paging: CR3 -> PD at 0x5000 (1024 4-byte entries). gva 0x00401234:
+ * PD[1] -> PT at 0x6000, PT[1] -> gpa 0x7000. PD[2] is a 4 MiB page at gpa 0
+ * when CR4.PSE is set; PD[3] a PSE-36 4 MiB page at 0x2_0000_0000 (bits
+ * 39:32 = 2 in PDE bits 20:13).
+ */
+static void setup_2level(void)
+{
+	*entry32(0x5000 + 1 * 4) = 0x6000 | URW;
+	*entry32(0x6000 + 1 * 4) = 0x7000 | URW;
+	*entry32(0x5000 + 2 * 4) = 0x00000000 | URW | KL_PT_PS;
+	*entry32(0x5000 + 3 * 4) = (u32)(0x00c00000 | (2u << 13) | URW | KL_PT_PS);
+	pg.cr0 = KL_CR0_PE | KL_CR0_PG | KL_CR0_WP;
+	pg.cr3 = 0x5000;
+	pg.cr4 = KL_CR4_PSE;
+	pg.efer = 0;
+}
+
+static void two_level_pages(void)
+{
+	struct kl_walk w;
+
+	setup_2level();
+	CHECK_EQ(kl_paging_format(&pg), KL_PAGING_2LEVEL);
+	CHECK_EQ(walk(0x401234, 0, false, &w), 0);
+	CHECK_EQ(w.gpa, 0x7234);
+	CHECK_EQ(w.level, 1);
+	CHECK_EQ(w.pte_gpa, 0x6004);
+	CHECK_EQ(w.table[2], 0x5000);
+	CHECK_EQ(walk(0x8abcde, 0, false, &w), 0);	/* a 4 MiB page: 22 bits of offset */
+	CHECK_EQ(w.level, 2);
+	CHECK_EQ(w.gpa, 0x0abcde);
+	CHECK_EQ(walk(0xc12345, 0, false, &w), 0);	/* PSE-36: above 4 GiB */
+	CHECK_EQ(w.gpa, 0x200c12345ULL);
+	CHECK_EQ(walk(0x100401234ULL, 0, false, &w), 0);	/* linear addresses wrap at 4 GiB */
+	CHECK_EQ(w.gpa, 0x7234);
+}
+
+static void two_level_rules(void)
+{
+	struct kl_walk w;
+
+	setup_2level();
+	pg.cr4 = 0;					/* without PSE the PS bit is ignored: a table */
+	*entry32(0x0000 + 0xab * 4) = 0;		/* the PTE there (table at gpa 0) */
+	CHECK_EQ(walk(0x8abcde, 0, false, &w), -EFAULT);
+	CHECK_EQ(w.level, 0);
+	pg.cr4 = KL_CR4_PSE;
+	*entry32(0x5000 + 2 * 4) |= 1u << 21;		/* bit 21 of a 4 MiB PDE is reserved */
+	CHECK_EQ(walk(0x8abcde, 0, false, &w), -EFAULT);
+	CHECK_EQ(w.error, KL_PF_P | KL_PF_RSVD);
+	pg.maxphyaddr = 36;				/* PSE-36 bits 20:17 are reserved then */
+	CHECK_EQ(walk(0xc12345, 0, false, &w), 0);	/* 2 << 13: bit 14, address bit 33 */
+	*entry32(0x5000 + 3 * 4) |= 1u << 17;
+	CHECK_EQ(walk(0xc12345, 0, false, &w), -EFAULT);
+	CHECK_EQ(w.error, KL_PF_P | KL_PF_RSVD);
+	pg.efer = KL_EFER_NX;				/* no NX in 4-byte entries: fetch allowed */
+	CHECK_EQ(walk(0x401234, KL_PF_ID, false, &w), 0);
+	*entry32(0x6000 + 1 * 4) &= ~KL_PT_W;		/* read-only, WP=1 */
+	CHECK_EQ(walk(0x401234, KL_PF_W, false, &w), -EFAULT);
+	CHECK_EQ(w.error, KL_PF_P | KL_PF_W);		/* no ID bit without PAE */
+	CHECK_EQ(walk(0x401234, KL_PF_ID | KL_PF_U, false, &w), 0);
+}
+
+static void two_level_accessed_and_dirty(void)
+{
+	struct kl_walk w;
+
+	setup_2level();
+	*entry32(0x5000 + 5 * 4) = 0x12345678;		/* a neighbour that must stay as it is */
+	CHECK_EQ(walk(0x401234, KL_PF_W, true, &w), 0);
+	CHECK_EQ(*entry32(0x5004), 0x6000 | URW | KL_PT_A);
+	CHECK_EQ(*entry32(0x6004), 0x7000 | URW | KL_PT_A | KL_PT_D);
+	CHECK_EQ(*entry32(0x5014), 0x12345678);
+	CHECK_EQ(*entry32(0x5008), URW | KL_PT_PS);
+	CHECK_EQ(walk(0x812345, KL_PF_W, true, &w), 0);	/* D on a 4 MiB page */
+	CHECK_EQ(*entry32(0x5008), URW | KL_PT_PS | KL_PT_A | KL_PT_D);
+}
+
+/*
+ * PAE: CR3 -> PDPT at 0x5020 (32-byte aligned). PDPTE[1] -> PD at 0x6000;
+ * gva 0x40201234: PD[1] -> PT at 0x7000, PT[1] -> gpa 0x9000; PD[2] a 2 MiB
+ * page at 0x200000, NX.
+ */
+static void setup_pae(void)
+{
+	*entry(0x5020 + 1 * 8) = 0x6000 | KL_PT_P;
+	*entry(0x6000 + 1 * 8) = 0x7000 | URW;
+	*entry(0x7000 + 1 * 8) = 0x9000 | URW;
+	*entry(0x6000 + 2 * 8) = 0x200000 | URW | KL_PT_PS | KL_PT_NX;
+	pg.cr0 = KL_CR0_PE | KL_CR0_PG | KL_CR0_WP;
+	pg.cr3 = 0x5020;
+	pg.cr4 = KL_CR4_PAE;
+	pg.efer = KL_EFER_NX;
+}
+
+static void pae_pages_and_pdptes(void)
+{
+	struct kl_walk w;
+	u64 regs[4] = { 0, 0x6000 | KL_PT_P, 0, 0 };
+
+	setup_pae();
+	CHECK_EQ(kl_paging_format(&pg), KL_PAGING_PAE);
+	CHECK_EQ(walk(0x40201234, 0, false, &w), 0);
+	CHECK_EQ(w.gpa, 0x9234);
+	CHECK_EQ(w.level, 1);
+	CHECK_EQ(w.entry[3], 0x6000 | KL_PT_P);
+	CHECK_EQ(walk(0x40412345, 0, false, &w), 0);	/* 2 MiB page */
+	CHECK_EQ(w.level, 2);
+	CHECK_EQ(w.gpa, 0x212345);
+	CHECK_EQ(walk(0x00001000, 0, false, &w), -EFAULT);	/* PDPTE[0] not present */
+	CHECK_EQ(w.error, 0);
+	/* PDPTEs the CPU loaded at the CR3 write win over what memory says now. */
+	*entry(0x5020 + 8) = 0;
+	pg.pdptes = regs;
+	CHECK_EQ(walk(0x40201234, 0, false, &w), 0);
+	CHECK_EQ(w.gpa, 0x9234);
+	pg.pdptes = NULL;
+	CHECK_EQ(walk(0x40201234, 0, false, &w), -EFAULT);
+}
+
+static void pae_rules(void)
+{
+	struct kl_walk w;
+
+	setup_pae();
+	CHECK_EQ(walk(0x40412345, KL_PF_ID, false, &w), -EFAULT);	/* NX with NXE */
+	CHECK_EQ(w.error, KL_PF_P | KL_PF_ID);
+	pg.efer = 0;					/* without NXE bit 63 is reserved */
+	CHECK_EQ(walk(0x40412345, 0, false, &w), -EFAULT);
+	CHECK_EQ(w.error, KL_PF_P | KL_PF_RSVD);
+	setup_pae();
+	*entry(0x7000 + 8) |= 1ULL << 55;		/* PAE reserves 62:MAXPHYADDR */
+	CHECK_EQ(walk(0x40201234, 0, false, &w), -EFAULT);
+	CHECK_EQ(w.error, KL_PF_P | KL_PF_RSVD);
+	setup_pae();
+	*entry(0x5020 + 8) |= KL_PT_W;			/* a PDPTE has no R/W bit */
+	CHECK_EQ(walk(0x40201234, 0, false, &w), -EFAULT);
+	CHECK_EQ(w.error, KL_PF_P | KL_PF_RSVD);
+	setup_pae();
+	*entry(0x6000 + 8) &= ~KL_PT_U;			/* U/S from the PDE */
+	CHECK_EQ(walk(0x40201234, KL_PF_U, false, &w), -EFAULT);
+	CHECK_EQ(w.error, KL_PF_P | KL_PF_U);
+}
+
+static void pae_accessed_and_dirty(void)
+{
+	struct kl_walk w;
+
+	setup_pae();
+	CHECK_EQ(walk(0x40201234, KL_PF_W, true, &w), 0);
+	CHECK_EQ(*entry(0x5028), 0x6000 | KL_PT_P);	/* PDPTEs get no A bit */
+	CHECK_EQ(*entry(0x6008), 0x7000 | URW | KL_PT_A);
+	CHECK_EQ(*entry(0x7008), 0x9000 | URW | KL_PT_A | KL_PT_D);
+}
+
 void suite_walk(void)
 {
 	static const struct { const char *name; void (*fn)(void); } tests[] = {
@@ -249,6 +420,12 @@ void suite_walk(void)
 		{ "walk_non_canonical_and_modes", non_canonical_and_modes },
 		{ "walk_racing_guest", racing_guest },
 		{ "walk_tables_outside_memory", tables_outside_memory },
+		{ "walk_two_level_pages", two_level_pages },
+		{ "walk_two_level_rules", two_level_rules },
+		{ "walk_two_level_accessed_and_dirty", two_level_accessed_and_dirty },
+		{ "walk_pae_pages_and_pdptes", pae_pages_and_pdptes },
+		{ "walk_pae_rules", pae_rules },
+		{ "walk_pae_accessed_and_dirty", pae_accessed_and_dirty },
 	};
 
 	mem = malloc(MEM_BYTES);
