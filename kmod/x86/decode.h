@@ -20,23 +20,28 @@ struct kl_insn {
 	 */
 	u8 bytes[32];
 	int len;
-	bool long64;		/* 64-bit code; else 32-bit protected mode */
-	bool rep;		/* F3 prefix */
+	bool long64;		/* 64-bit code */
+	bool rep;		/* F3 prefix (REP/REPE) */
+	bool repne;		/* F2 prefix */
 	int opcode_len;
 	u8 opcode[3];
 	bool rex_w, rex_r, rex_x, rex_b;
-	int opsize;		/* 2, 4 or 8 */
+	int opsize;		/* operand size: 2, 4 or 8 */
+	int addr_size;		/* address size: 2, 4 or 8 */
 	bool has_modrm;
 	u8 mod, reg, rm;
-	bool mem;		/* ModRM names memory */
-	u64 ea;			/* its effective (linear) address */
+	bool mem;		/* the instruction has a memory operand (ModRM, moffs) */
+	enum kl_seg seg;	/* ...in this segment (the default, or the override) */
+	u64 offset;		/* ...at this offset in it (wrapped to the address size) */
+	u64 ea;			/* ...whose linear address is this */
+	bool string;		/* MOVS STOS LODS CMPS SCAS INS OUTS: operands are rSI/rDI */
 	u64 imm;
 	int imm_len;
 };
 
 /* What decoding needs to know besides the bytes. */
 struct kl_decode_ctx {
-	bool long64;			/* 64-bit code (else 32-bit) */
+	int code_size;			/* 2 (real mode, 16-bit code), 4 (32-bit), 8 (64-bit) */
 	u64 rip;			/* of the instruction: RIP-relative operands */
 	u64 seg_base[KL_NR_SEGS];
 	const u64 *regs;		/* the 16 general registers, encoding order */
@@ -47,10 +52,15 @@ struct kl_decode_ctx {
  * Returns 0; -EOPNOTSUPP for an opcode outside the known set (in->len
  * then covers prefixes and opcode); -EFAULT when the bytes end mid-way.
  *
- * Known: legacy prefixes, REX, ModRM/SIB/displacement (RIP-relative too),
- * immediates; opcodes 0F 01 /7 (INVLPG), 0F 06 (CLTS), 0F 20-23 (MOV
- * CR/DR), 0F B6/B7 (MOVZX), 88-8B (MOV), A0-A3 (MOV moffs), AA/AB (STOS),
- * C6/C7 (MOV imm).
+ * Known: legacy prefixes (66 and 67 in every mode, all six segment
+ * overrides), REX; 16-bit addressing (BX/BP/SI/DI forms, disp8/disp16),
+ * 32- and 64-bit addressing (SIB, RIP-relative); BP- and SP-based
+ * addresses default to SS; immediates; opcodes 0F 01 /7 (INVLPG), 0F 06
+ * (CLTS), 0F 20-23 (MOV CR/DR), 0F B6/B7 (MOVZX), 88-8B (MOV), A0-A3 (MOV
+ * moffs), C6/C7 (MOV imm), and the string instructions A4-A7 (MOVS, CMPS),
+ * AA-AF (STOS, LODS, SCAS), 6C-6F (INS, OUTS), whose ea is the source
+ * (DS:rSI, overridable) or, for STOS, SCAS and INS, the destination
+ * (ES:rDI).
  */
 int kl_decode(const struct kl_decode_ctx *c, struct kl_insn *in, int len);
 

@@ -29,19 +29,17 @@ static int fetch(struct kl_vcpu *vcpu, const struct kvm_sregs *sr, u8 *buf, int 
 	return got ? 0 : -EFAULT;
 }
 
-/*
- * 64-bit code or 32-bit protected-mode code (flat or not). 16-bit code
- * (real mode, 16-bit segments) is not decoded: no kvmlab guest runs it.
- */
-static int decode_ctx(struct kl_vcpu *vcpu, const struct kvm_sregs *sr, struct kl_decode_ctx *c)
+/* The code segment's mode: 64-bit code, or 32- or 16-bit by CS.D (real mode is 16-bit). */
+static void decode_ctx(struct kl_vcpu *vcpu, const struct kvm_sregs *sr, struct kl_decode_ctx *c)
 {
+	bool long64 = kl_guest_long_mode(vcpu) && sr->cs.l;
+
 	*c = (struct kl_decode_ctx) {
-		.long64 = kl_guest_long_mode(vcpu) && sr->cs.l, .rip = vcpu->rip,
+		.code_size = long64 ? 8 : sr->cs.db ? 4 : 2, .rip = vcpu->rip,
 		.seg_base = { sr->es.base, sr->cs.base, sr->ss.base, sr->ds.base,
 			      sr->fs.base, sr->gs.base },
 		.regs = vcpu->regs,
 	};
-	return c->long64 || sr->cs.db ? 0 : -EOPNOTSUPP;
 }
 
 int kl_fetch_decode(struct kl_vcpu *vcpu, struct kl_insn *in)
@@ -55,8 +53,7 @@ int kl_fetch_decode(struct kl_vcpu *vcpu, struct kl_insn *in)
 	kl_vendor->get_segments(vcpu, &sr);
 	if (fetch(vcpu, &sr, in->bytes, &len))
 		return -EFAULT;
-	if (decode_ctx(vcpu, &sr, &c))
-		return -EOPNOTSUPP;
+	decode_ctx(vcpu, &sr, &c);
 	return kl_decode(&c, in, len);
 }
 
@@ -123,8 +120,8 @@ int kl_emulate_mmio(struct kl_vcpu *vcpu, u64 addr, u64 gpa)
 	u64 val = 0;
 	bool write;
 
-	if (r == 0 && !in.mem)
-		r = -EOPNOTSUPP;
+	if (r == 0 && (!in.mem || in.string))
+		r = -EOPNOTSUPP;	/* string instructions against MMIO: not yet */
 	/*
 	 * The operand must be what faulted: an implicit access (a push, a
 	 * string move, a fetch) to MMIO would otherwise be emulated as the

@@ -10,7 +10,7 @@
 #include "../../kmod/x86/decode.h"
 
 static u64 regs[16];
-static struct kl_decode_ctx ctx64, ctx32;
+static struct kl_decode_ctx ctx64, ctx32, ctx16;
 static struct kl_insn in;
 
 static int decode(const struct kl_decode_ctx *c, const char *hex)
@@ -37,13 +37,19 @@ static void setup(void)
 	for (int i = 0; i < 16; i++)
 		regs[i] = 0x1000ULL * (i + 1);		/* RAX 0x1000, RCX 0x2000, ... R15 0x10000 */
 	ctx64 = (struct kl_decode_ctx) {
-		.long64 = true, .rip = 0x400000, .regs = regs,
+		.code_size = 8, .rip = 0x400000, .regs = regs,
 		.seg_base = { [KL_SEG_FS] = 0x7000000000ULL, [KL_SEG_GS] = 0x8000000000ULL,
 			      [KL_SEG_DS] = 0x55 },
 	};
 	ctx32 = (struct kl_decode_ctx) {
-		.long64 = false, .rip = 0x1000, .regs = regs,
+		.code_size = 4, .rip = 0x1000, .regs = regs,
 		.seg_base = { [KL_SEG_DS] = 0x100000, [KL_SEG_FS] = 0x200000 },
+	};
+	/* Real mode: segment bases are selector * 16. */
+	ctx16 = (struct kl_decode_ctx) {
+		.code_size = 2, .rip = 0x7c00, .regs = regs,
+		.seg_base = { [KL_SEG_ES] = 0x20000, [KL_SEG_CS] = 0, [KL_SEG_SS] = 0x30000,
+			      [KL_SEG_DS] = 0x10000, [KL_SEG_FS] = 0x40000, [KL_SEG_GS] = 0x50000 },
 	};
 }
 
@@ -192,8 +198,9 @@ static void stos(void)
 	CHECK(in.rep && in.opsize == 8);
 	CHECK_EQ(in.len, 3);
 	CHECK_EQ(decode(&ctx64, "aa"), 0);		/* stos %al */
-	CHECK(!in.rep);
+	CHECK(!in.rep && in.string);
 	CHECK_EQ(in.len, 1);
+	CHECK_EQ(in.ea, regs[7]);
 }
 
 static void thirty_two_bit_code(void)
@@ -206,8 +213,17 @@ static void thirty_two_bit_code(void)
 	regs[3] = 0xfffffff0;
 	CHECK_EQ(decode(&ctx32, "89 43 20"), 0);	/* wraps at 4 GiB */
 	CHECK_EQ(in.ea, 0x10 + ctx32.seg_base[KL_SEG_DS]);
-	CHECK_EQ(decode(&ctx32, "64 89 03"), 0);	/* FS override */
-	CHECK_EQ(in.ea, 0xfffffff0ULL + ctx32.seg_base[KL_SEG_FS]);
+	CHECK_EQ(decode(&ctx32, "64 89 03"), 0);	/* FS override; the linear address wraps too */
+	CHECK_EQ(in.ea, (u32)(0xfffffff0ULL + ctx32.seg_base[KL_SEG_FS]));
+	CHECK_EQ(in.seg, KL_SEG_FS);
+	regs[5] = 0x100;
+	CHECK_EQ(decode(&ctx32, "89 45 04"), 0);	/* mov %eax,4(%ebp): SS by default */
+	CHECK_EQ(in.seg, KL_SEG_SS);
+	CHECK_EQ(decode(&ctx32, "26 89 45 04"), 0);	/* ES override */
+	CHECK_EQ(in.seg, KL_SEG_ES);
+	CHECK_EQ(decode(&ctx32, "66 c7 03 34 12"), 0);	/* 66: a 16-bit immediate */
+	CHECK_EQ(in.opsize, 2);
+	CHECK_EQ(in.len, 5);
 }
 
 static void refused(void)
@@ -219,6 +235,121 @@ static void refused(void)
 	CHECK_EQ(decode(&ctx64, "66 66 f3"), -EFAULT);	/* prefixes only */
 	CHECK_EQ(decode(&ctx64, "c7 03 01 00"), -EFAULT);	/* imm32 cut short */
 	CHECK_EQ(decode(&ctx64, ""), -EFAULT);
+}
+
+/* 16-bit addressing: the eight BX/BP/SI/DI forms, disp8 and disp16, SS for BP. */
+static void sixteen_bit_forms(void)
+{
+	regs[3] = 0x1000;	/* BX */
+	regs[5] = 0x2000;	/* BP */
+	regs[6] = 0x0100;	/* SI */
+	regs[7] = 0x0200;	/* DI */
+	CHECK_EQ(decode(&ctx16, "89 00"), 0);		/* mov %ax,(%bx,%si) */
+	CHECK_EQ(in.opsize, 2);
+	CHECK_EQ(in.addr_size, 2);
+	CHECK_EQ(in.offset, 0x1100);
+	CHECK_EQ(in.seg, KL_SEG_DS);
+	CHECK_EQ(in.ea, 0x10000 + 0x1100);
+	CHECK_EQ(decode(&ctx16, "89 01"), 0);		/* (%bx,%di) */
+	CHECK_EQ(in.offset, 0x1200);
+	CHECK_EQ(decode(&ctx16, "89 02"), 0);		/* (%bp,%si): SS */
+	CHECK_EQ(in.offset, 0x2100);
+	CHECK_EQ(in.seg, KL_SEG_SS);
+	CHECK_EQ(in.ea, 0x30000 + 0x2100);
+	CHECK_EQ(decode(&ctx16, "89 03"), 0);		/* (%bp,%di) */
+	CHECK_EQ(in.offset, 0x2200);
+	CHECK_EQ(decode(&ctx16, "89 04"), 0);		/* (%si) */
+	CHECK_EQ(in.offset, 0x0100);
+	CHECK_EQ(decode(&ctx16, "89 05"), 0);		/* (%di) */
+	CHECK_EQ(in.offset, 0x0200);
+	CHECK_EQ(decode(&ctx16, "89 06 34 12"), 0);	/* disp16 alone: DS */
+	CHECK_EQ(in.len, 4);
+	CHECK_EQ(in.offset, 0x1234);
+	CHECK_EQ(in.seg, KL_SEG_DS);
+	CHECK_EQ(decode(&ctx16, "89 46 fe"), 0);	/* -2(%bp): SS, disp8 */
+	CHECK_EQ(in.offset, 0x1ffe);
+	CHECK_EQ(in.seg, KL_SEG_SS);
+	CHECK_EQ(decode(&ctx16, "89 87 00 f0"), 0);	/* -0x1000(%bx): disp16, wraps at 64 KiB */
+	CHECK_EQ(in.len, 4);
+	CHECK_EQ(in.offset, 0x0000);
+	CHECK_EQ(decode(&ctx16, "89 07"), 0);		/* (%bx) */
+	CHECK_EQ(in.offset, 0x1000);
+	regs[3] = 0xfff0;
+	CHECK_EQ(decode(&ctx16, "89 40 20"), 0);	/* 0x20(%bx,%si) wraps */
+	CHECK_EQ(in.offset, (0xfff0 + 0x100 + 0x20) & 0xffff);
+}
+
+static void sixteen_bit_prefixes_and_sizes(void)
+{
+	regs[3] = 0x1000;
+	CHECK_EQ(decode(&ctx16, "66 89 07"), 0);	/* 66: 32-bit operand in 16-bit code */
+	CHECK_EQ(in.opsize, 4);
+	CHECK_EQ(in.addr_size, 2);
+	CHECK_EQ(decode(&ctx16, "67 89 03"), 0);	/* 67: 32-bit addressing, (%ebx) */
+	CHECK_EQ(in.addr_size, 4);
+	CHECK_EQ(in.offset, 0x1000);
+	CHECK_EQ(decode(&ctx16, "c7 07 34 12"), 0);	/* movw $0x1234,(%bx) */
+	CHECK_EQ(in.imm, 0x1234);
+	CHECK_EQ(in.len, 4);
+	CHECK_EQ(decode(&ctx16, "66 c7 07 78 56 34 12"), 0);	/* movl $0x12345678,(%bx) */
+	CHECK_EQ(in.imm, 0x12345678);
+	CHECK_EQ(in.len, 7);
+	CHECK_EQ(decode(&ctx16, "a1 00 b8"), 0);	/* mov 0xb800,%ax: 2-byte moffs */
+	CHECK_EQ(in.len, 3);
+	CHECK_EQ(in.ea, 0x10000 + 0xb800);
+	CHECK_EQ(decode(&ctx16, "2e a3 10 00"), 0);	/* mov %ax,%cs:0x10 */
+	CHECK_EQ(in.seg, KL_SEG_CS);
+	CHECK_EQ(in.ea, 0x10);
+	CHECK_EQ(decode(&ctx16, "36 89 07"), 0);	/* %ss:(%bx) */
+	CHECK_EQ(in.ea, 0x30000 + 0x1000);
+	CHECK_EQ(decode(&ctx16, "3e 89 46 00"), 0);	/* %ds:0(%bp): the override beats SS */
+	CHECK_EQ(in.seg, KL_SEG_DS);
+	CHECK_EQ(decode(&ctx16, "0f 22 d8"), 0);	/* mov %eax,%cr3 in real mode */
+	CHECK(!in.mem);
+	CHECK_EQ(in.reg, 3);
+	CHECK_EQ(decode(&ctx32, "67 89 07"), 0);	/* 67 in 32-bit code: (%bx) */
+	CHECK_EQ(in.addr_size, 2);
+	CHECK_EQ(in.offset, 0x1000);
+	CHECK_EQ(decode(&ctx64, "67 48 89 03"), 0);	/* 67 in 64-bit code: (%ebx), 32 bits */
+	CHECK_EQ(in.addr_size, 4);
+	regs[3] = 0x1234567890ULL;
+	CHECK_EQ(decode(&ctx64, "67 48 89 03"), 0);
+	CHECK_EQ(in.ea, 0x34567890ULL);
+	CHECK_EQ(decode(&ctx64, "67 a1 00 10 00 00"), 0);	/* 4-byte moffs with 67 */
+	CHECK_EQ(in.len, 6);
+}
+
+static void string_instructions(void)
+{
+	regs[6] = 0x0100;	/* SI */
+	regs[7] = 0x0200;	/* DI */
+	CHECK_EQ(decode(&ctx16, "f3 a5"), 0);		/* rep movsw: source DS:SI */
+	CHECK(in.string && in.rep && in.mem);
+	CHECK_EQ(in.opsize, 2);
+	CHECK_EQ(in.ea, 0x10000 + 0x100);
+	CHECK_EQ(decode(&ctx16, "26 a4"), 0);		/* es movsb: the source's segment overridden */
+	CHECK_EQ(in.seg, KL_SEG_ES);
+	CHECK_EQ(decode(&ctx16, "64 aa"), 0);		/* stosb: ES:DI, never overridden */
+	CHECK_EQ(in.seg, KL_SEG_ES);
+	CHECK_EQ(in.ea, 0x20000 + 0x200);
+	CHECK_EQ(decode(&ctx16, "ad"), 0);		/* lodsw */
+	CHECK_EQ(in.seg, KL_SEG_DS);
+	CHECK_EQ(decode(&ctx16, "f2 ae"), 0);		/* repne scasb: ES:DI */
+	CHECK(in.repne && !in.rep);
+	CHECK_EQ(in.seg, KL_SEG_ES);
+	CHECK_EQ(decode(&ctx16, "a7"), 0);		/* cmpsw */
+	CHECK_EQ(in.seg, KL_SEG_DS);
+	CHECK_EQ(decode(&ctx16, "f3 6c"), 0);		/* rep insb: ES:DI */
+	CHECK_EQ(in.ea, 0x20000 + 0x200);
+	CHECK_EQ(decode(&ctx16, "66 6f"), 0);		/* outsd: DS:SI, 32-bit */
+	CHECK_EQ(in.opsize, 4);
+	CHECK_EQ(in.ea, 0x10000 + 0x100);
+	CHECK_EQ(decode(&ctx64, "48 ad"), 0);		/* lodsq */
+	CHECK_EQ(in.opsize, 8);
+	CHECK_EQ(in.ea, 0x100);
+	CHECK_EQ(decode(&ctx64, "48 6d"), 0);		/* REX.W insd: still 32-bit */
+	CHECK_EQ(in.opsize, 4);
+	CHECK_EQ(in.len, 2);
 }
 
 void suite_decode(void)
@@ -239,6 +370,9 @@ void suite_decode(void)
 		{ "decode_stos", stos },
 		{ "decode_thirty_two_bit_code", thirty_two_bit_code },
 		{ "decode_refused", refused },
+		{ "decode_sixteen_bit_forms", sixteen_bit_forms },
+		{ "decode_sixteen_bit_prefixes_and_sizes", sixteen_bit_prefixes_and_sizes },
+		{ "decode_string_instructions", string_instructions },
 	};
 
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
