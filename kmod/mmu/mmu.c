@@ -72,15 +72,14 @@ void kl_mmu_vcpu_destroy(struct kl_vcpu *vcpu)
 }
 
 /*
- * The shadow MMUs model 4-level paging, plus protected mode with paging
- * off (phys.c): real mode and 32-bit or PAE paging need nested paging
- * (see kmod/README.md).
+ * The shadow MMUs model 4-level paging, and every mode with paging off
+ * (phys.c: real mode runs as AMD's "paged real mode", CR0.PG=1 with
+ * PE=0, on the same gpa == gva tables as protected mode): 32-bit and PAE
+ * guest paging need nested paging so far (see kmod/README.md).
  */
 bool kl_mmu_mode_supported(struct kl_vcpu *vcpu)
 {
-	if (kl_mmu_tdp(vcpu->vm))
-		return true;
-	return kl_guest_paging(vcpu) ? kl_guest_long_mode(vcpu) : !!(vcpu->cr0 & X86_CR0_PE);
+	return kl_mmu_tdp(vcpu->vm) || !kl_guest_paging(vcpu) || kl_guest_long_mode(vcpu);
 }
 
 static void tdp_paging(struct kl_vcpu *vcpu, struct kl_hw_paging *hw)

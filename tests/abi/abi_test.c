@@ -474,6 +474,73 @@ out:
 	guest_close(&g);
 }
 
+/*
+ * Real mode under every strategy (paged real mode for the shadow MMUs):
+ * segment arithmetic, a store through a moffs16, an MMIO store through a
+ * segment override (decoded as 16-bit code), a far jump, port I/O, HLT.
+ *   0x1000: mov $0x200,%ax; mov %ax,%ds; mov $0xbeef,%ax; mov %ax,0x10
+ *           mov $0xf000,%bx; mov %bx,%es; mov %ax,%es:0x20; ljmp $0x100,$0x50
+ *   0x1050: out %al,$0x10; hlt
+ */
+static void real_mode(int dev, unsigned long type, const char *name)
+{
+	static const uint8_t code[] = {
+		0xb8, 0x00, 0x02, 0x8e, 0xd8, 0xb8, 0xef, 0xbe, 0xa3, 0x10, 0x00,
+		0xbb, 0x00, 0xf0, 0x8e, 0xc3, 0x26, 0x89, 0x06, 0x20, 0x00,
+		0xea, 0x50, 0x00, 0x00, 0x01,
+	};
+	static const uint8_t far[] = { 0xe6, 0x10, 0xf4 };
+	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2 };
+	char what[64];
+	struct kvm_sregs sregs;
+	struct guest g;
+	bool mmio = false, io = false, hlt = false;
+	uint16_t word;
+
+	snprintf(what, sizeof(what), "real_mode_%s", name);
+	if (!guest_open(&g, dev, type, what))
+		return;
+	memcpy(g.mem + 0x1000, code, sizeof(code));
+	memcpy(g.mem + 0x1050, far, sizeof(far));
+	ioctl(g.vcpu, KVM_GET_SREGS, &sregs);
+	sregs.cs.selector = 0;
+	sregs.cs.base = 0;
+	ioctl(g.vcpu, KVM_SET_SREGS, &sregs);
+	ioctl(g.vcpu, KVM_SET_REGS, &regs);
+	for (int i = 0; i < 4 && !hlt; i++) {
+		alarm(10);
+		if (ioctl(g.vcpu, KVM_RUN, 0))
+			break;
+		alarm(0);
+		switch (g.run->exit_reason) {
+		case KVM_EXIT_MMIO:
+			memcpy(&word, g.run->mmio.data, 2);
+			mmio = g.run->mmio.is_write && g.run->mmio.phys_addr == 0xf0020 &&
+			       g.run->mmio.len == 2 && word == 0xbeef;
+			break;
+		case KVM_EXIT_IO:
+			io = g.run->io.port == 0x10 && g.run->io.direction == KVM_EXIT_IO_OUT &&
+			     *((uint8_t *)g.run + g.run->io.data_offset) == 0xef;
+			break;
+		case KVM_EXIT_HLT:
+			hlt = true;
+			break;
+		default:
+			i = 4;
+		}
+	}
+	alarm(0);
+	ioctl(g.vcpu, KVM_GET_SREGS, &sregs);
+	memcpy(&word, g.mem + 0x2010, 2);
+	check(what, mmio && io && hlt && word == 0xbeef && sregs.cs.selector == 0x100 &&
+	      sregs.cs.base == 0x1000 && sregs.ds.base == 0x2000 && !(sregs.cr0 & 1),
+	      "mmio %d io %d hlt %d (exit %u) word %#x cs %#x/%#llx ds base %#llx cr0 %#llx",
+	      mmio, io, hlt, g.run->exit_reason, word, sregs.cs.selector,
+	      (unsigned long long)sregs.cs.base, (unsigned long long)sregs.ds.base,
+	      (unsigned long long)sregs.cr0);
+	guest_close(&g);
+}
+
 static void stats(int vm)
 {
 	struct kvm_stats_header h;
@@ -525,6 +592,7 @@ int main(int argc, char **argv)
 	close(vm);
 	run_without_memory(dev);
 	interrupts(dev);
+	real_mode(dev, 0, "default");
 	/*
 	 * kvmlab's VM types only, one per MMU strategy; other devices refuse
 	 * them. Linux KVM with npt=1 hangs the test machine here (it hands QEMU
@@ -534,6 +602,7 @@ int main(int argc, char **argv)
 		static const char *const names[] = { "", "vtlb", "shadow", "cached", "npt" };
 
 		long_mode_entry(dev, 0x4b4c0000UL | n, names[n]);
+		real_mode(dev, 0x4b4c0000UL | n, names[n]);
 		irq_frame_on_page_table(dev, 0x4b4c0000UL | n, names[n], false);
 		irq_frame_on_page_table(dev, 0x4b4c0000UL | n, names[n], true);
 		fault_during_fault_delivery(dev, 0x4b4c0000UL | n, names[n], true);

@@ -5,8 +5,8 @@
  *
  * Each cycle creates a VM with a memslot, one or two vCPUs and their
  * mmap'd kvm_run, runs each vCPU once (a real-mode HLT: an exit under
- * nested paging, an internal error under the shadow MMUs, which model
- * 64-bit paging only; both are clean returns), then releases the four
+ * every strategy, paged real mode for the shadow MMUs; an internal error
+ * would be a clean return too), then releases the four
  * resources (vCPU fds, run mappings, VM fd, guest memory) in the cycle's
  * permutation of the 24 possible orders. Every 7th cycle closes without
  * running. Prints one line; exit status 1 on any unexpected failure.
