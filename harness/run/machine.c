@@ -183,22 +183,19 @@ static int handle_io(struct machine *m)
 	bool out = run->io.direction == KVM_EXIT_IO_OUT;
 	uint32_t v = 0;
 
-	if (run->io.count != 1) {
-		set_status(m->r, "error", "string port I/O (port 0x%x) is not supported",
-			   run->io.port);
-		return -1;
-	}
-	if (out && run->io.size == 4 && run->io.port == KL_PORT_MARK_ARG) {
+	if (out && run->io.size == 4 && run->io.count == 1 && run->io.port == KL_PORT_MARK_ARG) {
 		memcpy(&v, data, 4);
 		if (m->nargs < (int)(sizeof(m->args) / sizeof(m->args[0])))
 			m->args[m->nargs++] = v;
 		return 0;
 	}
-	if (out && run->io.size == 4 && run->io.port == KL_PORT_MARK) {
+	if (out && run->io.size == 4 && run->io.count == 1 && run->io.port == KL_PORT_MARK) {
 		memcpy(&v, data, 4);
 		return handle_mark(m, v);
 	}
-	devices_pio(&m->dev, run->io.port, out, data, run->io.size);
+	/* INS/OUTS come in batches of io.count elements, one after the other. */
+	for (uint32_t i = 0; i < run->io.count && !m->dev.exit_requested; i++)
+		devices_pio(&m->dev, run->io.port, out, data + i * run->io.size, run->io.size);
 	return m->dev.exit_requested ? 1 : 0;
 }
 

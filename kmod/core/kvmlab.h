@@ -155,6 +155,15 @@ enum kl_request {
 	KL_REQ_TLB_FLUSH,	/* the guest's hardware TLB entries are stale */
 };
 
+/* An INS batch handed to userspace, stored at the next KVM_RUN (x86/pio.c). */
+struct kl_string_in {
+	bool pending;
+	bool down, rep;		/* DF was set; a REP prefix */
+	u8 size, addr_size, len;	/* element size, address size, instruction length */
+	u32 count;
+	u64 gpa;		/* the lowest byte the batch writes */
+};
+
 struct kl_vcpu {
 	struct kl_vm *vm;
 	int id;
@@ -194,6 +203,7 @@ struct kl_vcpu {
 	int mmio_reg;
 	int mmio_len;
 	u64 mmio_next_rip;
+	struct kl_string_in pio_in;
 };
 
 static inline void kl_make_request(struct kl_vcpu *vcpu, enum kl_request req)

@@ -56,6 +56,8 @@ static void set_regs(struct kl_vcpu *vcpu, const struct kvm_regs *r)
 /* An MMIO read handed to userspace lands in its register now. */
 static void complete_mmio(struct kl_vcpu *vcpu)
 {
+	if (vcpu->pio_in.pending)
+		kl_complete_string_in(vcpu);
 	if (!vcpu->mmio_pending)
 		return;
 	if (vcpu->mmio_is_read) {

@@ -529,6 +529,22 @@ static enum kl_pf_result cached_page_fault(struct kl_vcpu *vcpu, struct kl_pf_in
 	return r ? kl_pf_error(pf, r) : KL_PF_FIXED;
 }
 
+/* The emulator wrote guest memory: shadows of a table there drop what it covers. */
+static void cached_guest_written(struct kl_vcpu *vcpu, u64 gpa, unsigned int len)
+{
+	struct kl_vm *vm = vcpu->vm;
+
+	for (u64 a = gpa; a < gpa + len; a = (a & PAGE_MASK) + PAGE_SIZE) {
+		unsigned int off = a & ~PAGE_MASK;
+		unsigned int end = min_t(u64, PAGE_SIZE, off + (gpa + len - a));
+
+		if (!gfn_is_table(to_cache(vm), a >> PAGE_SHIFT))
+			continue;
+		vm->stat.mmu_pte_write++;
+		pt_written(vm, a >> PAGE_SHIFT, off / 8, (end - 1) / 8);
+	}
+}
+
 static void cached_load_cr3(struct kl_vcpu *vcpu)
 {
 	load_root(vcpu);
@@ -611,4 +627,5 @@ const struct kl_mmu_ops kl_cached_ops = {
 	.flush_tlb = cached_flush_tlb,
 	.mode_changed = cached_mode_changed,
 	.memslots_changed = cached_memslots_changed,
+	.guest_written = cached_guest_written,
 };

@@ -216,3 +216,26 @@ void kl_mmu_memslots_changed(struct kl_vm *vm)
 	vm->mmu->memslots_changed(vm);
 	mutex_unlock(&vm->mmu_lock);
 }
+
+int kl_mmu_translate(struct kl_vcpu *vcpu, u64 gva, u32 access, struct kl_walk *w)
+{
+	int r;
+
+	mutex_lock(&vcpu->vm->mmu_lock);
+	r = kl_walk_guest(vcpu, gva, access, true, w);
+	mutex_unlock(&vcpu->vm->mmu_lock);
+	return r;
+}
+
+int kl_mmu_write_guest(struct kl_vcpu *vcpu, u64 gpa, const void *buf, unsigned int len)
+{
+	struct kl_vm *vm = vcpu->vm;
+	int r;
+
+	mutex_lock(&vm->mmu_lock);
+	r = kl_write_guest(vm, gpa, buf, len);
+	if (!r && vm->mmu->guest_written)
+		vm->mmu->guest_written(vcpu, gpa, len);
+	mutex_unlock(&vm->mmu_lock);
+	return r;
+}

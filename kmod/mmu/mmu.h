@@ -64,6 +64,12 @@ struct kl_mmu_ops {
 	void (*flush_tlb)(struct kl_vcpu *vcpu);	/* CR4.PGE toggle etc. */
 	void (*mode_changed)(struct kl_vcpu *vcpu);	/* CR0/CR4/EFER paging bits */
 	void (*memslots_changed)(struct kl_vm *vm);
+	/*
+	 * Optional: the hypervisor wrote [gpa, gpa + len) of guest memory for
+	 * the guest (an emulated INS), behind the strategy's back; one that
+	 * shadows tables from guest memory brings its shadows up to date.
+	 */
+	void (*guest_written)(struct kl_vcpu *vcpu, u64 gpa, unsigned int len);
 };
 
 extern const struct kl_mmu_ops kl_vtlb_ops, kl_shadow_ops, kl_cached_ops, kl_npt_ops;
@@ -95,6 +101,15 @@ void kl_mmu_invlpg(struct kl_vcpu *vcpu, u64 gva);
 void kl_mmu_flush_tlb(struct kl_vcpu *vcpu);
 void kl_mmu_mode_changed(struct kl_vcpu *vcpu);
 void kl_mmu_memslots_changed(struct kl_vm *vm);
+
+/*
+ * The translation of gva for an access the emulator makes on the guest's
+ * behalf, with A/D bits set as the CPU would (under mmu_lock): 0, -EFAULT
+ * (w->error holds the #PF error code), -EINVAL (non-canonical: #GP).
+ */
+int kl_mmu_translate(struct kl_vcpu *vcpu, u64 gva, u32 access, struct kl_walk *w);
+/* Write guest memory for the guest and tell the strategy (guest_written). */
+int kl_mmu_write_guest(struct kl_vcpu *vcpu, u64 gpa, const void *buf, unsigned int len);
 
 /* Ask a vCPU, or every vCPU of the VM, to flush its guest TLB before it re-enters. */
 void kl_flush_tlb(struct kl_vcpu *vcpu);

@@ -108,18 +108,15 @@ int kl_handle_invlpg(struct kl_vcpu *vcpu)
 	return 1;
 }
 
-/* Port I/O goes to userspace as KVM_EXIT_IO; an IN completes at the next KVM_RUN. */
+/* Port I/O goes to userspace as KVM_EXIT_IO; an IN completes at the next KVM_RUN. INS/OUTS: pio.c. */
 int kl_handle_io(struct kl_vcpu *vcpu, const struct kl_io *io)
 {
 	struct kvm_run *run = vcpu->run;
 	u32 offset = ALIGN(sizeof(struct kvm_run), 64);
 
 	vcpu->stat.io_exits++;
-	if (io->string || io->rep) {
-		kl_internal_error(vcpu, KVM_INTERNAL_ERROR_EMULATION, vcpu->rip,
-				  (u64)io->port << 16 | io->size);
-		return 0;	/* string I/O is not emulated */
-	}
+	if (io->string)
+		return kl_emulate_string_io(vcpu, io);
 	run->exit_reason = KVM_EXIT_IO;
 	run->io.direction = io->in ? KVM_EXIT_IO_IN : KVM_EXIT_IO_OUT;
 	run->io.size = io->size;

@@ -50,6 +50,11 @@ const struct kvm_cpuid_entry2 *kl_find_cpuid(struct kl_vcpu *vcpu, u32 func, u32
 int kl_get_supported_cpuid(struct kvm_cpuid2 __user *argp);
 int kl_set_cpuid2(struct kl_vcpu *vcpu, struct kvm_cpuid2 __user *argp);
 
+/* ---- string port I/O (pio.c) ---- */
+struct kl_io;
+int kl_emulate_string_io(struct kl_vcpu *vcpu, const struct kl_io *io);
+void kl_complete_string_in(struct kl_vcpu *vcpu);
+
 /* ---- the emulator (emulate.c) ---- */
 /* A guest access that hit no memslot: hand it to userspace as KVM_EXIT_MMIO. */
 int kl_emulate_mmio(struct kl_vcpu *vcpu, u64 addr, u64 gpa);

@@ -26,6 +26,7 @@
 #include "../../harness/lib/kvmclient.h"
 
 static int passed, failed;
+static bool kvmlab_device;	/* the device is kvmlab's (not Linux KVM's) */
 
 /* alarm() bounds each guest run: KVM_RUN returns (EINTR) and the check fails. */
 static void on_alarm(int sig)
@@ -541,6 +542,100 @@ static void real_mode(int dev, unsigned long type, const char *name)
 	guest_close(&g);
 }
 
+/*
+ * String port I/O, REP OUTS and REP INS in both directions, in real mode
+ * (16-bit registers) or long mode (through page tables):
+ *   cld; rsi=0x6000 rcx=3000 dx=0x10 rep outsb; rdi=0x8000 rcx=3000 dx=0x11
+ *   rep insb; std; rdi=0xa063 rcx=100 rep insb; cld; [64-bit: rsi=0x6000
+ *   rcx=10 dx=0x12 rep outsl;] hlt
+ * The bytes OUTS sends must be memory's, INS must store what this program
+ * answers (a running byte counter), downward with DF=1, in batches of
+ * io.count elements that add up.
+ */
+static void string_io(int dev, unsigned long type, const char *name, bool long64)
+{
+	static const uint8_t code16[] = {
+		0xfc, 0xbe, 0x00, 0x60, 0xb9, 0xb8, 0x0b, 0xba, 0x10, 0x00, 0xf3, 0x6e,
+		0xbf, 0x00, 0x80, 0xb9, 0xb8, 0x0b, 0xba, 0x11, 0x00, 0xf3, 0x6c,
+		0xfd, 0xbf, 0x63, 0xa0, 0xb9, 0x64, 0x00, 0xf3, 0x6c, 0xfc, 0xf4,
+	};
+	static const uint8_t code64[] = {
+		0xfc, 0xbe, 0x00, 0x60, 0, 0, 0xb9, 0xb8, 0x0b, 0, 0, 0xba, 0x10, 0, 0, 0, 0xf3, 0x6e,
+		0xbf, 0x00, 0x80, 0, 0, 0xb9, 0xb8, 0x0b, 0, 0, 0xba, 0x11, 0, 0, 0, 0xf3, 0x6c,
+		0xfd, 0xbf, 0x63, 0xa0, 0, 0, 0xb9, 0x64, 0, 0, 0, 0xf3, 0x6c, 0xfc,
+		0xbe, 0x00, 0x60, 0, 0, 0xb9, 0x0a, 0, 0, 0, 0xba, 0x12, 0, 0, 0, 0xf3, 0x6f, 0xf4,
+	};
+	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2 };
+	uint8_t out[3000], out32[40];
+	unsigned int nout = 0, nout32 = 0, nin = 0, max_count = 0;
+	bool hlt = false, bad = false;
+	struct kvm_sregs sregs;
+	char what[64];
+	struct guest g;
+
+	snprintf(what, sizeof(what), "string_io_%s_%s", long64 ? "long" : "real", name);
+	if (!guest_open(&g, dev, type, what))
+		return;
+	if (long64) {
+		long_mode_state(&g, &sregs);
+		memcpy(g.mem + 0x1000, code64, sizeof(code64));
+	} else {
+		ioctl(g.vcpu, KVM_GET_SREGS, &sregs);
+		sregs.cs.selector = 0;
+		sregs.cs.base = 0;
+		memcpy(g.mem + 0x1000, code16, sizeof(code16));
+	}
+	for (int i = 0; i < 3000; i++)
+		g.mem[0x6000 + i] = (uint8_t)(i * 7 + 3);
+	ioctl(g.vcpu, KVM_SET_SREGS, &sregs);
+	ioctl(g.vcpu, KVM_SET_REGS, &regs);
+	for (int i = 0; i < 10000 && !hlt && !bad; i++) {
+		unsigned int bytes;
+		uint8_t *data;
+
+		alarm(10);
+		bad = ioctl(g.vcpu, KVM_RUN, 0) != 0;
+		alarm(0);
+		if (bad || g.run->exit_reason == KVM_EXIT_HLT) {
+			hlt = !bad;
+			break;
+		}
+		data = (uint8_t *)g.run + g.run->io.data_offset;
+		bytes = g.run->io.size * g.run->io.count;
+		bad = g.run->exit_reason != KVM_EXIT_IO;
+		if (!bad && g.run->io.count > max_count)
+			max_count = g.run->io.count;
+		if (!bad && g.run->io.port == 0x10 && nout + bytes <= sizeof(out)) {
+			memcpy(out + nout, data, bytes);
+			nout += bytes;
+		} else if (!bad && g.run->io.port == 0x12 && nout32 + bytes <= sizeof(out32)) {
+			memcpy(out32 + nout32, data, bytes);
+			nout32 += bytes;
+		} else if (!bad && g.run->io.port == 0x11 && g.run->io.direction == KVM_EXIT_IO_IN) {
+			for (unsigned int k = 0; k < bytes; k++)
+				data[k] = (uint8_t)(nin + k);
+			nin += bytes;
+		} else {
+			bad = true;
+		}
+	}
+	ioctl(g.vcpu, KVM_GET_REGS, &regs);
+	for (int k = 0; k < 3000 && !bad; k++)
+		bad = g.mem[0x8000 + k] != (uint8_t)k;
+	for (int k = 0; k < 100 && !bad; k++)
+		bad = g.mem[0xa063 - k] != (uint8_t)(3000 + k);
+	/* kvmlab batches up to a page; Linux KVM 6.1 sends OUTS one element per exit. */
+	check(what, !bad && hlt && nout == 3000 && !memcmp(out, g.mem + 0x6000, 3000) &&
+	      nin == 3100 && (max_count > 1 || !kvmlab_device) && regs.rdi == 0x9fff &&
+	      regs.rcx == 0 &&
+	      (!long64 || (nout32 == 40 && !memcmp(out32, g.mem + 0x6000, 40) &&
+			   regs.rsi == 0x6028)) && (long64 || regs.rsi == 0x6bb8),
+	      "bad %d hlt %d (exit %u) out %u in %u out32 %u max count %u rsi %#llx rdi %#llx "
+	      "rcx %#llx", bad, hlt, g.run->exit_reason, nout, nin, nout32, max_count,
+	      regs.rsi, regs.rdi, regs.rcx);
+	guest_close(&g);
+}
+
 static void stats(int vm)
 {
 	struct kvm_stats_header h;
@@ -566,6 +661,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	sigaction(SIGALRM, &(struct sigaction){ .sa_handler = on_alarm }, NULL);
+	kvmlab_device = strstr(path, "kvmlab") != NULL;
 	dev = open(path, O_RDWR | O_CLOEXEC);
 	if (dev < 0) {
 		fprintf(stderr, "kvmlab-abi-test: cannot open %s: %s\n", path, strerror(errno));
@@ -593,6 +689,8 @@ int main(int argc, char **argv)
 	run_without_memory(dev);
 	interrupts(dev);
 	real_mode(dev, 0, "default");
+	string_io(dev, 0, "default", false);
+	string_io(dev, 0, "default", true);
 	/*
 	 * kvmlab's VM types only, one per MMU strategy; other devices refuse
 	 * them. Linux KVM with npt=1 hangs the test machine here (it hands QEMU
@@ -603,6 +701,8 @@ int main(int argc, char **argv)
 
 		long_mode_entry(dev, 0x4b4c0000UL | n, names[n]);
 		real_mode(dev, 0x4b4c0000UL | n, names[n]);
+		string_io(dev, 0x4b4c0000UL | n, names[n], false);
+		string_io(dev, 0x4b4c0000UL | n, names[n], true);
 		irq_frame_on_page_table(dev, 0x4b4c0000UL | n, names[n], false);
 		irq_frame_on_page_table(dev, 0x4b4c0000UL | n, names[n], true);
 		fault_during_fault_delivery(dev, 0x4b4c0000UL | n, names[n], true);

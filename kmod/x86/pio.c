@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * String port I/O: INS and OUTS, with or without REP. Userspace sees one
+ * KVM_EXIT_IO per batch with io.count elements in the vCPU's mmap at
+ * io.data_offset, as with Linux KVM: OUTS data is read from guest memory
+ * before the exit; INS data is written to guest memory when the next
+ * KVM_RUN comes back with it. A batch stays within one guest page and the
+ * room after struct kvm_run in our one-page mmap; a REP instruction whose
+ * count is not used up restarts at the same RIP, so the CPU (or a pending
+ * interrupt) sees it exactly as it would see a REP instruction that was
+ * interrupted.
+ *
+ * The instruction is decoded here (QEMU's IOIO exit gives no segment),
+ * its memory operand translated through the guest's tables with A/D set
+ * (kl_mmu_translate), and an INS's write goes through the MMU layer so a
+ * strategy that write-protects tables sees it (kl_mmu_write_guest).
+ * Segment limits are not checked.
+ */
+#include <linux/kvm.h>
+#include <asm/processor-flags.h>
+#include <asm/trapnr.h>
+#include "vendor.h"
+
+static u64 size_mask(int size)
+{
+	return size == 8 ? ~0ULL : (1ULL << (8 * size)) - 1;
+}
+
+/* Add to rSI, rDI or rCX as the address size sees it: the bits above it stay. */
+static void masked_add(u64 *reg, s64 delta, int size)
+{
+	u64 mask = size_mask(size);
+
+	*reg = (*reg & ~mask) | ((*reg + delta) & mask);
+}
+
+/* Reverse the order of n elements of size bytes: DF=1 moves down through memory. */
+static void reverse_elements(u8 *data, u64 n, int size)
+{
+	for (u64 i = 0; i < n / 2; i++) {
+		u8 *a = data + i * size, *b = data + (n - 1 - i) * size;
+
+		for (int k = 0; k < size; k++) {
+			u8 t = a[k];
+
+			a[k] = b[k];
+			b[k] = t;
+		}
+	}
+}
+
+/* How many elements from linear address lin stay in its page, going up or down. */
+static u64 elements_in_page(u64 lin, int size, bool down)
+{
+	u64 off = lin & ~PAGE_MASK;
+
+	return down ? off / size + 1 : (PAGE_SIZE - off) / size;
+}
+
+/* The registers after n elements: rSI or rDI moves, rCX counts down, RIP moves on when done. */
+static void advance(struct kl_vcpu *vcpu, int reg, u64 n, int size, bool down, bool rep,
+		    int addr_size, int len)
+{
+	masked_add(&vcpu->regs[reg], (down ? -1 : 1) * (s64)(n * size), addr_size);
+	if (rep)
+		masked_add(&vcpu->regs[KL_RCX], -(s64)n, addr_size);
+	if (!rep || !(vcpu->regs[KL_RCX] & size_mask(addr_size)))
+		vcpu->rip += len;
+}
+
+/* The memory operand did not translate: the guest's #PF or #GP, or our error. */
+static int io_fault(struct kl_vcpu *vcpu, u64 lin, int r, const struct kl_walk *w)
+{
+	if (r == -EFAULT) {
+		kl_inject_page_fault(vcpu, lin, w->error);
+		return 1;
+	}
+	if (r == -EINVAL) {
+		kl_queue_exception(vcpu, GP_VECTOR, true, 0);
+		return 1;
+	}
+	kl_internal_error(vcpu, KVM_INTERNAL_ERROR_EMULATION, vcpu->rip, lin);
+	return 0;
+}
+
+int kl_emulate_string_io(struct kl_vcpu *vcpu, const struct kl_io *io)
+{
+	struct kvm_run *run = vcpu->run;
+	u32 offset = ALIGN(sizeof(*run), 64);
+	bool down = vcpu->rflags & X86_EFLAGS_DF;
+	u8 *data = (u8 *)run + offset;
+	u64 count, n, gpa;
+	struct kl_insn in;
+	struct kl_walk w;
+	int r;
+
+	if (kl_fetch_decode(vcpu, &in) || !in.string || (in.opcode[0] & 0xfc) != 0x6c ||
+	    ((in.opcode[0] & 1) ? in.opsize : 1) != io->size || in.rep != io->rep)
+		return kl_emulation_failed(vcpu, &in);
+	count = in.rep ? vcpu->regs[KL_RCX] & size_mask(in.addr_size) : 1;
+	if (!count) {
+		vcpu->rip += in.len;
+		return 1;
+	}
+	n = min3(count, (u64)(PAGE_SIZE - offset) / io->size,
+		 elements_in_page(in.ea, io->size, down));
+	if (!n)		/* an element straddling two pages */
+		return kl_emulation_failed(vcpu, &in);
+	r = kl_mmu_translate(vcpu, in.ea, (io->in ? KL_PF_W : 0) |
+			     (kl_vendor->get_cpl(vcpu) == 3 ? KL_PF_U : 0), &w);
+	if (r)
+		return io_fault(vcpu, in.ea, r, &w);
+	if (!kl_gfn_to_memslot(vcpu->vm, w.gpa >> PAGE_SHIFT))
+		return kl_emulation_failed(vcpu, &in);	/* string I/O from or to MMIO */
+	gpa = down ? w.gpa - (n - 1) * io->size : w.gpa;
+
+	run->exit_reason = KVM_EXIT_IO;
+	run->io.direction = io->in ? KVM_EXIT_IO_IN : KVM_EXIT_IO_OUT;
+	run->io.size = io->size;
+	run->io.port = io->port;
+	run->io.count = n;
+	run->io.data_offset = offset;
+	if (!io->in) {
+		if (kl_read_guest(vcpu->vm, gpa, data, n * io->size))
+			return kl_emulation_failed(vcpu, &in);
+		if (down)
+			reverse_elements(data, n, io->size);
+		advance(vcpu, KL_RSI, n, io->size, down, in.rep, in.addr_size, in.len);
+		return 0;
+	}
+	vcpu->pio_in = (struct kl_string_in) {
+		.pending = true, .gpa = gpa, .count = n, .size = io->size, .down = down,
+		.rep = in.rep, .addr_size = in.addr_size, .len = in.len,
+	};
+	return 0;
+}
+
+/* KVM_RUN is back with an INS batch's data: store it, then move the registers on. */
+void kl_complete_string_in(struct kl_vcpu *vcpu)
+{
+	struct kl_string_in *p = &vcpu->pio_in;
+	u8 *data = (u8 *)vcpu->run + vcpu->run->io.data_offset;
+
+	p->pending = false;
+	if (p->down)
+		reverse_elements(data, p->count, p->size);
+	if (kl_mmu_write_guest(vcpu, p->gpa, data, p->count * p->size))
+		return;		/* the memslot went away meanwhile: the guest redoes the batch */
+	advance(vcpu, KL_RDI, p->count, p->size, p->down, p->rep, p->addr_size, p->len);
+}
