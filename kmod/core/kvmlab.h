@@ -128,6 +128,7 @@ struct kl_stree {
 	struct page *root;
 	unsigned int nr_pages;		/* every page it holds: root, tables, tag pages */
 	bool track_gpa;			/* keep the gpa each leaf maps (a tag page per PT) */
+	u64 max_large;			/* the largest guest page shadowed since it was emptied */
 };
 
 struct kl_pending_event {
@@ -189,8 +190,14 @@ struct kl_vcpu {
 	void *mmu_priv;
 	/* Physical mode (mmu/phys.c): paging off under a shadow strategy. */
 	struct kl_stree phys;
-	struct page *phys_pae_root;
 	u64 phys_gen;
+	/*
+	 * Below 4 GiB: the four PDPTEs the hardware runs a shadow on when
+	 * the guest is not in long mode (mmu.c, kl_pae_root).
+	 */
+	struct page *pae_root;
+	/* PAE paging: the guest's PDPTEs as the CPU loaded them (x86.c). */
+	u64 pdptrs[4];
 	struct kl_vcpu_stat stat;
 
 	/*

@@ -616,6 +616,7 @@ static void cached_vcpu_destroy(struct kl_vcpu *vcpu)
 const struct kl_mmu_ops kl_cached_ops = {
 	.name = "cached",
 	.hw_paging = false,
+	.formats = BIT(KL_PAGING_4LEVEL),
 	.vm_init = cached_vm_init,
 	.vm_destroy = cached_vm_destroy,
 	.vcpu_init = cached_vcpu_init,

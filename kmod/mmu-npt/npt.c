@@ -56,7 +56,7 @@ static enum kl_pf_result npt_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info 
 	spte = kl_stree_pte(vcpu->vm, &npt->tree, gpa, false, NULL);
 	if (spte && (*spte & KL_PT_P))
 		return KL_PF_RETRY;	/* another vCPU got there first */
-	r = kl_stree_install(vcpu->vm, &npt->tree, gpa, gpa, NPT_LEAF, false);
+	r = kl_stree_install(vcpu->vm, &npt->tree, gpa, gpa, NPT_LEAF, PAGE_SIZE);
 	return r ? kl_pf_error(pf, r) : KL_PF_FIXED;
 }
 
@@ -131,6 +131,7 @@ static void npt_vcpu_destroy(struct kl_vcpu *vcpu)
 const struct kl_mmu_ops kl_npt_ops = {
 	.name = "npt",
 	.hw_paging = true,
+	.formats = BIT(KL_PAGING_2LEVEL) | BIT(KL_PAGING_PAE) | BIT(KL_PAGING_4LEVEL),
 	.vm_init = npt_vm_init,
 	.vm_destroy = npt_vm_destroy,
 	.vcpu_init = npt_vcpu_init,

@@ -36,7 +36,7 @@ MODULE_PARM_DESC(shadow_max_tables, "shadow: shadow pages (roots, tables, tag pa
 
 struct shadow_root {
 	bool used;
-	u64 guest_root;		/* gpa of the guest PML4 it shadows */
+	u64 guest_root;		/* gpa of the guest's top table (PML4, PDPT or PD) */
 	u64 last_use;
 	struct kl_stree tree;
 };
@@ -126,10 +126,16 @@ static struct shadow_root *slot_for_new_root(struct resync *rs)
 	return oldest_other(rs);
 }
 
+/* A PAE guest's PDPT is 32-byte aligned, so several may share a page. */
+static u64 root_key(struct kl_vcpu *vcpu)
+{
+	return vcpu->cr3 & (kl_guest_format(vcpu) == KL_PAGING_PAE ? 0xffffffe0ULL : KL_PT_ADDR);
+}
+
 static void load_root(struct kl_vcpu *vcpu)
 {
 	struct resync *rs = to_rs(vcpu);
-	u64 key = vcpu->cr3 & KL_PT_ADDR;
+	u64 key = root_key(vcpu);
 	struct shadow_root *r;
 
 	for (unsigned int i = 0; i < rs->nr_roots; i++) {
@@ -266,6 +272,7 @@ static void shadow_vm_destroy(struct kl_vm *vm)
 const struct kl_mmu_ops kl_shadow_ops = {
 	.name = "shadow",
 	.hw_paging = false,
+	.formats = BIT(KL_PAGING_2LEVEL) | BIT(KL_PAGING_PAE) | BIT(KL_PAGING_4LEVEL),
 	.vm_init = shadow_vm_init,
 	.vm_destroy = shadow_vm_destroy,
 	.vcpu_init = shadow_vcpu_init,

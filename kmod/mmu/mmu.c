@@ -16,6 +16,7 @@
  * the vCPU's next entry.
  */
 #include <linux/mm.h>
+#include <asm/io.h>
 #include "../x86/x86.h"
 
 void kl_flush_tlb(struct kl_vcpu *vcpu)
@@ -69,17 +70,50 @@ void kl_mmu_vcpu_destroy(struct kl_vcpu *vcpu)
 	kl_phys_destroy(vcpu);
 	vcpu->vm->mmu->vcpu_destroy(vcpu);
 	mutex_unlock(&vcpu->vm->mmu_lock);
+	if (vcpu->pae_root)
+		__free_page(vcpu->pae_root);
+	vcpu->pae_root = NULL;
+}
+
+enum kl_paging_format kl_guest_format(struct kl_vcpu *vcpu)
+{
+	struct kl_paging p = { .cr0 = vcpu->cr0, .cr4 = vcpu->cr4, .efer = vcpu->efer };
+
+	return kl_paging_format(&p);
 }
 
 /*
- * The shadow MMUs model 4-level paging, and every mode with paging off
- * (phys.c: real mode runs as AMD's "paged real mode", CR0.PG=1 with
- * PE=0, on the same gpa == gva tables as protected mode): 32-bit and PAE
- * guest paging need nested paging so far (see kmod/README.md).
+ * The PDPT entries are copied every time: a #PF may have added one. Not
+ * accounted as a shadow page: it only points at the shadow's own tables.
+ */
+u64 kl_pae_root(struct kl_vcpu *vcpu, u64 pml4_hpa)
+{
+	u64 *pae, *pml4 = phys_to_virt(pml4_hpa), *pdpt;
+
+	if (!vcpu->pae_root)
+		vcpu->pae_root = alloc_page(GFP_KERNEL_ACCOUNT | GFP_DMA32 | __GFP_ZERO);
+	if (!vcpu->pae_root)
+		return 0;
+	pae = page_address(vcpu->pae_root);
+	memset(pae, 0, 4 * sizeof(u64));
+	if (pml4[0] & KL_PT_P) {
+		pdpt = phys_to_virt(pml4[0] & KL_PT_ADDR);
+		for (int i = 0; i < 4; i++)
+			pae[i] = pdpt[i] & (KL_PT_ADDR | KL_PT_P);
+	}
+	return page_to_phys(vcpu->pae_root);
+}
+
+/*
+ * Every mode with paging off runs under every strategy (phys.c: real mode
+ * runs as AMD's "paged real mode", CR0.PG=1 with PE=0, on the same
+ * gpa == gva tables as protected mode); a paging guest, in the formats
+ * its strategy says it shadows.
  */
 bool kl_mmu_mode_supported(struct kl_vcpu *vcpu)
 {
-	return kl_mmu_tdp(vcpu->vm) || !kl_guest_paging(vcpu) || kl_guest_long_mode(vcpu);
+	return kl_mmu_tdp(vcpu->vm) || !kl_guest_paging(vcpu) ||
+	       (vcpu->vm->mmu->formats & BIT(kl_guest_format(vcpu)));
 }
 
 static void tdp_paging(struct kl_vcpu *vcpu, struct kl_hw_paging *hw)
@@ -118,6 +152,16 @@ static int shadow_paging(struct kl_vcpu *vcpu, struct kl_hw_paging *hw)
 	hw->cr0 = vcpu->cr0 | X86_CR0_PG | X86_CR0_WP | X86_CR0_PE;
 	hw->cr3 = vcpu->vm->mmu->root_hpa(vcpu);
 	hw->cr4 = vcpu->cr4 | X86_CR4_PAE;
+	/*
+	 * A 2-level or PAE guest: the hardware runs legacy PAE paging over
+	 * the same 4-level-format shadow, through four PDPTEs (its linear
+	 * addresses are below 4 GiB: PML4 entry 0, PDPT entries 0-3).
+	 */
+	if (!kl_guest_long_mode(vcpu) && hw->cr3) {
+		hw->cr3 = kl_pae_root(vcpu, hw->cr3);
+		if (!hw->cr3)
+			return -ENOMEM;
+	}
 	return 0;
 }
 

@@ -51,6 +51,8 @@ static inline enum kl_pf_result kl_pf_error(struct kl_pf_info *pf, int err)
 struct kl_mmu_ops {
 	const char *name;
 	bool hw_paging;		/* the CPU walks the guest's tables (NPT) */
+	/* The guest paging formats it shadows: BIT(KL_PAGING_*); paging off always works. */
+	unsigned int formats;
 	int (*vm_init)(struct kl_vm *vm);
 	void (*vm_destroy)(struct kl_vm *vm);
 	int (*vcpu_init)(struct kl_vcpu *vcpu);
@@ -94,6 +96,13 @@ void kl_mmu_vcpu_destroy(struct kl_vcpu *vcpu);
 /* Whether the VM's MMU can run the guest's current paging mode. */
 bool kl_mmu_mode_supported(struct kl_vcpu *vcpu);
 int kl_mmu_hw_paging(struct kl_vcpu *vcpu, struct kl_hw_paging *hw);
+/*
+ * A PAE root for the hardware over a 4-level shadow whose PML4 is at
+ * pml4_hpa (a guest not in long mode only uses its first 1 GiB x 4), or 0.
+ */
+u64 kl_pae_root(struct kl_vcpu *vcpu, u64 pml4_hpa);
+/* The guest's paging format now. */
+enum kl_paging_format kl_guest_format(struct kl_vcpu *vcpu);
 /* A #PF (or nested #PF) exit: 1 = re-enter, 0 = to userspace (run->exit_reason set). */
 int kl_mmu_page_fault(struct kl_vcpu *vcpu, u64 addr, u32 error, bool vectoring);
 void kl_mmu_load_cr3(struct kl_vcpu *vcpu);
@@ -146,7 +155,7 @@ static inline bool kl_stree_over_cap(unsigned int pages, unsigned int cap)
 	return pages + KL_STREE_FILL_PAGES > max(cap, 1U + KL_STREE_FILL_PAGES);
 }
 
-/* Software bit in a shadow leaf: filled from a guest 2 MiB/1 GiB page. */
+/* Software bit in a shadow leaf: filled from a guest 2 MiB/4 MiB/1 GiB page. */
 #define KL_SPTE_FROM_LARGE	BIT_ULL(9)
 
 typedef void (*kl_leaf_fn)(struct kl_vcpu *vcpu, u64 gva, u64 *spte, u64 gpa, void *ctx);
@@ -166,9 +175,9 @@ void kl_stree_zap_all(struct kl_vm *vm, struct kl_stree *t);
 void kl_stree_zap_gva(struct kl_vm *vm, struct kl_stree *t, u64 gva);
 /* Shadow leaf for gva; tables are built on the way when `build`. */
 u64 *kl_stree_pte(struct kl_vm *vm, struct kl_stree *t, u64 gva, bool build, struct page **pt);
-/* Pin gpa's page and install the leaf for gva with `flags`. */
+/* Pin gpa's page and install the leaf for gva with `flags`, from a guest page of page_size. */
 int kl_stree_install(struct kl_vm *vm, struct kl_stree *t, u64 gva, u64 gpa, u64 flags,
-		     bool from_large);
+		     u64 page_size);
 /* The same, with the rights a shadow strategy derives from a guest walk. */
 int kl_stree_fill(struct kl_vcpu *vcpu, struct kl_stree *t, u64 gva,
 		  const struct kl_walk *w, u32 access);

@@ -83,8 +83,12 @@ static u64 reserved_bits(const struct kl_paging *p, enum kl_paging_format fmt, i
 			return 0;
 		return BIT_ULL(21) | (m >= 40 ? 0 : GENMASK_ULL(20, 13 + m - 32));
 	}
-	if (fmt == KL_PAGING_PAE && level == 3)	/* a PDPTE: only P and the address */
-		return GENMASK_ULL(63, phys_bits(p)) | GENMASK_ULL(8, 5) | GENMASK_ULL(2, 1);
+	/*
+	 * A PDPTE's reserved bits are checked when the CPU loads it (#GP at
+	 * the CR3 write: x86.c), never on a walk; QEMU's CPU even sets bit 5.
+	 */
+	if (fmt == KL_PAGING_PAE && level == 3)
+		return 0;
 	rsvd = GENMASK_ULL(fmt == KL_PAGING_PAE ? 62 : 51, phys_bits(p));
 	if (!nx_allowed(p, fmt))
 		rsvd |= KL_PT_NX;
@@ -173,6 +177,7 @@ static int walk_once(const struct kl_paging *p, const struct kl_guest_mem *m,
 		goto fault;
 	frame = entry_frame(fmt, pte, level, large);
 	page_mask = level == 1 ? 0xfffULL : (1ULL << (12 + f->bits * (level - 1))) - 1;
+	w->page_size = page_mask + 1;
 	w->gpa = frame | (gva & page_mask);
 	return 0;
 
@@ -232,6 +237,7 @@ int kl_paging_walk(const struct kl_paging *p, const struct kl_guest_mem *m, u64 
 		if (fmt == KL_PAGING_OFF) {
 			w->gpa = gva;
 			w->level = 1;
+			w->page_size = 4096;
 			return 0;
 		}
 		r = walk_once(p, m, fmt, gva, access, w);

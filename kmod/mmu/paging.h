@@ -45,6 +45,7 @@ struct kl_walk {
 	u64 pte;		/* the leaf entry as the guest wrote it (after A/D) */
 	u64 pte_gpa;		/* where the leaf entry lives */
 	int level;		/* 1 = 4 KiB, 2 = 2 MiB (4 MiB in 2-level paging), 3 = 1 GiB */
+	u64 page_size;		/* of the guest page: 4 KiB, 2 MiB, 4 MiB or 1 GiB */
 	bool writable, user, nx;	/* effective permissions over all levels */
 	bool accessed;		/* every level's A bit (and the leaf's D) already set */
 	u64 table[5];		/* [level]: gpa of the guest table walked at that level */

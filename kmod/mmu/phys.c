@@ -12,12 +12,11 @@
  * CR3 names a 4-entry page-directory-pointer table whose entries may hold
  * nothing but P and an address (the other bits are reserved there). The
  * tree itself is an ordinary 4-level shadow tree (stree.c); before each
- * entry its first four PDPT entries are copied, stripped, into a PAE root
- * below 4 GiB — as KVM's pae_root does.
+ * entry its first four PDPT entries are copied, stripped, into the vCPU's
+ * PAE root below 4 GiB (kl_pae_root, mmu.c) — as KVM's pae_root does.
  *
  * The tree is per vCPU, built on #PF, and dropped when the memslots change
- * or the guest turns paging on. Paged 32-bit guests (legacy or PAE paging
- * without long mode) are not modelled by the strategies: see kmod/README.md.
+ * or the guest turns paging on.
  */
 #include <linux/gfp.h>
 #include <linux/mm.h>
@@ -33,60 +32,38 @@ bool kl_phys_mode(struct kl_vcpu *vcpu)
 
 static int phys_init(struct kl_vcpu *vcpu)
 {
-	vcpu->phys_pae_root = alloc_page(GFP_KERNEL_ACCOUNT | GFP_DMA32 | __GFP_ZERO);
-	if (!vcpu->phys_pae_root)
+	if (kl_stree_init(vcpu->vm, &vcpu->phys, false))
 		return -ENOMEM;
-	if (kl_stree_init(vcpu->vm, &vcpu->phys, false)) {
-		__free_page(vcpu->phys_pae_root);
-		vcpu->phys_pae_root = NULL;
-		return -ENOMEM;
-	}
 	vcpu->phys_gen = vcpu->vm->memslots_gen;
 	return 0;
 }
 
 void kl_phys_destroy(struct kl_vcpu *vcpu)
 {
-	if (!vcpu->phys_pae_root)
-		return;
-	kl_stree_destroy(vcpu->vm, &vcpu->phys);
-	__free_page(vcpu->phys_pae_root);
-	vcpu->phys_pae_root = NULL;
+	if (vcpu->phys.root)
+		kl_stree_destroy(vcpu->vm, &vcpu->phys);
 }
 
 /* Outside physical mode the tree only pins pages: let them go. */
 void kl_phys_leave(struct kl_vcpu *vcpu)
 {
-	if (vcpu->phys_pae_root && vcpu->phys.nr_pages > 1) {
+	if (vcpu->phys.root && vcpu->phys.nr_pages > 1) {
 		kl_stree_zap_all(vcpu->vm, &vcpu->phys);
 		kl_flush_tlb(vcpu);
 	}
 }
 
-/*
- * The CR3 to run a physical-mode guest on, or 0 on allocation failure.
- * The PDPT entries are refreshed every time: a #PF may have added one.
- */
+/* The CR3 to run a physical-mode guest on (a PAE root), or 0 on allocation failure. */
 u64 kl_phys_root(struct kl_vcpu *vcpu)
 {
-	u64 *pae, *pml4, *pdpt;
-
-	if (!vcpu->phys_pae_root && phys_init(vcpu))
+	if (!vcpu->phys.root && phys_init(vcpu))
 		return 0;
 	if (vcpu->phys_gen != vcpu->vm->memslots_gen) {
 		kl_stree_zap_all(vcpu->vm, &vcpu->phys);
 		kl_flush_tlb(vcpu);
 		vcpu->phys_gen = vcpu->vm->memslots_gen;
 	}
-	pae = page_address(vcpu->phys_pae_root);
-	pml4 = page_address(vcpu->phys.root);
-	memset(pae, 0, 4 * sizeof(u64));
-	if (pml4[0] & KL_PT_P) {
-		pdpt = page_address(pfn_to_page((pml4[0] & KL_PT_ADDR) >> PAGE_SHIFT));
-		for (int i = 0; i < 4; i++)
-			pae[i] = pdpt[i] & (KL_PT_ADDR | KL_PT_P);
-	}
-	return page_to_phys(vcpu->phys_pae_root);
+	return kl_pae_root(vcpu, page_to_phys(vcpu->phys.root));
 }
 
 /* A #PF in physical mode: map the page, or it is MMIO. Never the guest's. */
@@ -99,6 +76,6 @@ enum kl_pf_result kl_phys_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf
 	if (!kl_gfn_to_memslot(vcpu->vm, gpa >> PAGE_SHIFT))
 		return KL_PF_MMIO;
 	r = kl_stree_install(vcpu->vm, &vcpu->phys, gpa & PAGE_MASK, gpa & PAGE_MASK,
-			     PHYS_LEAF_FLAGS, false);
+			     PHYS_LEAF_FLAGS, PAGE_SIZE);
 	return r ? kl_pf_error(pf, r) : KL_PF_FIXED;
 }

@@ -7,6 +7,7 @@
  * and when to forget; the mechanics live here once.
  */
 #include <linux/mm.h>
+#include <linux/sizes.h>
 #include <asm/io.h>
 #include "mmu.h"
 
@@ -136,6 +137,7 @@ void kl_stree_zap_all(struct kl_vm *vm, struct kl_stree *t)
 	for (int i = 0; i < 512; i++)
 		if (root[i] & KL_PT_P)
 			drop_table(vm, t, &root[i], 4);
+	t->max_large = 0;
 }
 
 void kl_stree_destroy(struct kl_vm *vm, struct kl_stree *t)
@@ -182,7 +184,7 @@ u64 *kl_stree_pte(struct kl_vm *vm, struct kl_stree *t, u64 gva, bool build, str
 }
 
 int kl_stree_install(struct kl_vm *vm, struct kl_stree *t, u64 gva, u64 gpa, u64 flags,
-		     bool from_large)
+		     u64 page_size)
 {
 	struct page *page, *pt;
 	u64 *spte, *tags;
@@ -198,7 +200,9 @@ int kl_stree_install(struct kl_vm *vm, struct kl_stree *t, u64 gva, u64 gpa, u64
 	}
 	if (*spte & KL_PT_P)
 		kl_drop_leaf(vm, spte);	/* an upgrade, e.g. read-only to writable */
-	*spte = page_to_phys(page) | flags | (from_large ? KL_SPTE_FROM_LARGE : 0);
+	*spte = page_to_phys(page) | flags | (page_size > PAGE_SIZE ? KL_SPTE_FROM_LARGE : 0);
+	if (page_size > PAGE_SIZE)
+		t->max_large = max(t->max_large, page_size);
 	tags = tags_of(pt);
 	if (tags)
 		tags[spte - (u64 *)page_address(pt)] = gpa & KL_PT_ADDR;
@@ -210,30 +214,39 @@ int kl_stree_fill(struct kl_vcpu *vcpu, struct kl_stree *t, u64 gva,
 		  const struct kl_walk *w, u32 access)
 {
 	return kl_stree_install(vcpu->vm, t, gva, w->gpa, kl_shadow_leaf_flags(vcpu, w, access),
-				w->level > 1);
+				w->page_size);
 }
 
 /*
  * One translation, as INVLPG drops it. For a guest large page the shadow
- * holds up to 512 small entries for it; INVLPG anywhere in the large page
- * must drop them all, so every entry marked as filled from a large page in
- * that PT goes.
+ * holds small entries for it, in one shadow PT (2 MiB), two (a 2-level
+ * guest's 4 MiB page) or 512 (1 GiB); INVLPG anywhere in the large page
+ * must drop them all — even where no small entry of its own exists yet.
+ * So unless gva has a small entry from a small page, every entry filled
+ * from a large page goes in the PTs covering gva's region, as large as the
+ * largest guest page the tree has shadowed.
  */
 void kl_stree_zap_gva(struct kl_vm *vm, struct kl_stree *t, u64 gva)
 {
-	struct page *pt;
-	u64 *spte = kl_stree_pte(vm, t, gva, false, &pt);
+	u64 *spte = kl_stree_pte(vm, t, gva, false, NULL), size = t->max_large, start;
 
-	if (!spte || !(*spte & KL_PT_P))
+	if (spte && (*spte & KL_PT_P) && !(*spte & KL_SPTE_FROM_LARGE)) {
+		kl_drop_leaf(vm, spte);
 		return;
-	if (*spte & KL_SPTE_FROM_LARGE) {
-		u64 *table = page_address(pt);
+	}
+	if (!size)
+		return;		/* no large page shadowed: nothing else can map gva */
+	start = gva & ~(size - 1);
+	for (u64 a = start; a < start + size; a += SZ_2M) {
+		struct page *pt;
+		u64 *table;
 
+		if (!kl_stree_pte(vm, t, a, false, &pt))
+			continue;
+		table = page_address(pt);
 		for (int i = 0; i < 512; i++)
 			if ((table[i] & KL_PT_P) && (table[i] & KL_SPTE_FROM_LARGE))
 				kl_drop_leaf(vm, &table[i]);
-	} else {
-		kl_drop_leaf(vm, spte);
 	}
 }
 

@@ -3,9 +3,9 @@
  * The guest page walker on a vCPU: paging.c's pure walker, fed the vCPU's
  * control registers and the VM's memslots. Setting A/D bits pins the
  * table's page for the moment of the cmpxchg, so it runs under
- * vm->mmu_lock like every other pin. PAE PDPTEs are read from the table at
- * CR3 on each walk (the CPU caches them at the CR3 write; today only the
- * emulator's fetch under nested paging walks a PAE guest's tables).
+ * vm->mmu_lock like every other pin. Under a shadow strategy a PAE
+ * guest's PDPTEs are the ones the x86 layer loaded when the CPU would have
+ * (x86.c, load_pdptrs); under nested paging they are read from the table.
  */
 #include <linux/highmem.h>
 #include <linux/mm.h>
@@ -37,18 +37,13 @@ static int cmpxchg_pte(void *ctx, u64 gpa, int size, u64 old, u64 new)
 	return swapped ? 0 : -EAGAIN;	/* changed under us: walk again */
 }
 
-static int max_phys_bits(struct kl_vcpu *vcpu)
-{
-	const struct kvm_cpuid_entry2 *e = kl_find_cpuid(vcpu, 0x80000008, 0);
-
-	return e ? (e->eax & 0xff) : 36;
-}
-
 int kl_walk_guest(struct kl_vcpu *vcpu, u64 gva, u32 access, bool set_ad, struct kl_walk *w)
 {
 	const struct kl_paging p = {
 		.cr0 = vcpu->cr0, .cr3 = vcpu->cr3, .cr4 = vcpu->cr4, .efer = vcpu->efer,
-		.maxphyaddr = max_phys_bits(vcpu),
+		.maxphyaddr = kl_maxphyaddr(vcpu),
+		/* Nested paging: the CPU's own PDPTEs are not ours to see; read the table. */
+		.pdptes = kl_mmu_tdp(vcpu->vm) ? NULL : vcpu->pdptrs,
 	};
 	const struct kl_guest_mem m = {
 		.ctx = vcpu->vm, .read_pte = read_pte, .cmpxchg_pte = cmpxchg_pte,

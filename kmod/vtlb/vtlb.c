@@ -109,6 +109,7 @@ static void vtlb_vm_destroy(struct kl_vm *vm)
 const struct kl_mmu_ops kl_vtlb_ops = {
 	.name = "vtlb",
 	.hw_paging = false,
+	.formats = BIT(KL_PAGING_2LEVEL) | BIT(KL_PAGING_PAE) | BIT(KL_PAGING_4LEVEL),
 	.vm_init = vtlb_vm_init,
 	.vm_destroy = vtlb_vm_destroy,
 	.vcpu_init = vtlb_vcpu_init,

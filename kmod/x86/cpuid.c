@@ -22,6 +22,14 @@ const struct kvm_cpuid_entry2 *kl_find_cpuid(struct kl_vcpu *vcpu, u32 func, u32
 	return NULL;
 }
 
+/* The guest's MAXPHYADDR, as its CPUID says (36 without leaf 0x80000008). */
+int kl_maxphyaddr(struct kl_vcpu *vcpu)
+{
+	const struct kvm_cpuid_entry2 *e = kl_find_cpuid(vcpu, 0x80000008, 0);
+
+	return e ? (e->eax & 0xff) : 36;
+}
+
 /* Only features the hypervisor handles: see the policy's comment in <kvmlab/x86.h>. */
 static void supported_entry(struct kvm_cpuid_entry2 *e, u32 func, u32 index)
 {

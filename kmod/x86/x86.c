@@ -139,6 +139,34 @@ static void paging_changed(struct kl_vcpu *vcpu, u64 old_cr0, u64 old_cr4, u64 o
 		kl_mmu_mode_changed(vcpu);
 }
 
+/* Legacy PAE paging: the mode in which the CPU keeps four PDPTEs in registers. */
+static bool pae_paging(u64 cr0, u64 cr4, u64 efer)
+{
+	return (cr0 & X86_CR0_PG) && (cr4 & X86_CR4_PAE) && !(efer & EFER_LMA);
+}
+
+/*
+ * Load the PDPTEs from the table at cr3, as the CPU does on a CR3 write in
+ * PAE paging, or when a CR0 or CR4 write enters PAE paging or changes
+ * PGE/PSE in it. A present entry with reserved bits set is #GP then.
+ * Under nested paging the CPU does this itself.
+ */
+static int load_pdptrs(struct kl_vcpu *vcpu, u64 cr3)
+{
+	u64 pdpte[4], rsvd = GENMASK_ULL(63, kl_maxphyaddr(vcpu)) | GENMASK_ULL(8, 5) |
+			     GENMASK_ULL(2, 1);
+
+	if (kl_mmu_tdp(vcpu->vm))
+		return 0;
+	if (kl_read_guest(vcpu->vm, cr3 & 0xffffffe0ULL, pdpte, sizeof(pdpte)))
+		return -EINVAL;
+	for (int i = 0; i < 4; i++)
+		if ((pdpte[i] & KL_PT_P) && (pdpte[i] & rsvd))
+			return -EINVAL;
+	memcpy(vcpu->pdptrs, pdpte, sizeof(pdpte));
+	return 0;
+}
+
 /* CS.L: 64-bit code in long mode, and a state no CR0 write may leave or enter. */
 static bool code64(struct kl_vcpu *vcpu)
 {
@@ -173,6 +201,9 @@ int kl_set_cr0(struct kl_vcpu *vcpu, u64 val)
 			return -EINVAL;
 		vcpu->efer &= ~EFER_LMA;
 	}
+	if (pae_paging(val, vcpu->cr4, vcpu->efer) &&
+	    ((val ^ old) & (X86_CR0_PG | X86_CR0_CD | X86_CR0_NW)) && load_pdptrs(vcpu, vcpu->cr3))
+		return -EINVAL;
 	vcpu->cr0 = val | X86_CR0_ET;
 	paging_changed(vcpu, old, vcpu->cr4, vcpu->efer);
 	return 0;
@@ -181,6 +212,8 @@ int kl_set_cr0(struct kl_vcpu *vcpu, u64 val)
 int kl_set_cr3(struct kl_vcpu *vcpu, u64 val)
 {
 	if (kl_guest_long_mode(vcpu) && (val & ~0x000ffffffffffff8ULL & ~0x18ULL))
+		return -EINVAL;
+	if (pae_paging(vcpu->cr0, vcpu->cr4, vcpu->efer) && load_pdptrs(vcpu, val))
 		return -EINVAL;
 	vcpu->cr3 = val;
 	vcpu->stat.tlb_flush++;
@@ -195,6 +228,9 @@ int kl_set_cr4(struct kl_vcpu *vcpu, u64 val)
 	if (val & ~KL_CR4_SUPPORTED)
 		return -EINVAL;
 	if (kl_guest_long_mode(vcpu) && !(val & X86_CR4_PAE))
+		return -EINVAL;
+	if (pae_paging(vcpu->cr0, val, vcpu->efer) &&
+	    ((val ^ old) & (X86_CR4_PAE | X86_CR4_PGE | X86_CR4_PSE)) && load_pdptrs(vcpu, vcpu->cr3))
 		return -EINVAL;
 	vcpu->cr4 = val;
 	paging_changed(vcpu, vcpu->cr0, old, vcpu->efer);
@@ -269,6 +305,10 @@ int kl_set_sregs(struct kl_vcpu *vcpu, const struct kvm_sregs *sr)
 	vcpu->cr3 = sr->cr3;
 	vcpu->cr4 = sr->cr4;
 	vcpu->efer = sr->efer;
+	/* As KVM: a PAE state whose PDPTEs cannot load still loads; the guest sees none present. */
+	memset(vcpu->pdptrs, 0, sizeof(vcpu->pdptrs));
+	if (pae_paging(vcpu->cr0, vcpu->cr4, vcpu->efer))
+		load_pdptrs(vcpu, vcpu->cr3);
 	kl_mmu_mode_changed(vcpu);
 	kl_mmu_load_cr3(vcpu);
 	return 0;

@@ -47,6 +47,7 @@ u64 kl_apic_base(struct kl_vcpu *vcpu);
 bool kl_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val);
 bool kl_set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val);
 const struct kvm_cpuid_entry2 *kl_find_cpuid(struct kl_vcpu *vcpu, u32 func, u32 index);
+int kl_maxphyaddr(struct kl_vcpu *vcpu);
 int kl_get_supported_cpuid(struct kvm_cpuid2 __user *argp);
 int kl_set_cpuid2(struct kl_vcpu *vcpu, struct kvm_cpuid2 __user *argp);
 

@@ -636,6 +636,80 @@ static void string_io(int dev, unsigned long type, const char *name, bool long64
 	guest_close(&g);
 }
 
+/* The 32-bit paging guest (paging32_guest.c), a flat binary linked in. */
+extern const uint8_t _binary_paging32_bin_start[], _binary_paging32_bin_end[];
+
+struct paging32_results {
+	uint32_t failures, checks, checksum, pf_count;
+	uint32_t fail_line[16];
+};
+
+/*
+ * The 32-bit paging guest in 2-level or PAE format. It checks itself;
+ * its checksum (of the values, CR2s and error codes it saw) is printed
+ * for the pytest to compare across hypervisors. mmu=cached shadows only
+ * 4-level paging so far: it must refuse the guest cleanly.
+ */
+static void paging32(int dev, unsigned long type, const char *name, bool pae)
+{
+	struct kvm_regs regs = { .rip = 0x10000, .rsp = 0x80000, .rflags = 2 };
+	bool refuse = (type & 0xffff) == 3 && type, out = false, hlt = false;
+	const struct paging32_results *res;
+	struct kc_vcpu *v = NULL;
+	struct kvm_sregs sregs;
+	struct kc_vm vm;
+	char what[64];
+
+	snprintf(what, sizeof(what), "paging32_%s_%s", pae ? "pae" : "2level", name);
+	if (kc_create_vm(&vm, dev, type) && type)
+		return;		/* not a type this device has */
+	if (vm.fd >= 0 && !kc_add_ram(&vm, 0, 0, 16 << 20))
+		v = kc_create_vcpu(&vm, 0);
+	if (!v || kc_set_cpuid(dev, v->fd, true, false)) {
+		check(what, false, "setup failed: errno %d", errno);
+		goto out;
+	}
+	memcpy(vm.mem + 0x10000, _binary_paging32_bin_start,
+	       _binary_paging32_bin_end - _binary_paging32_bin_start);
+	*(uint32_t *)(vm.mem + 0x9000) = pae;
+	ioctl(v->fd, KVM_GET_SREGS, &sregs);
+	kc_flat_segments(&sregs, vm.mem + 0x8000, 0x8000, 8, false);
+	sregs.cr0 = KL_CR0_PE | KL_CR0_ET;
+	ioctl(v->fd, KVM_SET_SREGS, &sregs);
+	ioctl(v->fd, KVM_SET_REGS, &regs);
+	for (int i = 0; i < 100 && !hlt; i++) {
+		alarm(20);
+		if (ioctl(v->fd, KVM_RUN, 0))
+			break;
+		alarm(0);
+		if (v->run->exit_reason == KVM_EXIT_IO && v->run->io.port == 0x10)
+			out = true;
+		else if (v->run->exit_reason == KVM_EXIT_HLT)
+			hlt = true;
+		else
+			break;
+	}
+	alarm(0);
+	res = (const void *)(vm.mem + 0x9100);
+	if (refuse) {
+		check(what, v->run->exit_reason == KVM_EXIT_INTERNAL_ERROR && !out,
+		      "exit %u, out %d: expected the strategy to refuse the format",
+		      v->run->exit_reason, out);
+		goto out;
+	}
+	check(what, out && hlt && res->failures == 0 && res->checks >= 20,
+	      "out %d hlt %d (exit %u, internal %u %#llx %#llx) failures %u of %u checks "
+	      "(lines %u %u %u) pf %u", out, hlt, v->run->exit_reason, v->run->internal.suberror,
+	      (unsigned long long)v->run->internal.data[0],
+	      (unsigned long long)v->run->internal.data[1], res->failures, res->checks,
+	      res->fail_line[0], res->fail_line[1], res->fail_line[2], res->pf_count);
+	if (out && hlt)
+		printf("SUM %s checksum=%08x checks=%u faults=%u\n", what, res->checksum,
+		       res->checks, res->pf_count);
+out:
+	kc_vm_close(&vm);
+}
+
 static void stats(int vm)
 {
 	struct kvm_stats_header h;
@@ -691,6 +765,8 @@ int main(int argc, char **argv)
 	real_mode(dev, 0, "default");
 	string_io(dev, 0, "default", false);
 	string_io(dev, 0, "default", true);
+	paging32(dev, 0, "default", false);
+	paging32(dev, 0, "default", true);
 	/*
 	 * kvmlab's VM types only, one per MMU strategy; other devices refuse
 	 * them. Linux KVM with npt=1 hangs the test machine here (it hands QEMU
@@ -703,6 +779,8 @@ int main(int argc, char **argv)
 		real_mode(dev, 0x4b4c0000UL | n, names[n]);
 		string_io(dev, 0x4b4c0000UL | n, names[n], false);
 		string_io(dev, 0x4b4c0000UL | n, names[n], true);
+		paging32(dev, 0x4b4c0000UL | n, names[n], false);
+		paging32(dev, 0x4b4c0000UL | n, names[n], true);
 		irq_frame_on_page_table(dev, 0x4b4c0000UL | n, names[n], false);
 		irq_frame_on_page_table(dev, 0x4b4c0000UL | n, names[n], true);
 		fault_during_fault_delivery(dev, 0x4b4c0000UL | n, names[n], true);

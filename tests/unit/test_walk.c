@@ -386,9 +386,9 @@ static void pae_rules(void)
 	CHECK_EQ(walk(0x40201234, 0, false, &w), -EFAULT);
 	CHECK_EQ(w.error, KL_PF_P | KL_PF_RSVD);
 	setup_pae();
-	*entry(0x5020 + 8) |= KL_PT_W;			/* a PDPTE has no R/W bit */
-	CHECK_EQ(walk(0x40201234, 0, false, &w), -EFAULT);
-	CHECK_EQ(w.error, KL_PF_P | KL_PF_RSVD);
+	*entry(0x5020 + 8) |= KL_PT_A;			/* a PDPTE's bits are checked at load, */
+	CHECK_EQ(walk(0x40201234, KL_PF_W | KL_PF_U, false, &w), 0);	/* not on a walk; */
+	CHECK(w.writable && w.user);			/* it grants every right */
 	setup_pae();
 	*entry(0x6000 + 8) &= ~KL_PT_U;			/* U/S from the PDE */
 	CHECK_EQ(walk(0x40201234, KL_PF_U, false, &w), -EFAULT);
