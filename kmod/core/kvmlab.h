@@ -210,6 +210,8 @@ struct kl_vcpu {
 	int mmio_reg;
 	int mmio_len;
 	u64 mmio_next_rip;
+	bool mmio_to_memory;		/* MOVS from MMIO: the data goes to guest memory */
+	u64 mmio_dest_gpa;		/* ...here */
 	struct kl_string_in pio_in;
 };
 

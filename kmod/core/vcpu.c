@@ -53,7 +53,7 @@ static void set_regs(struct kl_vcpu *vcpu, const struct kvm_regs *r)
 	vcpu->rflags = (r->rflags & 0x3f7fd7) | 2;	/* reserved bits as the CPU keeps them */
 }
 
-/* An MMIO read handed to userspace lands in its register now. */
+/* An MMIO read handed to userspace lands in its register (or, for MOVS, guest memory) now. */
 static void complete_mmio(struct kl_vcpu *vcpu)
 {
 	if (vcpu->pio_in.pending)
@@ -67,7 +67,9 @@ static void complete_mmio(struct kl_vcpu *vcpu)
 			memcpy(&v, (u8 *)vcpu->run + vcpu->run->io.data_offset, vcpu->mmio_len);
 		else
 			memcpy(&v, vcpu->run->mmio.data, vcpu->mmio_len);
-		if (vcpu->mmio_len >= 4)
+		if (vcpu->mmio_to_memory)
+			kl_mmu_write_guest(vcpu, vcpu->mmio_dest_gpa, &v, vcpu->mmio_len);
+		else if (vcpu->mmio_len >= 4)
 			vcpu->regs[vcpu->mmio_reg] = v;	/* 32-bit results zero-extend */
 		else if (vcpu->mmio_reg >= 16)		/* AH..BH: byte 1 of RAX..RBX */
 			((u8 *)&vcpu->regs[vcpu->mmio_reg - 16])[1] = (u8)v;
@@ -76,6 +78,7 @@ static void complete_mmio(struct kl_vcpu *vcpu)
 	}
 	vcpu->rip = vcpu->mmio_next_rip;
 	vcpu->mmio_pending = false;
+	vcpu->mmio_to_memory = false;
 }
 
 /*

@@ -7,6 +7,8 @@
  * MOV or STOS into a write-protected page table.
  */
 #include <linux/kvm.h>
+#include <asm/processor-flags.h>
+#include <asm/trapnr.h>
 #include "vendor.h"
 
 /* Fetch up to 15 bytes at CS:RIP through the guest's page tables. */
@@ -110,18 +112,115 @@ int kl_emulate_stos(struct kl_vcpu *vcpu, const struct kl_insn *in, u64 gpa, uns
 	return 0;
 }
 
+/* One MMIO access for userspace: a write now, or a read that lands at the next KVM_RUN. */
+static void mmio_exit(struct kl_vcpu *vcpu, u64 gpa, int size, bool write, u64 val, u64 next_rip)
+{
+	struct kvm_run *run = vcpu->run;
+
+	run->exit_reason = KVM_EXIT_MMIO;
+	run->mmio.phys_addr = gpa;
+	run->mmio.len = size;
+	run->mmio.is_write = write;
+	vcpu->stat.mmio_exits++;
+	vcpu->mmio_next_rip = next_rip;
+	vcpu->mmio_to_memory = false;
+	if (write) {
+		memcpy(run->mmio.data, &val, size);
+		vcpu->rip = next_rip;
+		return;
+	}
+	vcpu->mmio_pending = true;
+	vcpu->pending_is_pio = false;
+	vcpu->mmio_is_read = true;
+	vcpu->mmio_len = size;
+}
+
+/* gpa of a string operand, or -1 after queueing the guest's #PF or #GP. */
+static s64 string_operand_gpa(struct kl_vcpu *vcpu, u64 lin, bool write)
+{
+	u32 access = (write ? KL_PF_W : 0) | (kl_vendor->get_cpl(vcpu) == 3 ? KL_PF_U : 0);
+	struct kl_walk w;
+	int r = kl_mmu_translate(vcpu, lin, access, &w);
+
+	if (r == -EFAULT)
+		kl_inject_page_fault(vcpu, lin, w.error);
+	else if (r)
+		kl_queue_exception(vcpu, GP_VECTOR, true, 0);	/* non-canonical */
+	return r ? -1 : (s64)w.gpa;
+}
+
+static bool is_ram(struct kl_vcpu *vcpu, u64 gpa)
+{
+	return kl_gfn_to_memslot(vcpu->vm, gpa >> PAGE_SHIFT);
+}
+
+/*
+ * STOS, LODS and MOVS against MMIO, one element per exit as userspace
+ * serves each access: rSI/rDI/rCX move at once, and a REP instruction
+ * restarts at the same RIP until rCX is used up (so an interrupt can come
+ * between elements, as on the CPU). MOVS may go either way between RAM
+ * and MMIO; its RAM side goes through the MMU layer. CMPS and SCAS against
+ * MMIO are not emulated.
+ */
+static int string_mmio(struct kl_vcpu *vcpu, const struct kl_insn *in, u64 gpa)
+{
+	u8 op = in->opcode[0] & 0xfe;
+	int size = (in->opcode[0] & 1) ? in->opsize : 1;
+	s64 step = (vcpu->rflags & X86_EFLAGS_DF) ? -size : size;
+	u64 count = in->rep ? vcpu->regs[KL_RCX] & kl_addr_mask(in->addr_size) : 1;
+	u64 next_rip = in->rep && count > 1 ? vcpu->rip : vcpu->rip + in->len, val = 0;
+	bool to_memory = false;
+	struct kvm_sregs sr;
+	s64 src, dst;
+
+	if (op != 0xa4 && op != 0xaa && op != 0xac)
+		return kl_emulation_failed(vcpu, in);
+	if (!count) {
+		vcpu->rip += in->len;
+		return 1;
+	}
+	if (op == 0xa4) {	/* MOVS: the source is seg:rSI (in->ea), the destination ES:rDI */
+		kl_vendor->get_segments(vcpu, &sr);
+		src = string_operand_gpa(vcpu, in->ea, false);
+		dst = src < 0 ? -1 : string_operand_gpa(vcpu, (in->long64 ? 0 : sr.es.base) +
+					(vcpu->regs[KL_RDI] & kl_addr_mask(in->addr_size)), true);
+		if (src < 0 || dst < 0)
+			return 1;
+		if (is_ram(vcpu, src) == is_ram(vcpu, dst))
+			return kl_emulation_failed(vcpu, in);	/* MMIO to MMIO */
+		if (is_ram(vcpu, src) && kl_read_guest(vcpu->vm, src, &val, size))
+			return kl_emulation_failed(vcpu, in);
+		to_memory = !is_ram(vcpu, src);
+		vcpu->mmio_dest_gpa = dst;
+		gpa = to_memory ? src : dst;
+	}
+	if (op == 0xa4 || op == 0xac)
+		kl_addr_add(&vcpu->regs[KL_RSI], step, in->addr_size);
+	if (op == 0xa4 || op == 0xaa)
+		kl_addr_add(&vcpu->regs[KL_RDI], step, in->addr_size);
+	if (in->rep)
+		kl_addr_add(&vcpu->regs[KL_RCX], -1, in->addr_size);
+	if (op == 0xaa)
+		val = vcpu->regs[KL_RAX] & kl_addr_mask(size);
+	mmio_exit(vcpu, gpa, size, op == 0xaa || (op == 0xa4 && !to_memory), val, next_rip);
+	vcpu->mmio_to_memory = to_memory;
+	vcpu->mmio_reg = KL_RAX;	/* LODS; MOVS from MMIO writes memory instead */
+	return 0;
+}
+
 /* A guest access that hit no memslot: hand it to userspace as KVM_EXIT_MMIO. */
 int kl_emulate_mmio(struct kl_vcpu *vcpu, u64 addr, u64 gpa)
 {
-	struct kvm_run *run = vcpu->run;
 	struct kl_insn in;
 	u8 op;
 	int r = kl_fetch_decode(vcpu, &in), size;
 	u64 val = 0;
 	bool write;
 
-	if (r == 0 && (!in.mem || in.string))
-		r = -EOPNOTSUPP;	/* string instructions against MMIO: not yet */
+	if (r == 0 && in.string)
+		return string_mmio(vcpu, &in, gpa);
+	if (r == 0 && !in.mem)
+		r = -EOPNOTSUPP;
 	/*
 	 * The operand must be what faulted: an implicit access (a push, a
 	 * string move, a fetch) to MMIO would otherwise be emulated as the
@@ -140,21 +239,9 @@ int kl_emulate_mmio(struct kl_vcpu *vcpu, u64 addr, u64 gpa)
 		size = in.opcode_len == 2 ? (op == 0xb6 ? 1 : 2) :	/* MOVZX: byte or word */
 		       (op == 0x8a || op == 0xa0) ? 1 : in.opsize;
 
-	run->exit_reason = KVM_EXIT_MMIO;
-	run->mmio.phys_addr = gpa;
-	run->mmio.len = size;
-	run->mmio.is_write = write;
-	vcpu->stat.mmio_exits++;
-	vcpu->mmio_next_rip = vcpu->rip + in.len;
-	if (write) {
-		memcpy(run->mmio.data, &val, size);
-		vcpu->rip = vcpu->mmio_next_rip;
+	mmio_exit(vcpu, gpa, size, write, val, vcpu->rip + in.len);
+	if (write)
 		return 0;
-	}
-	vcpu->mmio_pending = true;
-	vcpu->pending_is_pio = false;
-	vcpu->mmio_is_read = true;
-	vcpu->mmio_len = size;
 	vcpu->mmio_reg = in.reg;
 	if (in.opcode_len == 2)
 		vcpu->regs[in.reg] = 0;	/* MOVZX: the loaded bytes land in a zeroed register */

@@ -21,19 +21,6 @@
 #include <asm/trapnr.h>
 #include "vendor.h"
 
-static u64 size_mask(int size)
-{
-	return size == 8 ? ~0ULL : (1ULL << (8 * size)) - 1;
-}
-
-/* Add to rSI, rDI or rCX as the address size sees it: the bits above it stay. */
-static void masked_add(u64 *reg, s64 delta, int size)
-{
-	u64 mask = size_mask(size);
-
-	*reg = (*reg & ~mask) | ((*reg + delta) & mask);
-}
-
 /* Reverse the order of n elements of size bytes: DF=1 moves down through memory. */
 static void reverse_elements(u8 *data, u64 n, int size)
 {
@@ -61,10 +48,10 @@ static u64 elements_in_page(u64 lin, int size, bool down)
 static void advance(struct kl_vcpu *vcpu, int reg, u64 n, int size, bool down, bool rep,
 		    int addr_size, int len)
 {
-	masked_add(&vcpu->regs[reg], (down ? -1 : 1) * (s64)(n * size), addr_size);
+	kl_addr_add(&vcpu->regs[reg], (down ? -1 : 1) * (s64)(n * size), addr_size);
 	if (rep)
-		masked_add(&vcpu->regs[KL_RCX], -(s64)n, addr_size);
-	if (!rep || !(vcpu->regs[KL_RCX] & size_mask(addr_size)))
+		kl_addr_add(&vcpu->regs[KL_RCX], -(s64)n, addr_size);
+	if (!rep || !(vcpu->regs[KL_RCX] & kl_addr_mask(addr_size)))
 		vcpu->rip += len;
 }
 
@@ -97,7 +84,7 @@ int kl_emulate_string_io(struct kl_vcpu *vcpu, const struct kl_io *io)
 	if (kl_fetch_decode(vcpu, &in) || !in.string || (in.opcode[0] & 0xfc) != 0x6c ||
 	    ((in.opcode[0] & 1) ? in.opsize : 1) != io->size || in.rep != io->rep)
 		return kl_emulation_failed(vcpu, &in);
-	count = in.rep ? vcpu->regs[KL_RCX] & size_mask(in.addr_size) : 1;
+	count = in.rep ? vcpu->regs[KL_RCX] & kl_addr_mask(in.addr_size) : 1;
 	if (!count) {
 		vcpu->rip += in.len;
 		return 1;

@@ -51,6 +51,20 @@ int kl_maxphyaddr(struct kl_vcpu *vcpu);
 int kl_get_supported_cpuid(struct kvm_cpuid2 __user *argp);
 int kl_set_cpuid2(struct kl_vcpu *vcpu, struct kvm_cpuid2 __user *argp);
 
+/* The bits of rSI/rDI/rCX an address size uses (2, 4 or 8 bytes). */
+static inline u64 kl_addr_mask(int size)
+{
+	return size == 8 ? ~0ULL : (1ULL << (8 * size)) - 1;
+}
+
+/* Add to rSI, rDI or rCX as the address size sees it: the bits above it stay. */
+static inline void kl_addr_add(u64 *reg, s64 delta, int size)
+{
+	u64 mask = kl_addr_mask(size);
+
+	*reg = (*reg & ~mask) | ((*reg + delta) & mask);
+}
+
 /* ---- string port I/O (pio.c) ---- */
 struct kl_io;
 int kl_emulate_string_io(struct kl_vcpu *vcpu, const struct kl_io *io);

@@ -710,6 +710,82 @@ out:
 	kc_vm_close(&vm);
 }
 
+/*
+ * String instructions against MMIO in real mode (the VGA-style window at
+ * 0xb8000 is outside the 64 KiB of RAM): rep stosw, lodsw, rep movsw from
+ * MMIO to RAM and back, std; rep stosb. One access per exit, in order:
+ *   es=b800 di=0 ax=0x0741 cx=3 rep stosw; ds=b800 si=0x10 lodsw; out %ax,$0x10
+ *   es=0 di=0x3000 si=0x20 cx=2 rep movsw; ds=0 es=b800 si=0x3000 di=0x40
+ *   cx=2 rep movsw; di=0x61 al=0x42 cx=2 std; rep stosb; cld; hlt
+ */
+static void string_mmio(int dev, unsigned long type, const char *name)
+{
+	static const uint8_t code[] = {
+		0xfc, 0xb8, 0x00, 0xb8, 0x8e, 0xc0, 0x31, 0xff, 0xb8, 0x41, 0x07, 0xb9, 0x03, 0x00,
+		0xf3, 0xab, 0xb8, 0x00, 0xb8, 0x8e, 0xd8, 0xbe, 0x10, 0x00, 0xad, 0xe7, 0x10,
+		0x31, 0xc0, 0x8e, 0xc0, 0xbf, 0x00, 0x30, 0xbe, 0x20, 0x00, 0xb9, 0x02, 0x00,
+		0xf3, 0xa5, 0x31, 0xc0, 0x8e, 0xd8, 0xb8, 0x00, 0xb8, 0x8e, 0xc0, 0xbe, 0x00, 0x30,
+		0xbf, 0x40, 0x00, 0xb9, 0x02, 0x00, 0xf3, 0xa5, 0xbf, 0x61, 0x00, 0xb0, 0x42,
+		0xb9, 0x02, 0x00, 0xfd, 0xf3, 0xaa, 0xfc, 0xf4,
+	};
+	/* The accesses expected, in order: write?, address, length, value. */
+	static const struct { bool write; uint32_t addr, len, val; } want[] = {
+		{ 1, 0xb8000, 2, 0x0741 }, { 1, 0xb8002, 2, 0x0741 }, { 1, 0xb8004, 2, 0x0741 },
+		{ 0, 0xb8010, 2, 0x1234 }, { 0, 0xb8020, 2, 0x5678 }, { 0, 0xb8022, 2, 0x9abc },
+		{ 1, 0xb8040, 2, 0x5678 }, { 1, 0xb8042, 2, 0x9abc }, { 1, 0xb8061, 1, 0x42 },
+		{ 1, 0xb8060, 1, 0x42 },
+	};
+	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2 };
+	unsigned int n = 0, out = 0;
+	bool hlt = false, bad = false;
+	struct kvm_sregs sregs;
+	char what[64];
+	struct guest g;
+
+	snprintf(what, sizeof(what), "string_mmio_%s", name);
+	if (!guest_open(&g, dev, type, what))
+		return;
+	memcpy(g.mem + 0x1000, code, sizeof(code));
+	ioctl(g.vcpu, KVM_GET_SREGS, &sregs);
+	sregs.cs.selector = 0;
+	sregs.cs.base = 0;
+	ioctl(g.vcpu, KVM_SET_SREGS, &sregs);
+	ioctl(g.vcpu, KVM_SET_REGS, &regs);
+	for (int i = 0; i < 40 && !hlt && !bad; i++) {
+		uint32_t v = 0;
+
+		alarm(10);
+		bad = ioctl(g.vcpu, KVM_RUN, 0) != 0;
+		alarm(0);
+		if (bad)
+			break;
+		if (g.run->exit_reason == KVM_EXIT_HLT) {
+			hlt = true;
+		} else if (g.run->exit_reason == KVM_EXIT_IO && g.run->io.port == 0x10) {
+			memcpy(&out, (uint8_t *)g.run + g.run->io.data_offset, 2);
+		} else if (g.run->exit_reason == KVM_EXIT_MMIO && n < 10) {
+			bad = g.run->mmio.is_write != want[n].write ||
+			      g.run->mmio.phys_addr != want[n].addr || g.run->mmio.len != want[n].len;
+			if (g.run->mmio.is_write)
+				memcpy(&v, g.run->mmio.data, g.run->mmio.len);
+			else
+				memcpy(g.run->mmio.data, &want[n].val, want[n].len);
+			bad |= g.run->mmio.is_write && v != want[n].val;
+			n++;
+		} else {
+			bad = true;
+		}
+	}
+	ioctl(g.vcpu, KVM_GET_REGS, &regs);
+	check(what, !bad && hlt && n == 10 && out == 0x1234 &&
+	      !memcmp(g.mem + 0x3000, "\x78\x56\xbc\x9a", 4) && regs.rcx == 0 &&
+	      regs.rsi == 0x3004 && regs.rdi == 0x5f && !(regs.rflags & 0x400),
+	      "bad %d hlt %d (exit %u, access %u at %#llx) accesses %u out %#x rsi %#llx "
+	      "rdi %#llx rcx %#llx", bad, hlt, g.run->exit_reason, n,
+	      (unsigned long long)g.run->mmio.phys_addr, n, out, regs.rsi, regs.rdi, regs.rcx);
+	guest_close(&g);
+}
+
 static void stats(int vm)
 {
 	struct kvm_stats_header h;
@@ -765,6 +841,7 @@ int main(int argc, char **argv)
 	real_mode(dev, 0, "default");
 	string_io(dev, 0, "default", false);
 	string_io(dev, 0, "default", true);
+	string_mmio(dev, 0, "default");
 	paging32(dev, 0, "default", false);
 	paging32(dev, 0, "default", true);
 	/*
@@ -779,6 +856,7 @@ int main(int argc, char **argv)
 		real_mode(dev, 0x4b4c0000UL | n, names[n]);
 		string_io(dev, 0x4b4c0000UL | n, names[n], false);
 		string_io(dev, 0x4b4c0000UL | n, names[n], true);
+		string_mmio(dev, 0x4b4c0000UL | n, names[n]);
 		paging32(dev, 0x4b4c0000UL | n, names[n], false);
 		paging32(dev, 0x4b4c0000UL | n, names[n], true);
 		irq_frame_on_page_table(dev, 0x4b4c0000UL | n, names[n], false);
