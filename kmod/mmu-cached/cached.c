@@ -31,6 +31,7 @@
 #include <linux/list.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <asm/io.h>
 #include "../mmu/mmu.h"
@@ -44,6 +45,9 @@ MODULE_PARM_DESC(cached_max_pages, "cached: shadow pages per VM before LRU recyc
 #define NONLEAF_FLAGS	(KL_PT_P | KL_PT_W | KL_PT_U | KL_PT_A)
 #define ALL_ACCESS	7	/* W | U | X */
 
+/* The guest's paging format, as role.format: 4-level is 0. */
+enum { FMT_4LEVEL, FMT_PAE, FMT_2LEVEL };
+
 union role {
 	u32 word;
 	struct {
@@ -52,6 +56,19 @@ union role {
 		u32 access:3;	/* W U X allowed by the levels above */
 		u32 cr0_wp:1;
 		u32 efer_nx:1;
+		u32 format:2;	/* the guest paging format the shadowed table has */
+		/*
+		 * Which part of a 2-level guest table this page shadows: a
+		 * 1024-entry PD needs four 512-entry shadow PDs (a quarter
+		 * each, 1 GiB), a 1024-entry PT two shadow PTs (a half each).
+		 */
+		u32 quadrant:2;
+		/*
+		 * A level above the guest's top table (2-level or PAE guests:
+		 * the root and its PDPT): no guest table of its own, so never
+		 * write-protected; gfn is only a key (the guest's CR3).
+		 */
+		u32 passthrough:1;
 	};
 };
 
@@ -141,7 +158,7 @@ static bool gfn_is_table(struct cache *c, u64 gfn)
 	struct sp *sp;
 
 	hlist_for_each_entry(sp, &c->sps[hash_64(gfn, HASH_BITS)], hash)
-		if (sp->gfn == gfn && !sp->role.direct)
+		if (sp->gfn == gfn && !sp->role.direct && !sp->role.passthrough)
 			return true;
 	return false;
 }
@@ -282,9 +299,18 @@ static struct sp *get_sp(struct kl_vcpu *vcpu, u64 gfn, union role role, bool *h
 	list_add_tail(&sp->lru, &c->lru);
 	c->nr_sps++;
 	vm->stat.mmu_cache_miss++;
-	if (!role.direct)
+	if (!role.direct && !role.passthrough)
 		write_protect(vm, gfn);
 	return sp;
+}
+
+static int guest_format(struct kl_vcpu *vcpu)
+{
+	switch (kl_guest_format(vcpu)) {
+	case KL_PAGING_PAE: return FMT_PAE;
+	case KL_PAGING_2LEVEL: return FMT_2LEVEL;
+	default: return FMT_4LEVEL;
+	}
 }
 
 static union role make_role(struct kl_vcpu *vcpu, int level, bool direct, u32 access)
@@ -296,6 +322,7 @@ static union role make_role(struct kl_vcpu *vcpu, int level, bool direct, u32 ac
 	r.access = access;
 	r.cr0_wp = !!(vcpu->cr0 & X86_CR0_WP);
 	r.efer_nx = !!(vcpu->efer & EFER_NX);
+	r.format = guest_format(vcpu);
 	return r;
 }
 
@@ -304,16 +331,33 @@ static u32 entry_access(u64 e)
 	return ((e & KL_PT_W) ? 1 : 0) | ((e & KL_PT_U) ? 2 : 0) | ((e & KL_PT_NX) ? 0 : 4);
 }
 
+/*
+ * The root: the shadow of the guest's PML4; for a 2-level or PAE guest a
+ * passthrough page keyed by CR3 (a PAE guest's PDPT is 32-byte aligned, so
+ * its key is CR3 >> 5), whose PDPT level fill() links to the guest's top
+ * tables. A PAE guest's PDPTEs may have changed since this root was last
+ * loaded (they are loaded at each CR3 write): its PDPT level is unlinked,
+ * and relinked from the new ones as the guest faults.
+ */
 static int load_root(struct kl_vcpu *vcpu)
 {
 	struct cache *c = to_cache(vcpu->vm);
+	union role role = make_role(vcpu, 4, false, ALL_ACCESS);
+	u64 key = (vcpu->cr3 & KL_PT_ADDR) >> PAGE_SHIFT;
 	struct sp *root;
 	bool hit;
 
-	root = get_sp(vcpu, (vcpu->cr3 & KL_PT_ADDR) >> PAGE_SHIFT,
-		      make_role(vcpu, 4, false, ALL_ACCESS), &hit);
+	if (role.format == FMT_PAE)
+		key = (vcpu->cr3 & 0xffffffe0ULL) >> 5;
+	else if (role.format == FMT_2LEVEL)
+		key = (vcpu->cr3 & 0xfffff000ULL) >> PAGE_SHIFT;
+	role.passthrough = role.format != FMT_4LEVEL;
+	root = get_sp(vcpu, key, role, &hit);
 	if (!root)
 		return -ENOMEM;
+	if (role.format == FMT_PAE && (root->table[0] & KL_PT_P))
+		for (int i = 0; i < 4; i++)
+			zap_entry(vcpu->vm, child_of(root->table[0]), i);
 	if (hit)
 		vcpu->vm->stat.mmu_root_hit++;
 	else
@@ -321,6 +365,26 @@ static int load_root(struct kl_vcpu *vcpu)
 	c->root = root;
 	kl_flush_tlb(vcpu);
 	return 0;
+}
+
+/*
+ * What hangs below entry i of passthrough page sp (level 4 or 3): the
+ * root's PDPT level, then the guest's top table for that GiB — the PD a
+ * PAE guest's PDPTE names, or a quarter of a 2-level guest's only PD.
+ */
+static void passthrough_child(struct kl_vcpu *vcpu, struct sp *sp, int i, u64 *gfn,
+			      union role *role)
+{
+	*role = make_role(vcpu, sp->role.level - 1, false, ALL_ACCESS);
+	if (sp->role.level == 4) {
+		*gfn = sp->gfn;
+		role->passthrough = 1;
+	} else if (sp->role.format == FMT_PAE) {
+		*gfn = (vcpu->pdptrs[i & 3] & KL_PT_ADDR) >> PAGE_SHIFT;
+	} else {
+		*gfn = (vcpu->cr3 & 0xfffff000ULL) >> PAGE_SHIFT;
+		role->quadrant = i & 3;
+	}
 }
 
 /*
@@ -350,6 +414,13 @@ static int fill(struct kl_vcpu *vcpu, u64 gva, const struct kl_walk *w, u32 acce
 		sp->write_count = 0;	/* used as a table: not being overwritten */
 		i = (gva >> (12 + 9 * (level - 1))) & 511;
 		e = &sp->table[i];
+		if (sp->role.passthrough) {
+			union role role;
+
+			passthrough_child(vcpu, sp, i, &gfn, &role);
+			child = get_sp(vcpu, gfn, role, &hit);
+			goto link;
+		}
 		if (sp->role.direct) {
 			/* Inside a guest large page: frames follow from our own gfn. */
 			direct = true;
@@ -357,7 +428,9 @@ static int fill(struct kl_vcpu *vcpu, u64 gva, const struct kl_walk *w, u32 acce
 		} else {
 			acc &= entry_access(w->entry[level]);
 			direct = w->level == level;	/* a guest large page starts here */
-			if (direct)
+			if (direct && sp->role.format == FMT_2LEVEL)	/* this 2 MiB of its 4 MiB */
+				gfn = (w->gpa & ~(SZ_2M - 1)) >> PAGE_SHIFT;
+			else if (direct)
 				gfn = (w->entry[level] & KL_PT_ADDR &
 				       ~((1ULL << (12 + 9 * (level - 1))) - 1)) >> PAGE_SHIFT;
 			else
@@ -376,7 +449,14 @@ static int fill(struct kl_vcpu *vcpu, u64 gva, const struct kl_walk *w, u32 acce
 			else if (direct && !(w->pte & KL_PT_D))
 				acc &= ~1U;
 		}
-		child = get_sp(vcpu, gfn, make_role(vcpu, level - 1, direct, acc), &hit);
+		{
+			union role role = make_role(vcpu, level - 1, direct, acc);
+
+			if (role.format == FMT_2LEVEL && !direct && level == 2)
+				role.quadrant = (gva >> 21) & 1;	/* which half of the guest PT */
+			child = get_sp(vcpu, gfn, role, &hit);
+		}
+link:
 		if (!child)
 			return -ENOMEM;
 		if (!c->root)
@@ -421,11 +501,31 @@ static void unshadow(struct kl_vm *vm, u64 gfn)
 	struct sp *sp;
 
 	hlist_for_each_entry_safe(sp, next, &c->sps[hash_64(gfn, HASH_BITS)], hash)
-		if (sp->gfn == gfn && !sp->role.direct)
+		if (sp->gfn == gfn && !sp->role.direct && !sp->role.passthrough)
 			zap_sp(vm, sp);
 }
 
-/* Each shadow of the table at gfn sees the guest's entries [first, last] change. */
+/*
+ * Shadow entries that guest entry g of a table shadowed by sp maps to: an
+ * 8-byte table's entry g itself; in a 2-level guest's quadrant pages, a
+ * 4-byte PTE is one entry of the half that covers it, a 4-byte PDE (4 MiB)
+ * two entries of the quarter that covers it. Returns how many (0-2).
+ */
+static int shadow_entries(const struct sp *sp, unsigned int g, unsigned int *first)
+{
+	unsigned int per = sp->role.level == 1 ? 512 : 256;
+
+	if (sp->role.format != FMT_2LEVEL) {
+		*first = g;
+		return 1;
+	}
+	if (g / per != sp->role.quadrant)
+		return 0;
+	*first = (g % per) * (sp->role.level == 1 ? 1 : 2);
+	return sp->role.level == 1 ? 1 : 2;
+}
+
+/* Each shadow of the table at gfn sees the guest's bytes [first, last] change. */
 static void pt_written(struct kl_vm *vm, u64 gfn, unsigned int first, unsigned int last)
 {
 	struct cache *c = to_cache(vm);
@@ -433,16 +533,19 @@ static void pt_written(struct kl_vm *vm, u64 gfn, unsigned int first, unsigned i
 	struct sp *sp;
 
 	hlist_for_each_entry_safe(sp, next, &c->sps[hash_64(gfn, HASH_BITS)], hash) {
-		if (sp->gfn != gfn || sp->role.direct)
+		unsigned int size = sp->role.format == FMT_2LEVEL ? 4 : 8, k, n;
+
+		if (sp->gfn != gfn || sp->role.direct || sp->role.passthrough)
 			continue;
-		if (++sp->write_count >= FLOOD_WRITES || last - first >= 8) {
+		if (++sp->write_count >= FLOOD_WRITES || last / size - first / size >= 8) {
 			/* Written often, or cleared in bulk: no longer a table worth shadowing. */
 			vm->stat.mmu_flooded++;
 			zap_sp(vm, sp);
 			continue;
 		}
-		for (unsigned int i = first; i <= last; i++)
-			zap_entry(vm, sp, i);
+		for (unsigned int g = first / size; g <= last / size; g++)
+			for (n = shadow_entries(sp, g, &k); n; n--, k++)
+				zap_entry(vm, sp, k);
 	}
 	kl_flush_remote_tlbs(vm);
 }
@@ -460,7 +563,7 @@ static enum kl_pf_result unprotect(struct kl_vcpu *vcpu, const struct kl_walk *w
 {
 	u64 gfn = w->gpa >> PAGE_SHIFT;
 
-	for (int level = 4; level >= w->level; level--)
+	for (int level = w->top_level; level >= w->level; level--)
 		if (w->table[level] >> PAGE_SHIFT == gfn)
 			return stuck;
 	unshadow(vcpu->vm, gfn);
@@ -492,7 +595,7 @@ static enum kl_pf_result emulate_pt_write(struct kl_vcpu *vcpu, struct kl_pf_inf
 	if (r == 0 && vcpu->regs[KL_RDI] == pf->addr &&
 	    kl_emulate_stos(vcpu, &in, gpa, &bytes) == 0) {
 		vm->stat.mmu_pte_write++;
-		pt_written(vm, gpa >> PAGE_SHIFT, off / 8, (off + bytes - 1) / 8);
+		pt_written(vm, gpa >> PAGE_SHIFT, off, off + bytes - 1);
 		return KL_PF_RETRY;
 	}
 	if (r == 0)
@@ -502,7 +605,7 @@ static enum kl_pf_result emulate_pt_write(struct kl_vcpu *vcpu, struct kl_pf_inf
 	if (kl_write_guest(vm, gpa, &val, size))
 		return kl_pf_error(pf, -EFAULT);
 	vm->stat.mmu_pte_write++;
-	pt_written(vm, gpa >> PAGE_SHIFT, off / 8, (off + size - 1) / 8);
+	pt_written(vm, gpa >> PAGE_SHIFT, off, off + size - 1);
 	vcpu->rip += in.len;
 	return KL_PF_RETRY;
 }
@@ -541,7 +644,7 @@ static void cached_guest_written(struct kl_vcpu *vcpu, u64 gpa, unsigned int len
 		if (!gfn_is_table(to_cache(vm), a >> PAGE_SHIFT))
 			continue;
 		vm->stat.mmu_pte_write++;
-		pt_written(vm, a >> PAGE_SHIFT, off / 8, (end - 1) / 8);
+		pt_written(vm, a >> PAGE_SHIFT, off, end - 1);
 	}
 }
 
@@ -616,7 +719,7 @@ static void cached_vcpu_destroy(struct kl_vcpu *vcpu)
 const struct kl_mmu_ops kl_cached_ops = {
 	.name = "cached",
 	.hw_paging = false,
-	.formats = BIT(KL_PAGING_4LEVEL),
+	.formats = BIT(KL_PAGING_2LEVEL) | BIT(KL_PAGING_PAE) | BIT(KL_PAGING_4LEVEL),
 	.vm_init = cached_vm_init,
 	.vm_destroy = cached_vm_destroy,
 	.vcpu_init = cached_vcpu_init,

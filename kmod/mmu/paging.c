@@ -138,6 +138,7 @@ static int walk_once(const struct kl_paging *p, const struct kl_guest_mem *m,
 	u64 table, pte = 0, pte_gpa = 0, frame, page_mask;
 	int level = f->levels;
 
+	w->top_level = f->levels;
 	if (read_top(p, m, fmt, gva, &table, &pte_gpa, &pte))
 		return -ENOENT;
 	for (;;) {

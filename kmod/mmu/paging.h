@@ -46,6 +46,7 @@ struct kl_walk {
 	u64 pte_gpa;		/* where the leaf entry lives */
 	int level;		/* 1 = 4 KiB, 2 = 2 MiB (4 MiB in 2-level paging), 3 = 1 GiB */
 	u64 page_size;		/* of the guest page: 4 KiB, 2 MiB, 4 MiB or 1 GiB */
+	int top_level;		/* the format's top level: 2 (2-level), 3 (PAE), 4; 0 paging off */
 	bool writable, user, nx;	/* effective permissions over all levels */
 	bool accessed;		/* every level's A bit (and the leaf's D) already set */
 	u64 table[5];		/* [level]: gpa of the guest table walked at that level */

@@ -647,13 +647,12 @@ struct paging32_results {
 /*
  * The 32-bit paging guest in 2-level or PAE format. It checks itself;
  * its checksum (of the values, CR2s and error codes it saw) is printed
- * for the pytest to compare across hypervisors. mmu=cached shadows only
- * 4-level paging so far: it must refuse the guest cleanly.
+ * for the pytest to compare across hypervisors.
  */
 static void paging32(int dev, unsigned long type, const char *name, bool pae)
 {
 	struct kvm_regs regs = { .rip = 0x10000, .rsp = 0x80000, .rflags = 2 };
-	bool refuse = (type & 0xffff) == 3 && type, out = false, hlt = false;
+	bool out = false, hlt = false;
 	const struct paging32_results *res;
 	struct kc_vcpu *v = NULL;
 	struct kvm_sregs sregs;
@@ -691,12 +690,6 @@ static void paging32(int dev, unsigned long type, const char *name, bool pae)
 	}
 	alarm(0);
 	res = (const void *)(vm.mem + 0x9100);
-	if (refuse) {
-		check(what, v->run->exit_reason == KVM_EXIT_INTERNAL_ERROR && !out,
-		      "exit %u, out %d: expected the strategy to refuse the format",
-		      v->run->exit_reason, out);
-		goto out;
-	}
 	check(what, out && hlt && res->failures == 0 && res->checks >= 20,
 	      "out %d hlt %d (exit %u, internal %u %#llx %#llx) failures %u of %u checks "
 	      "(lines %u %u %u) pf %u", out, hlt, v->run->exit_reason, v->run->internal.suberror,
