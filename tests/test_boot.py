@@ -2,6 +2,7 @@
 boot (issue 7). Linux KVM runs only in one-CPU test machines (see
 testmachine/README.md), which is what these boots are."""
 import re
+import struct
 
 import pytest
 
@@ -88,6 +89,48 @@ def test_exit_port_status_and_boot_errors(tmp_path):
     assert r.returncode == 64 and "cannot read the kernel" in r.stderr, r.stderr
     r = run([KVMLAB, "boot", "--hv", "nope", "--kernel", junk])
     assert r.returncode == 64 and "unknown hypervisor" in r.stderr, r.stderr
+
+
+def multiboot_elf(paddr):
+    """A minimal Multiboot ELF kernel (a HLT loop) whose one segment is at paddr."""
+    ehdr = struct.pack("<16sHHIIIIIHHHHHH", b"\x7fELF\x01\x01\x01" + bytes(9), 2, 3, 1,
+                       paddr + 12, 52, 0, 0, 52, 32, 1, 0, 0, 0)
+    phdr = struct.pack("<IIIIIIII", 1, 0x100, paddr, paddr, 0x100, 0x100, 7, 0x1000)
+    magic, flags = 0x1BADB002, 0x3
+    body = struct.pack("<III", magic, flags, (-(magic + flags)) & 0xFFFFFFFF) + b"\xf4\xeb\xfd"
+    return (ehdr + phdr).ljust(0x100, b"\0") + body.ljust(0x100, b"\0")
+
+
+def test_multiboot_kernel_loads_below_1mib(tmp_path):
+    """As with QEMU's -kernel, a Multiboot kernel loads where its headers say,
+    below 1 MiB too: the test kernel linked at 64 KiB boots under every
+    kvmlab strategy and Linux KVM, with its information structure at 1 MiB.
+    Only the harness's GDT page and the VGA/BIOS hole are refused, clearly."""
+    (tmp_path / "gdt.elf").write_bytes(multiboot_elf(0x1000))
+    (tmp_path / "hole.elf").write_bytes(multiboot_elf(0xA0000))
+    script = (
+        "for hv in kvmlab-vtlb kvmlab-shadow kvmlab-cached kvmlab-npt kvm-shadow kvm-npt; do "
+        "bin/kvmlab boot --hv $hv --kernel workloads/boot/multiboot-hello-low.elf --mem 16 "
+        "--append 'kvmlab.ticks=3 kvmlab.apic_ticks=3' > results/low-$hv.txt 2>&1; "
+        "echo $? > results/low-$hv.rc; done; "
+        "for k in gdt hole; do bin/kvmlab boot --hv kvmlab-vtlb --kernel input/$k.elf "
+        "> results/bad-$k.txt 2>&1; echo $? > results/bad-$k.rc; done")
+    r = run([TM_RUN, "--timeout", "300", "--results", tmp_path, "--add", tmp_path / "gdt.elf",
+             "--add", tmp_path / "hole.elf", "--", "sh", "-c", script], timeout=330)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for hv in ["kvmlab-vtlb", "kvmlab-shadow", "kvmlab-cached", "kvmlab-npt", "kvm-shadow",
+               "kvm-npt"]:
+        out = (tmp_path / f"low-{hv}.txt").read_text()
+        assert (tmp_path / f"low-{hv}.rc").read_text().strip() == "1", (hv, out[-1500:])
+        assert "multiboot-hello: 0 failures" in out, (hv, out[-1500:])
+        loaded = int(re.search(r"loaded at (\d+), information at (\d+)", out).group(1))
+        info = int(re.search(r"information at (\d+)", out).group(1))
+        assert 0x10000 <= loaded < 0x20000 and info == 0x100000, (hv, loaded, info)
+    gdt, hole = (tmp_path / "bad-gdt.txt").read_text(), (tmp_path / "bad-hole.txt").read_text()
+    assert "overlaps the page the harness keeps for its GDT (0x1000)" in gdt, gdt
+    assert "overlaps the VGA/BIOS hole (0x9fc00-0x100000)" in hole, hole
+    assert (tmp_path / "bad-gdt.rc").read_text().strip() != "0"
+    assert_dmesg_clean(tmp_path)
 
 
 SHELL_INPUT = "kltools forkexec 50\nkltools pipe 500\nkltools memfill 8 2\nexit 5\n"

@@ -93,6 +93,29 @@ static int set_cpu(struct vm *vm, const struct kvm_sregs *sr, const struct kvm_r
 	return 0;
 }
 
+/*
+ * Multiboot kernels load where their headers say, as with QEMU's -kernel,
+ * below 1 MiB too — anywhere in RAM but the GDT page the harness builds
+ * (BOOT_GDT) and the hole the memory map reserves below 1 MiB (the VGA and
+ * BIOS area, LOW_RAM_END to HIGH_RAM).
+ */
+static int mb_place_error(struct vm *vm, const char *path, uint64_t pa, uint64_t len)
+{
+	if (!fits(vm, pa, len))
+		return err("%s: 0x%llx+0x%llx is outside the guest's RAM", path,
+			   (unsigned long long)pa, (unsigned long long)len);
+	if (pa < BOOT_GDT + 0x1000 && pa + len > BOOT_GDT)
+		return err("%s: 0x%llx+0x%llx overlaps the page the harness keeps for its GDT "
+			   "(0x%llx)", path, (unsigned long long)pa, (unsigned long long)len,
+			   (unsigned long long)BOOT_GDT);
+	if (pa < HIGH_RAM && pa + len > LOW_RAM_END)
+		return err("%s: 0x%llx+0x%llx overlaps the VGA/BIOS hole (0x%llx-0x%llx), "
+			   "which is not RAM in the guest's memory map", path,
+			   (unsigned long long)pa, (unsigned long long)len,
+			   (unsigned long long)LOW_RAM_END, (unsigned long long)HIGH_RAM);
+	return 0;
+}
+
 /* ---- Multiboot v1 ---- */
 
 static int mb_load_elf(struct vm *vm, const char *path, const uint8_t *f, size_t size,
@@ -129,9 +152,8 @@ static int mb_load_elf(struct vm *vm, const char *path, const uint8_t *f, size_t
 			continue;
 		if (off + filesz > size || filesz > memsz)
 			return err("%s: segment %d lies outside the file", path, i);
-		if (pa < HIGH_RAM / 2 || !fits(vm, pa, memsz))
-			return err("%s: segment %d at 0x%llx+0x%llx is outside the guest's RAM above 512 KiB",
-				   path, i, (unsigned long long)pa, (unsigned long long)memsz);
+		if (mb_place_error(vm, path, pa, memsz))
+			return -1;
 		memcpy(vm->kc.mem + pa, f + off, filesz);
 		memset(vm->kc.mem + pa + filesz, 0, memsz - filesz);
 		if (pa + memsz > *end)
@@ -159,9 +181,8 @@ static int mb_load_fields(struct vm *vm, const char *path, const uint8_t *f, siz
 	if (off + len > size)
 		len = size - off;
 	*end = bss_end > load_addr + len ? bss_end : load_addr + len;
-	if (load_addr < HIGH_RAM / 2 || !fits(vm, load_addr, *end - load_addr))
-		return err("%s: the kernel (0x%x..0x%llx) does not fit the guest's RAM", path,
-			   load_addr, (unsigned long long)*end);
+	if (mb_place_error(vm, path, load_addr, *end - load_addr))
+		return -1;
 	memcpy(vm->kc.mem + load_addr, f + off, len);
 	memset(vm->kc.mem + load_addr + len, 0, *end - load_addr - len);
 	*entry = get_u32(hdr + 28);
@@ -210,8 +231,9 @@ static int mb_boot(struct vm *vm, const struct image *img, const char *cmdline,
 	if (entry >= (1ULL << 32) || !fits(vm, entry, 1))
 		return err("%s: entry point 0x%llx is not in the guest's RAM", img->kernel,
 			   (unsigned long long)entry);
-	at = (end + 0xfff) & ~0xfffULL;
-	if (img->initrd[0]) {		/* the one module, page-aligned after the kernel */
+	/* The module and the information go after the kernel, or from 1 MiB on if it is below. */
+	at = end < HIGH_RAM ? HIGH_RAM : (end + 0xfff) & ~0xfffULL;
+	if (img->initrd[0]) {		/* the one module, page-aligned */
 		initrd = (uint8_t *)read_file(img->initrd, &mod_len);
 		if (!initrd)
 			return -1;

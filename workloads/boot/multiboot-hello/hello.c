@@ -250,7 +250,11 @@ static void check_multiboot(uint32_t magic, const struct mb_info *mbi)
 	const char *cmdline = (mbi->flags & 4) ? (const char *)mbi->cmdline : "";
 
 	check(magic == 0x2badb002, "loader magic in EAX");
-	puts("command line: ");
+	puts("loaded at ");
+	putu((uint32_t)(uintptr_t)check_multiboot);
+	puts(", information at ");
+	putu((uint32_t)(uintptr_t)mbi);
+	puts("\ncommand line: ");
 	puts(cmdline);
 	puts("\nmemory: lower ");
 	putu(mbi->mem_lower);
