@@ -5,7 +5,8 @@
  * not-present and write-protection faults (CR2 and error code, fixed by the
  * handler and the access restarted), CR0.WP=0, INVLPG after a remap, a CR3
  * switch, a 4 MiB (2-level) or 2 MiB (PAE) page with INVLPG in its other
- * half, and NX under PAE. Built with -m32 into a flat binary at 0x10000
+ * half, NX under PAE, and switches from paging to paging off to the other
+ * format and back. Built with -m32 into a flat binary at 0x10000
  * that kvmlab-abi-test carries; entered in 32-bit protected mode with
  * paging off. Results at 0x9100: failures, checks, a checksum every
  * hypervisor must agree on; then OUT 0x10 and HLT.
@@ -180,7 +181,7 @@ static void enable_paging(void)
 		for (u32 va = 0; va < 0x400000; va += 0x1000)
 			map(va, va, P | W);
 		set_cr3((u32)pd32);
-		set_cr4(get_cr4() | 0x10);			/* PSE */
+		set_cr4((get_cr4() & ~0x20u) | 0x10);		/* PSE, not PAE */
 	} else {
 		pdpt = alloc_table();
 		for (int i = 0; i < 4; i++) {
@@ -312,6 +313,29 @@ static void no_execute(void)
 	CHECK(R->pf_count == n + 1 && R->last_err == (P | 0x10) && R->last_cr2 == 0x40005000);
 }
 
+/*
+ * Mode switches both ways: paging off (linear is physical again), then
+ * paging on in the other format with fresh tables, then off and back to
+ * the first format. Each switch must drop or re-key every shadow.
+ */
+static void mode_round_trip(void)
+{
+	for (int round = 0; round < 2; round++) {
+		u32 value = 0xabc00000u + round;
+
+		set_cr0(get_cr0() & ~0x80000000u);		/* paging off */
+		poke(FRAME_A + 0x100, value);
+		CHECK(peek(FRAME_A + 0x100) == value);
+		pae = !pae;
+		enable_paging();
+		map(0x40000000, FRAME_A, P | W);
+		map(0x40800000, FRAME_B, P);
+		CHECK(peek(0x40000100) == value);
+		mix(peek(0x40800000));
+		CHECK((get_entry(0x40000000, 1) & (A | D)) == A);
+	}
+}
+
 __attribute__((section(".text.entry"))) void _start(void)
 {
 	pae = PARAMS->pae;
@@ -325,6 +349,7 @@ __attribute__((section(".text.entry"))) void _start(void)
 	large_pages();
 	if (pae)
 		no_execute();
+	mode_round_trip();
 	mix(R->pf_count);
 	__asm__ volatile("out %%al, $0x10; hlt" :: "a"(0));
 	for (;;)
