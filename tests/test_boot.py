@@ -133,6 +133,30 @@ def test_multiboot_kernel_loads_below_1mib(tmp_path):
     assert_dmesg_clean(tmp_path)
 
 
+def test_linux_boots_from_its_real_mode_entry(tmp_path):
+    """The Debian kernel started at its 16-bit setup code, as a BIOS boot
+    loader starts it (--real-mode-entry): the setup code asks the harness's
+    minimal BIOS for the memory map and prints through its teletype, enters
+    protected mode, and the kernel enters long mode and reaches its shell —
+    under every kvmlab strategy (real mode as paged real mode, 16-bit code
+    decoded) and under Linux KVM."""
+    (tmp_path / "cmds").write_text("echo real-mode-$((6 * 7)); exit 7\n")
+    script = (
+        "for hv in %s; do bin/kvmlab boot --hv $hv --kernel workloads/boot/vmlinuz "
+        "--initrd workloads/boot/linux-initrd.cpio --append console=ttyS0 --mem 512 "
+        "--real-mode-entry --timeout 400 < input/cmds > results/rm-$hv.txt 2>&1; "
+        "echo $? > results/rm-$hv.rc; done" % " ".join(ALL_HVS))
+    r = run([TM_RUN, "--timeout", "1500", "--results", tmp_path, "--add", tmp_path / "cmds",
+             "--", "sh", "-c", script], timeout=1600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for hv in ALL_HVS:
+        out = (tmp_path / f"rm-{hv}.txt").read_text()
+        assert (tmp_path / f"rm-{hv}.rc").read_text().strip() == "15", (hv, out[-2000:])
+        assert "Probing EDD (edd=off to disable)... ok" in out, (hv, out[:2000])
+        assert "real-mode-42" in out, (hv, out[-2000:])
+    assert_dmesg_clean(tmp_path)
+
+
 SHELL_INPUT = "kltools forkexec 50\nkltools pipe 500\nkltools memfill 8 2\nexit 5\n"
 
 

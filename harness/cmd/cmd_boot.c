@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * kvmlab boot --hv H --kernel FILE [--initrd FILE] [--append STR] [--mem MB]
- *             [--timeout S] [--apic] [--dry-run]
+ *             [--timeout S] [--apic] [--real-mode-entry] [--dry-run]
  *
  * Boots any Multiboot kernel or Linux bzImage under one hypervisor with the
- * device model: the guest's console on stdout, stdin as its console input
+ * device model (a bzImage at its 64-bit entry, or with --real-mode-entry at
+ * its 16-bit setup code with a minimal BIOS, as a BIOS boot loader would): the guest's console on stdout, stdin as its console input
  * (a terminal is put in character mode; Ctrl-C ends kvmlab),
  * and the counters of the whole run on stderr at the end. The exit status
  * follows QEMU's isa-debug-exit: 2v+1 when the guest wrote v to port 0xf4;
@@ -37,7 +38,7 @@ struct boot_opts {
 static int usage(void)
 {
 	fprintf(stderr, "usage: kvmlab boot --hv H --kernel FILE [--initrd FILE] [--append STR]\n"
-			"                   [--mem MB] [--timeout S] [--apic]\n");
+			"                   [--mem MB] [--timeout S] [--apic] [--real-mode-entry]\n");
 	return EXIT_USAGE_BOOT;
 }
 
@@ -50,6 +51,10 @@ static int parse(int argc, char **argv, struct boot_opts *o)
 			continue;
 		if (!strcmp(a, "--dry-run") || !strcmp(a, "--apic")) {
 			*(a[2] == 'd' ? &o->dry_run : &o->img.apic) = true;
+			continue;
+		}
+		if (!strcmp(a, "--real-mode-entry")) {
+			o->img.real_mode_entry = true;
 			continue;
 		}
 		if (!v)

@@ -48,6 +48,7 @@ static bool fits(const struct vm *vm, uint64_t gpa, uint64_t len)
 
 static void put_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static void put_u64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static void put_u16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
 static uint16_t get_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static uint32_t get_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static uint64_t get_u64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
@@ -392,6 +393,95 @@ static int linux_boot(struct vm *vm, const struct image *img, const char *cmdlin
 	return set_cpu(vm, &sr, &regs);
 }
 
+/* ---- the real-mode entry: the setup code, with a minimal BIOS (bios.S) ---- */
+
+#define SETUP_SEG	0x9000ULL		/* where a BIOS loader puts the setup code */
+#define SETUP_BASE	(SETUP_SEG << 4)
+#define SETUP_HEAP_END	0xe000ULL		/* offsets in SETUP_SEG: heap, then the stack */
+#define SETUP_CMDLINE	(SETUP_BASE + SETUP_HEAP_END)	/* 0x9e000: below LOW_RAM_END */
+#define BIOS_BASE	0xf0000ULL
+#define HDR_VID_MODE	0x1fa
+#define HDR_HEAP_END_PTR 0x224
+#define LF_CAN_USE_HEAP	0x80
+
+extern const uint8_t bios_start[], bios_end[], bios_default[], bios_int10[], bios_int13[];
+extern const uint8_t bios_int15[], bios_int16[], bios_int1a[], bios_e820[];
+
+/* The BIOS at 0xf0000, its E820 table, and an IVT pointing at it. */
+static void install_bios(struct vm *vm)
+{
+	static const struct { int vector; const uint8_t *handler; } services[] = {
+		{ 0x10, bios_int10 }, { 0x13, bios_int13 }, { 0x15, bios_int15 },
+		{ 0x16, bios_int16 }, { 0x1a, bios_int1a },
+	};
+	uint8_t *bios = vm->kc.mem + BIOS_BASE, *e820 = bios + (bios_e820 - bios_start);
+
+	memcpy(bios, bios_start, bios_end - bios_start);
+	put_u32(e820, RAM_MAP_ENTRIES);
+	for (int i = 0; i < RAM_MAP_ENTRIES; i++)
+		put_ram_map_entry(vm, i, e820 + 4 + 20 * i);
+	for (int v = 0; v < 256; v++)	/* segment 0xf000, offset of the handler */
+		put_u32(vm->kc.mem + 4 * v, (0xf000U << 16) | (uint32_t)(bios_default - bios_start));
+	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
+		put_u32(vm->kc.mem + 4 * services[i].vector,
+			(0xf000U << 16) | (uint32_t)(services[i].handler - bios_start));
+	memset(vm->kc.mem + 0x400, 0, 0x100);	/* an empty BIOS data area */
+}
+
+static struct kvm_segment real_segment(uint16_t selector, bool code)
+{
+	return (struct kvm_segment) {
+		.selector = selector, .base = (uint64_t)selector << 4, .limit = 0xffff,
+		.type = code ? 11 : 3, .present = 1, .s = 1,
+	};
+}
+
+/*
+ * As a BIOS boot loader does (Documentation/x86/boot.rst): the setup
+ * sectors at 0x90000, the protected-mode kernel at 1 MiB, the header told
+ * where the heap ends and where the command line and initrd are, then a
+ * jump to the setup code in real mode at 0x9020:0 with the stack at the top
+ * of the heap. The setup code asks the BIOS for the memory map and the
+ * rest, enters protected mode and then the kernel enters long mode itself.
+ */
+static int linux_boot_real(struct vm *vm, const struct image *img, const char *cmdline,
+			   const uint8_t *f, size_t size)
+{
+	unsigned int setup_sects = f[HDR_SETUP_SECTS] ? f[HDR_SETUP_SECTS] : 4;
+	uint64_t pm_off = (setup_sects + 1) * 512ULL, init_size = get_u32(f + HDR_INIT_SIZE);
+	uint8_t *bp = vm->kc.mem + SETUP_BASE;
+	struct kvm_regs regs = { .rflags = 2, .rsp = SETUP_HEAP_END };
+	struct kvm_sregs sr;
+
+	if (get_u16(f + HDR_VERSION) < 0x202 || pm_off >= size || pm_off > SETUP_HEAP_END)
+		return err("%s: no real-mode setup code we can start (boot protocol 2.02+)",
+			   img->kernel);
+	if (!fits(vm, HIGH_RAM, init_size > size - pm_off ? init_size : size - pm_off))
+		return err("%s needs %llu MiB of guest memory; the VM has %llu MiB", img->kernel,
+			   (unsigned long long)(init_size >> 20),
+			   (unsigned long long)(vm->kc.mem_bytes >> 20));
+	if (strlen(cmdline) >= CMDLINE_MAX || strlen(cmdline) >= get_u32(f + HDR_CMDLINE_SIZE))
+		return err("the kernel command line is longer than the kernel accepts");
+	memcpy(bp, f, pm_off);
+	memcpy(vm->kc.mem + HIGH_RAM, f + pm_off, size - pm_off);
+	bp[HDR_TYPE_OF_LOADER] = 0xff;
+	bp[HDR_LOADFLAGS] |= LF_CAN_USE_HEAP;
+	put_u16(bp + HDR_VID_MODE, 0xffff);	/* "normal" VGA: ask the BIOS nothing fancy */
+	put_u16(bp + HDR_HEAP_END_PTR, SETUP_HEAP_END - 0x200);
+	strcpy((char *)vm->kc.mem + SETUP_CMDLINE, cmdline);
+	put_u32(bp + HDR_CMD_LINE_PTR, SETUP_CMDLINE);
+	if (linux_initrd(vm, img, bp, HIGH_RAM + init_size))
+		return -1;
+	install_bios(vm);
+	if (ioctl(vm->vcpu->fd, KVM_GET_SREGS, &sr))
+		return err_errno("KVM_GET_SREGS");
+	sr.cs = real_segment(SETUP_SEG + 0x20, true);
+	sr.ds = sr.es = sr.fs = sr.gs = sr.ss = real_segment(SETUP_SEG, false);
+	sr.cr0 = KL_CR0_ET;
+	sr.cr3 = sr.cr4 = sr.efer = 0;
+	return set_cpu(vm, &sr, &regs);
+}
+
 /* The command line: the workload's own, then its parameters as kvmlab.NAME=VALUE. */
 static void build_cmdline(const struct image *img, char *out, size_t size)
 {
@@ -433,7 +523,8 @@ int boot_load(struct vm *vm, const struct image *img)
 		if (hdr)
 			rc = mb_boot(vm, img, cmdline, f, size, hdr);
 		else if (is_bzimage(f, size))
-			rc = linux_boot(vm, img, cmdline, f, size);
+			rc = img->real_mode_entry ? linux_boot_real(vm, img, cmdline, f, size) :
+						    linux_boot(vm, img, cmdline, f, size);
 		else
 			rc = err("%s is neither a Multiboot kernel nor a Linux bzImage", img->kernel);
 	}

@@ -38,6 +38,7 @@ struct image {
 	uint64_t boot_mem_bytes;	/* the least memory it needs */
 	bool phase_from_start;		/* measured from the first instruction */
 	bool apic;			/* offer the local APIC in CPUID */
+	bool real_mode_entry;		/* a bzImage: start its 16-bit setup code, as a BIOS loader */
 	bool not_in_all;		/* too slow for --workload all (a whole OS) */
 };
 
