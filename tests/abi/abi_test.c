@@ -779,6 +779,72 @@ static void string_mmio(int dev, unsigned long type, const char *name)
 	guest_close(&g);
 }
 
+extern const uint8_t modes_guest_start[], modes_guest_end[];
+
+/*
+ * Real mode, 16-bit protected mode and unreal mode (modes_guest.S): MMIO
+ * through 32-bit addresses from 16-bit code in both, a RAM store at 2 MiB
+ * through the 4 GiB limit real mode keeps.
+ */
+static void modes16(int dev, unsigned long type, const char *name)
+{
+	static const struct { uint64_t addr; uint16_t val; } want[] = {
+		{ 0xfe000000, 0x1616 }, { 0xfe000010, 0x7777 },
+	};
+	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2 };
+	unsigned int n = 0;
+	bool out = false, hlt = false, bad = false;
+	struct kc_vcpu *v = NULL;
+	struct kvm_sregs sregs;
+	struct kc_vm vm;
+	uint16_t word;
+	char what[64];
+
+	snprintf(what, sizeof(what), "unreal_and_pm16_%s", name);
+	if (kc_create_vm(&vm, dev, type) && type)
+		return;
+	if (vm.fd >= 0 && !kc_add_ram(&vm, 0, 0, 4 << 20))
+		v = kc_create_vcpu(&vm, 0);
+	if (!v) {
+		check(what, false, "setup failed: errno %d", errno);
+		goto out;
+	}
+	memcpy(vm.mem + 0x1000, modes_guest_start, modes_guest_end - modes_guest_start);
+	ioctl(v->fd, KVM_GET_SREGS, &sregs);
+	sregs.cs.selector = 0;
+	sregs.cs.base = 0;
+	ioctl(v->fd, KVM_SET_SREGS, &sregs);
+	ioctl(v->fd, KVM_SET_REGS, &regs);
+	for (int i = 0; i < 10 && !hlt && !bad; i++) {
+		alarm(10);
+		bad = ioctl(v->fd, KVM_RUN, 0) != 0;
+		alarm(0);
+		if (bad)
+			break;
+		if (v->run->exit_reason == KVM_EXIT_MMIO && n < 2) {
+			memcpy(&word, v->run->mmio.data, 2);
+			bad = !v->run->mmio.is_write || v->run->mmio.len != 2 ||
+			      v->run->mmio.phys_addr != want[n].addr || word != want[n].val;
+			n++;
+		} else if (v->run->exit_reason == KVM_EXIT_IO && v->run->io.port == 0x10) {
+			out = true;
+		} else if (v->run->exit_reason == KVM_EXIT_HLT) {
+			hlt = true;
+		} else {
+			bad = true;
+		}
+	}
+	ioctl(v->fd, KVM_GET_SREGS, &sregs);
+	memcpy(&word, vm.mem + 0x200000, 2);
+	check(what, !bad && n == 2 && out && hlt && word == 0x55aa && !(sregs.cr0 & 1) &&
+	      sregs.ds.limit == 0xffffffff,
+	      "bad %d (exit %u at %#llx) mmio %u out %d hlt %d word %#x cr0 %#llx ds limit %#x",
+	      bad, v->run->exit_reason, (unsigned long long)v->run->mmio.phys_addr, n, out, hlt,
+	      word, (unsigned long long)sregs.cr0, sregs.ds.limit);
+out:
+	kc_vm_close(&vm);
+}
+
 static void stats(int vm)
 {
 	struct kvm_stats_header h;
@@ -835,6 +901,7 @@ int main(int argc, char **argv)
 	string_io(dev, 0, "default", false);
 	string_io(dev, 0, "default", true);
 	string_mmio(dev, 0, "default");
+	modes16(dev, 0, "default");
 	paging32(dev, 0, "default", false);
 	paging32(dev, 0, "default", true);
 	/*
@@ -850,6 +917,7 @@ int main(int argc, char **argv)
 		string_io(dev, 0x4b4c0000UL | n, names[n], false);
 		string_io(dev, 0x4b4c0000UL | n, names[n], true);
 		string_mmio(dev, 0x4b4c0000UL | n, names[n]);
+		modes16(dev, 0x4b4c0000UL | n, names[n]);
 		paging32(dev, 0x4b4c0000UL | n, names[n], false);
 		paging32(dev, 0x4b4c0000UL | n, names[n], true);
 		irq_frame_on_page_table(dev, 0x4b4c0000UL | n, names[n], false);
