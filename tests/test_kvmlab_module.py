@@ -117,10 +117,12 @@ def test_fault_during_fault_delivery_becomes_double_then_triple_fault(boot, mmu)
 @pytest.mark.parametrize("mmu", ["vtlb", "shadow", "cached", "npt", "default"])
 def test_real_mode_and_string_io_under_every_strategy(boot, mmu):
     """Real mode (paged real mode under the shadow strategies), 16-bit
-    protected mode and unreal mode, REP INS/OUTS in real and long mode, and
+    protected mode and unreal mode, virtual-8086 mode, REP INS/OUTS in real
+    and long mode, and
     STOS/LODS/MOVS against MMIO (one access per exit, in order); Linux KVM
     passes the same checks."""
-    names = ["real_mode", "unreal_and_pm16", "string_io_real", "string_io_long", "string_mmio"]
+    names = ["real_mode", "unreal_and_pm16", "vm86", "string_io_real", "string_io_long",
+             "string_mmio"]
     res = results(boot / "abi-kvmlab.txt")
     for name in names:
         assert res.get(f"{name}_{mmu}") == "PASS", (boot / "abi-kvmlab.txt").read_text()

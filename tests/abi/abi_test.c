@@ -845,6 +845,80 @@ out:
 	kc_vm_close(&vm);
 }
 
+extern const uint8_t _binary_vm86_bin_start[], _binary_vm86_bin_end[];
+
+/*
+ * Virtual-8086 mode (vm86_guest.c): a 32-bit monitor IRETs into vm86 code
+ * that stores to MMIO in a PC-style hole (RAM is 0-640 KiB and 1-16 MiB),
+ * does OUT through the TSS's I/O bitmap and INT 0x21 back to the monitor.
+ */
+static void vm86(int dev, unsigned long type, const char *name)
+{
+	struct kvm_regs regs = { .rip = 0x10000, .rsp = 0x80000, .rflags = 2 };
+	bool mmio = false, out10 = false, out11 = false, hlt = false, bad = false;
+	size_t high_bytes = 15 << 20;
+	struct kc_vcpu *v = NULL;
+	struct kvm_sregs sregs;
+	uint8_t *high = NULL;
+	struct kc_vm vm;
+	uint16_t word;
+	char what[64];
+
+	snprintf(what, sizeof(what), "vm86_%s", name);
+	if (kc_create_vm(&vm, dev, type) && type)
+		return;
+	high = mmap(NULL, high_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (vm.fd >= 0 && high != MAP_FAILED && !kc_add_ram(&vm, 0, 0, 0xa0000) &&
+	    !kc_set_memslot(vm.fd, 1, 0, 1 << 20, high_bytes, high))
+		v = kc_create_vcpu(&vm, 0);
+	if (!v || kc_set_cpuid(dev, v->fd, true, false)) {
+		check(what, false, "setup failed: errno %d", errno);
+		goto out;
+	}
+	memcpy(vm.mem + 0x10000, _binary_vm86_bin_start,
+	       _binary_vm86_bin_end - _binary_vm86_bin_start);
+	ioctl(v->fd, KVM_GET_SREGS, &sregs);
+	kc_flat_segments(&sregs, vm.mem + 0x8000, 0x8000, 8, false);
+	sregs.cr0 = KL_CR0_PE | KL_CR0_ET;
+	ioctl(v->fd, KVM_SET_SREGS, &sregs);
+	ioctl(v->fd, KVM_SET_REGS, &regs);
+	for (int i = 0; i < 10 && !hlt && !bad; i++) {
+		alarm(10);
+		bad = ioctl(v->fd, KVM_RUN, 0) != 0;
+		alarm(0);
+		if (bad)
+			break;
+		switch (v->run->exit_reason) {
+		case KVM_EXIT_MMIO:
+			memcpy(&word, v->run->mmio.data, 2);
+			mmio = v->run->mmio.is_write && v->run->mmio.phys_addr == 0xb8010 &&
+			       v->run->mmio.len == 2 && word == 0x2f41;
+			break;
+		case KVM_EXIT_IO:
+			out10 |= v->run->io.port == 0x10 &&
+				 *((uint8_t *)v->run + v->run->io.data_offset) == 0x86;
+			out11 |= v->run->io.port == 0x11 &&
+				 *((uint8_t *)v->run + v->run->io.data_offset) == 1;
+			bad = v->run->io.port == 0x12;
+			break;
+		case KVM_EXIT_HLT:
+			hlt = true;
+			break;
+		default:
+			bad = true;
+		}
+	}
+	check(what, !bad && mmio && out10 && out11 && hlt && *(uint32_t *)(vm.mem + 0x9100) == 0x8086,
+	      "bad %d (exit %u) mmio %d out 0x10 %d out 0x11 %d hlt %d result %#x eflags %#x "
+	      "#GP error %#x at %#x", bad, v->run->exit_reason, mmio, out10, out11, hlt,
+	      *(uint32_t *)(vm.mem + 0x9100), *(uint32_t *)(vm.mem + 0x9108),
+	      *(uint32_t *)(vm.mem + 0x9108), *(uint32_t *)(vm.mem + 0x910c));
+out:
+	kc_vm_close(&vm);
+	if (high != MAP_FAILED && high)
+		munmap(high, high_bytes);
+}
+
 static void stats(int vm)
 {
 	struct kvm_stats_header h;
@@ -902,6 +976,7 @@ int main(int argc, char **argv)
 	string_io(dev, 0, "default", true);
 	string_mmio(dev, 0, "default");
 	modes16(dev, 0, "default");
+	vm86(dev, 0, "default");
 	paging32(dev, 0, "default", false);
 	paging32(dev, 0, "default", true);
 	/*
@@ -918,6 +993,7 @@ int main(int argc, char **argv)
 		string_io(dev, 0x4b4c0000UL | n, names[n], true);
 		string_mmio(dev, 0x4b4c0000UL | n, names[n]);
 		modes16(dev, 0x4b4c0000UL | n, names[n]);
+		vm86(dev, 0x4b4c0000UL | n, names[n]);
 		paging32(dev, 0x4b4c0000UL | n, names[n], false);
 		paging32(dev, 0x4b4c0000UL | n, names[n], true);
 		irq_frame_on_page_table(dev, 0x4b4c0000UL | n, names[n], false);
