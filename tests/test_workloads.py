@@ -7,7 +7,7 @@ from conftest import ALL_HVS, assert_dmesg_clean
 HVS = ALL_HVS
 WORKLOADS = ["callret", "compute", "cr8wr", "ctxswitch", "divzero", "exitprobe", "forkwait",
              "in", "memtouch", "mmapchurn", "multiboot-hello", "pgfault", "ptemod", "ptflood",
-             "selftest", "syscall"]
+             "realmode", "selftest", "syscall"]
 # Known deviations of the test machine's emulated CPU (see harness/hv.c).
 NPT_XFAIL = {"pf_reserved_bit_pte_sets_p", "pf_reserved_bit_2m_pde_sets_p"}
 
@@ -199,6 +199,20 @@ def test_nanobenchmarks_exit_only_where_they_must(matrix):
         io = matrix.row(hv, "in")
         assert n(io, "io_exits") == n(io, "ops"), hv               # one round trip per IN
         assert n(io, "guest_cycles") > 0
+
+
+def test_realmode_counts_exactly(matrix):
+    """The real-mode workload (far calls, INT, REP OUTSB/INSW, protected mode
+    and back to unreal mode, MMIO through 32-bit addresses) gives one
+    checksum everywhere (above); under kvmlab each round is one I/O exit
+    per string batch, two MMIO exits and four CR0 accesses; Linux KVM 6.1
+    exits once per OUTS element."""
+    for hv in ("kvmlab-vtlb", "kvmlab-shadow", "kvmlab-cached", "kvmlab-npt"):
+        c, ops = counters(matrix, hv, "realmode"), n(matrix.row(hv, "realmode"), "ops")
+        assert (c["io_exits"], c["mmio_exits"], c["cr_exits"]) == (2 * ops, 2 * ops, 4 * ops), hv
+    for hv in ("kvm-shadow", "kvm-npt"):
+        c, ops = counters(matrix, hv, "realmode"), n(matrix.row(hv, "realmode"), "ops")
+        assert c["io_exits"] >= 16 * ops and c["mmio_exits"] == 2 * ops, hv
 
 
 def test_kvmlab_leaves_cr8_to_the_virtual_tpr(matrix):

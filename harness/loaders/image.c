@@ -48,6 +48,8 @@ static int read_params(struct image *img, const Elf64_Ehdr *eh)
 
 		if (!strcmp(name, KL_TOOL_SECTION))
 			img->tool = true;
+		if (!strcmp(name, KL_REALMODE_SECTION))
+			img->real_mode = true;
 		if (strcmp(name, KL_PARAM_SECTION))
 			continue;
 		if (sh[i].sh_size % sizeof(struct kl_param) ||

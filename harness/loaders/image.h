@@ -24,6 +24,7 @@ struct image {
 	uint64_t image_end;		/* highest gpa the segments occupy */
 	uint64_t params_gpa;		/* where .kl_params is loaded */
 	bool tool;			/* a tool, not a benchmark (KL_TOOL_SECTION) */
+	bool real_mode;			/* starts in real mode (KL_REALMODE_SECTION) */
 	int nparams;
 	struct kl_param params[MAX_PARAMS];	/* values: defaults, then --param */
 

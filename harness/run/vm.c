@@ -78,6 +78,27 @@ static int set_long_mode(struct vm *vm, const struct image *img)
 	return 0;
 }
 
+/* A real-mode workload: CS=0 at its entry, paging off, the harness's ports as ever. */
+static int set_real_mode(struct vm *vm, const struct image *img)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = { .rip = img->entry, .rflags = 2 };
+
+	if (img->entry > 0xffff)
+		return err("%s: a real-mode entry must be below 64 KiB, not 0x%llx", img->path,
+			   (unsigned long long)img->entry);
+	if (ioctl(vm->vcpu->fd, KVM_GET_SREGS, &sregs))
+		return err_errno("KVM_GET_SREGS");
+	sregs.cs.selector = 0;
+	sregs.cs.base = 0;
+	sregs.cr0 = KL_CR0_ET;
+	if (ioctl(vm->vcpu->fd, KVM_SET_SREGS, &sregs))
+		return err_errno("KVM_SET_SREGS (real mode)");
+	if (ioctl(vm->vcpu->fd, KVM_SET_REGS, &regs))
+		return err_errno("KVM_SET_REGS");
+	return 0;
+}
+
 int open_stats(struct vm *vm)
 {
 	int vm_sfd, vcpu_sfd;
@@ -122,7 +143,8 @@ static int vm_setup(struct vm *vm, const struct run_config *cfg, const struct im
 		if (image_load(img, vm->kc.mem, vm->kc.mem_bytes))
 			return -1;
 		write_boot_info(vm, img);
-		if (set_cpuid(vm, img) || set_long_mode(vm, img))
+		if (set_cpuid(vm, img) ||
+		    (img->real_mode ? set_real_mode(vm, img) : set_long_mode(vm, img)))
 			return -1;
 	}
 	return open_stats(vm);
@@ -302,11 +324,14 @@ static int handle_io(struct vm *vm, const struct run_config *cfg, struct run_res
 	if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == KL_PORT_MSG &&
 	    run->io.size == 4 && run->io.count == 1)
 		return handle_msg(vm, cfg, *(uint32_t *)data, r, t0);
-	if (run->io.port == KL_PORT_ECHO && run->io.count == 1) {
-		if (run->io.direction == KVM_EXIT_IO_OUT)
-			memcpy(&vm->echo, data, run->io.size);
-		else
-			memcpy(data, &vm->echo, run->io.size);
+	if (run->io.port == KL_PORT_ECHO && run->io.size <= 4) {
+		/* INS/OUTS: element by element; each OUT replaces, each IN reads it back. */
+		for (uint32_t i = 0; i < run->io.count; i++) {
+			if (run->io.direction == KVM_EXIT_IO_OUT)
+				memcpy(&vm->echo, data + i * run->io.size, run->io.size);
+			else
+				memcpy(data + i * run->io.size, &vm->echo, run->io.size);
+		}
 		return 0;
 	}
 	set_status(r, "error", "unexpected port I/O: %s port 0x%x size %u",

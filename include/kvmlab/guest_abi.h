@@ -85,6 +85,13 @@ struct kl_msg {
  * `--workload all` leaves it out; naming it still runs it.
  */
 #define KL_TOOL_SECTION		".kl_tool"
+/*
+ * A workload whose image has this (unloaded) section starts in real mode
+ * at its ELF entry (below 64 KiB, CS=0), paging off and no boot tables,
+ * as a PC's code after the BIOS does; it talks through the same ports.
+ */
+#define KL_REALMODE_SECTION	".kl_realmode"
+
 #define KL_PARAM_NAME_LEN	24
 #define KL_PARAM_HELP_LEN	80
 
