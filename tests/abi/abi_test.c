@@ -475,6 +475,19 @@ out:
 	guest_close(&g);
 }
 
+/* Real mode at 0000:ip, as after a BIOS: CS base 0, paging off. */
+static void start_real_mode(int vcpu, uint64_t ip)
+{
+	struct kvm_regs regs = { .rip = ip, .rflags = 2 };
+	struct kvm_sregs sregs;
+
+	ioctl(vcpu, KVM_GET_SREGS, &sregs);
+	sregs.cs.selector = 0;
+	sregs.cs.base = 0;
+	ioctl(vcpu, KVM_SET_SREGS, &sregs);
+	ioctl(vcpu, KVM_SET_REGS, &regs);
+}
+
 /*
  * Real mode under every strategy (paged real mode for the shadow MMUs):
  * segment arithmetic, a store through a moffs16, an MMIO store through a
@@ -491,7 +504,6 @@ static void real_mode(int dev, unsigned long type, const char *name)
 		0xea, 0x50, 0x00, 0x00, 0x01,
 	};
 	static const uint8_t far[] = { 0xe6, 0x10, 0xf4 };
-	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2 };
 	char what[64];
 	struct kvm_sregs sregs;
 	struct guest g;
@@ -503,11 +515,7 @@ static void real_mode(int dev, unsigned long type, const char *name)
 		return;
 	memcpy(g.mem + 0x1000, code, sizeof(code));
 	memcpy(g.mem + 0x1050, far, sizeof(far));
-	ioctl(g.vcpu, KVM_GET_SREGS, &sregs);
-	sregs.cs.selector = 0;
-	sregs.cs.base = 0;
-	ioctl(g.vcpu, KVM_SET_SREGS, &sregs);
-	ioctl(g.vcpu, KVM_SET_REGS, &regs);
+	start_real_mode(g.vcpu, 0x1000);
 	for (int i = 0; i < 4 && !hlt; i++) {
 		alarm(10);
 		if (ioctl(g.vcpu, KVM_RUN, 0))
@@ -636,6 +644,27 @@ static void string_io(int dev, unsigned long type, const char *name, bool long64
 	guest_close(&g);
 }
 
+/*
+ * A 32-bit guest image (NAME_guest.c) at 0x10000, entered in flat 32-bit
+ * protected mode with paging off and the stack at 0x80000; the GDT at
+ * 0x8000 (code 8, data 16). 0, or -1 with errno.
+ */
+static int start_guest32(int dev, struct kc_vm *vm, struct kc_vcpu *v, const uint8_t *start,
+			 const uint8_t *end)
+{
+	struct kvm_regs regs = { .rip = 0x10000, .rsp = 0x80000, .rflags = 2 };
+	struct kvm_sregs sregs;
+
+	if (kc_set_cpuid(dev, v->fd, true, false) || ioctl(v->fd, KVM_GET_SREGS, &sregs))
+		return -1;
+	memcpy(vm->mem + 0x10000, start, end - start);
+	kc_flat_segments(&sregs, vm->mem + 0x8000, 0x8000, 8, false);
+	sregs.cr0 = KL_CR0_PE | KL_CR0_ET;
+	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) || ioctl(v->fd, KVM_SET_REGS, &regs))
+		return -1;
+	return 0;
+}
+
 /* The 32-bit paging guest (paging32_guest.c), a flat binary linked in. */
 extern const uint8_t _binary_paging32_bin_start[], _binary_paging32_bin_end[];
 
@@ -651,11 +680,9 @@ struct paging32_results {
  */
 static void paging32(int dev, unsigned long type, const char *name, bool pae)
 {
-	struct kvm_regs regs = { .rip = 0x10000, .rsp = 0x80000, .rflags = 2 };
 	bool out = false, hlt = false;
 	const struct paging32_results *res;
 	struct kc_vcpu *v = NULL;
-	struct kvm_sregs sregs;
 	struct kc_vm vm;
 	char what[64];
 
@@ -664,18 +691,11 @@ static void paging32(int dev, unsigned long type, const char *name, bool pae)
 		return;		/* not a type this device has */
 	if (vm.fd >= 0 && !kc_add_ram(&vm, 0, 0, 16 << 20))
 		v = kc_create_vcpu(&vm, 0);
-	if (!v || kc_set_cpuid(dev, v->fd, true, false)) {
+	if (!v || start_guest32(dev, &vm, v, _binary_paging32_bin_start, _binary_paging32_bin_end)) {
 		check(what, false, "setup failed: errno %d", errno);
 		goto out;
 	}
-	memcpy(vm.mem + 0x10000, _binary_paging32_bin_start,
-	       _binary_paging32_bin_end - _binary_paging32_bin_start);
 	*(uint32_t *)(vm.mem + 0x9000) = pae;
-	ioctl(v->fd, KVM_GET_SREGS, &sregs);
-	kc_flat_segments(&sregs, vm.mem + 0x8000, 0x8000, 8, false);
-	sregs.cr0 = KL_CR0_PE | KL_CR0_ET;
-	ioctl(v->fd, KVM_SET_SREGS, &sregs);
-	ioctl(v->fd, KVM_SET_REGS, &regs);
 	for (int i = 0; i < 100 && !hlt; i++) {
 		alarm(20);
 		if (ioctl(v->fd, KVM_RUN, 0))
@@ -728,10 +748,9 @@ static void string_mmio(int dev, unsigned long type, const char *name)
 		{ 1, 0xb8040, 2, 0x5678 }, { 1, 0xb8042, 2, 0x9abc }, { 1, 0xb8061, 1, 0x42 },
 		{ 1, 0xb8060, 1, 0x42 },
 	};
-	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2 };
+	struct kvm_regs regs;
 	unsigned int n = 0, out = 0;
 	bool hlt = false, bad = false;
-	struct kvm_sregs sregs;
 	char what[64];
 	struct guest g;
 
@@ -739,11 +758,7 @@ static void string_mmio(int dev, unsigned long type, const char *name)
 	if (!guest_open(&g, dev, type, what))
 		return;
 	memcpy(g.mem + 0x1000, code, sizeof(code));
-	ioctl(g.vcpu, KVM_GET_SREGS, &sregs);
-	sregs.cs.selector = 0;
-	sregs.cs.base = 0;
-	ioctl(g.vcpu, KVM_SET_SREGS, &sregs);
-	ioctl(g.vcpu, KVM_SET_REGS, &regs);
+	start_real_mode(g.vcpu, 0x1000);
 	for (int i = 0; i < 40 && !hlt && !bad; i++) {
 		uint32_t v = 0;
 
@@ -791,7 +806,6 @@ static void modes16(int dev, unsigned long type, const char *name)
 	static const struct { uint64_t addr; uint16_t val; } want[] = {
 		{ 0xfe000000, 0x1616 }, { 0xfe000010, 0x7777 },
 	};
-	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2 };
 	unsigned int n = 0;
 	bool out = false, hlt = false, bad = false;
 	struct kc_vcpu *v = NULL;
@@ -810,11 +824,7 @@ static void modes16(int dev, unsigned long type, const char *name)
 		goto out;
 	}
 	memcpy(vm.mem + 0x1000, modes_guest_start, modes_guest_end - modes_guest_start);
-	ioctl(v->fd, KVM_GET_SREGS, &sregs);
-	sregs.cs.selector = 0;
-	sregs.cs.base = 0;
-	ioctl(v->fd, KVM_SET_SREGS, &sregs);
-	ioctl(v->fd, KVM_SET_REGS, &regs);
+	start_real_mode(v->fd, 0x1000);
 	for (int i = 0; i < 10 && !hlt && !bad; i++) {
 		alarm(10);
 		bad = ioctl(v->fd, KVM_RUN, 0) != 0;
@@ -854,11 +864,9 @@ extern const uint8_t _binary_vm86_bin_start[], _binary_vm86_bin_end[];
  */
 static void vm86(int dev, unsigned long type, const char *name)
 {
-	struct kvm_regs regs = { .rip = 0x10000, .rsp = 0x80000, .rflags = 2 };
 	bool mmio = false, out10 = false, out11 = false, hlt = false, bad = false;
 	size_t high_bytes = 15 << 20;
 	struct kc_vcpu *v = NULL;
-	struct kvm_sregs sregs;
 	uint8_t *high = NULL;
 	struct kc_vm vm;
 	uint16_t word;
@@ -871,17 +879,10 @@ static void vm86(int dev, unsigned long type, const char *name)
 	if (vm.fd >= 0 && high != MAP_FAILED && !kc_add_ram(&vm, 0, 0, 0xa0000) &&
 	    !kc_set_memslot(vm.fd, 1, 0, 1 << 20, high_bytes, high))
 		v = kc_create_vcpu(&vm, 0);
-	if (!v || kc_set_cpuid(dev, v->fd, true, false)) {
+	if (!v || start_guest32(dev, &vm, v, _binary_vm86_bin_start, _binary_vm86_bin_end)) {
 		check(what, false, "setup failed: errno %d", errno);
 		goto out;
 	}
-	memcpy(vm.mem + 0x10000, _binary_vm86_bin_start,
-	       _binary_vm86_bin_end - _binary_vm86_bin_start);
-	ioctl(v->fd, KVM_GET_SREGS, &sregs);
-	kc_flat_segments(&sregs, vm.mem + 0x8000, 0x8000, 8, false);
-	sregs.cr0 = KL_CR0_PE | KL_CR0_ET;
-	ioctl(v->fd, KVM_SET_SREGS, &sregs);
-	ioctl(v->fd, KVM_SET_REGS, &regs);
 	for (int i = 0; i < 10 && !hlt && !bad; i++) {
 		alarm(10);
 		bad = ioctl(v->fd, KVM_RUN, 0) != 0;
