@@ -11,11 +11,36 @@
 #include <asm/trapnr.h>
 #include "vendor.h"
 
+/* KL_PF_U when the guest runs at CPL 3: its accesses are user accesses. */
+static u32 user_access(struct kl_vcpu *vcpu)
+{
+	return kl_vendor->get_cpl(vcpu) == 3 ? KL_PF_U : 0;
+}
+
+bool kl_translate_operand(struct kl_vcpu *vcpu, u64 lin, bool write, u64 *gpa, int *verdict)
+{
+	struct kl_walk w;
+	int r = kl_mmu_translate(vcpu, lin, (write ? KL_PF_W : 0) | user_access(vcpu), &w);
+
+	if (!r) {
+		*gpa = w.gpa;
+		return true;
+	}
+	if (r == -EFAULT)
+		kl_inject_page_fault(vcpu, lin, w.error);
+	else if (r == -EINVAL)
+		kl_queue_exception(vcpu, GP_VECTOR, true, 0);	/* non-canonical */
+	else
+		kl_internal_error(vcpu, KVM_INTERNAL_ERROR_EMULATION, vcpu->rip, lin);
+	*verdict = r == -EFAULT || r == -EINVAL;
+	return false;
+}
+
 /* Fetch up to 15 bytes at CS:RIP through the guest's page tables. */
 static int fetch(struct kl_vcpu *vcpu, const struct kvm_sregs *sr, u8 *buf, int *len)
 {
 	u64 lin = vcpu->rip + (sr->cs.l ? 0 : sr->cs.base);
-	u32 access = KL_PF_ID | (kl_vendor->get_cpl(vcpu) == 3 ? KL_PF_U : 0);
+	u32 access = KL_PF_ID | user_access(vcpu);
 	int got = 0;
 
 	while (got < 15) {
@@ -135,20 +160,6 @@ static void mmio_exit(struct kl_vcpu *vcpu, u64 gpa, int size, bool write, u64 v
 	vcpu->mmio_len = size;
 }
 
-/* gpa of a string operand, or -1 after queueing the guest's #PF or #GP. */
-static s64 string_operand_gpa(struct kl_vcpu *vcpu, u64 lin, bool write)
-{
-	u32 access = (write ? KL_PF_W : 0) | (kl_vendor->get_cpl(vcpu) == 3 ? KL_PF_U : 0);
-	struct kl_walk w;
-	int r = kl_mmu_translate(vcpu, lin, access, &w);
-
-	if (r == -EFAULT)
-		kl_inject_page_fault(vcpu, lin, w.error);
-	else if (r)
-		kl_queue_exception(vcpu, GP_VECTOR, true, 0);	/* non-canonical */
-	return r ? -1 : (s64)w.gpa;
-}
-
 static bool is_ram(struct kl_vcpu *vcpu, u64 gpa)
 {
 	return kl_gfn_to_memslot(vcpu->vm, gpa >> PAGE_SHIFT);
@@ -171,7 +182,8 @@ static int string_mmio(struct kl_vcpu *vcpu, const struct kl_insn *in, u64 gpa)
 	u64 next_rip = in->rep && count > 1 ? vcpu->rip : vcpu->rip + in->len, val = 0;
 	bool to_memory = false;
 	struct kvm_sregs sr;
-	s64 src, dst;
+	u64 src, dst;
+	int verdict;
 
 	if (op != 0xa4 && op != 0xaa && op != 0xac)
 		return kl_emulation_failed(vcpu, in);
@@ -181,11 +193,11 @@ static int string_mmio(struct kl_vcpu *vcpu, const struct kl_insn *in, u64 gpa)
 	}
 	if (op == 0xa4) {	/* MOVS: the source is seg:rSI (in->ea), the destination ES:rDI */
 		kl_vendor->get_segments(vcpu, &sr);
-		src = string_operand_gpa(vcpu, in->ea, false);
-		dst = src < 0 ? -1 : string_operand_gpa(vcpu, (in->long64 ? 0 : sr.es.base) +
-					(vcpu->regs[KL_RDI] & kl_addr_mask(in->addr_size)), true);
-		if (src < 0 || dst < 0)
-			return 1;
+		if (!kl_translate_operand(vcpu, in->ea, false, &src, &verdict) ||
+		    !kl_translate_operand(vcpu, (in->long64 ? 0 : sr.es.base) +
+					  (vcpu->regs[KL_RDI] & kl_addr_mask(in->addr_size)),
+					  true, &dst, &verdict))
+			return verdict;
 		if (is_ram(vcpu, src) == is_ram(vcpu, dst))
 			return kl_emulation_failed(vcpu, in);	/* MMIO to MMIO */
 		if (is_ram(vcpu, src) && kl_read_guest(vcpu->vm, src, &val, size))

@@ -12,13 +12,12 @@
  *
  * The instruction is decoded here (QEMU's IOIO exit gives no segment),
  * its memory operand translated through the guest's tables with A/D set
- * (kl_mmu_translate), and an INS's write goes through the MMU layer so a
+ * (kl_translate_operand), and an INS's write goes through the MMU layer so a
  * strategy that write-protects tables sees it (kl_mmu_write_guest).
  * Segment limits are not checked.
  */
 #include <linux/kvm.h>
 #include <asm/processor-flags.h>
-#include <asm/trapnr.h>
 #include "vendor.h"
 
 /* Reverse the order of n elements of size bytes: DF=1 moves down through memory. */
@@ -55,21 +54,6 @@ static void advance(struct kl_vcpu *vcpu, int reg, u64 n, int size, bool down, b
 		vcpu->rip += len;
 }
 
-/* The memory operand did not translate: the guest's #PF or #GP, or our error. */
-static int io_fault(struct kl_vcpu *vcpu, u64 lin, int r, const struct kl_walk *w)
-{
-	if (r == -EFAULT) {
-		kl_inject_page_fault(vcpu, lin, w->error);
-		return 1;
-	}
-	if (r == -EINVAL) {
-		kl_queue_exception(vcpu, GP_VECTOR, true, 0);
-		return 1;
-	}
-	kl_internal_error(vcpu, KVM_INTERNAL_ERROR_EMULATION, vcpu->rip, lin);
-	return 0;
-}
-
 int kl_emulate_string_io(struct kl_vcpu *vcpu, const struct kl_io *io)
 {
 	struct kvm_run *run = vcpu->run;
@@ -78,8 +62,7 @@ int kl_emulate_string_io(struct kl_vcpu *vcpu, const struct kl_io *io)
 	u8 *data = (u8 *)run + offset;
 	u64 count, n, gpa;
 	struct kl_insn in;
-	struct kl_walk w;
-	int r;
+	int verdict;
 
 	if (kl_fetch_decode(vcpu, &in) || !in.string || (in.opcode[0] & 0xfc) != 0x6c ||
 	    ((in.opcode[0] & 1) ? in.opsize : 1) != io->size || in.rep != io->rep)
@@ -93,13 +76,12 @@ int kl_emulate_string_io(struct kl_vcpu *vcpu, const struct kl_io *io)
 		 elements_in_page(in.ea, io->size, down));
 	if (!n)		/* an element straddling two pages */
 		return kl_emulation_failed(vcpu, &in);
-	r = kl_mmu_translate(vcpu, in.ea, (io->in ? KL_PF_W : 0) |
-			     (kl_vendor->get_cpl(vcpu) == 3 ? KL_PF_U : 0), &w);
-	if (r)
-		return io_fault(vcpu, in.ea, r, &w);
-	if (!kl_gfn_to_memslot(vcpu->vm, w.gpa >> PAGE_SHIFT))
+	if (!kl_translate_operand(vcpu, in.ea, io->in, &gpa, &verdict))
+		return verdict;
+	if (!kl_gfn_to_memslot(vcpu->vm, gpa >> PAGE_SHIFT))
 		return kl_emulation_failed(vcpu, &in);	/* string I/O from or to MMIO */
-	gpa = down ? w.gpa - (n - 1) * io->size : w.gpa;
+	if (down)
+		gpa -= (n - 1) * io->size;
 
 	run->exit_reason = KVM_EXIT_IO;
 	run->io.direction = io->in ? KVM_EXIT_IO_IN : KVM_EXIT_IO_OUT;

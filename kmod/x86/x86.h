@@ -73,6 +73,13 @@ void kl_complete_string_in(struct kl_vcpu *vcpu);
 /* ---- the emulator (emulate.c) ---- */
 /* A guest access that hit no memslot: hand it to userspace as KVM_EXIT_MMIO. */
 int kl_emulate_mmio(struct kl_vcpu *vcpu, u64 addr, u64 gpa);
+/*
+ * The gpa of a memory operand at linear address lin that the emulator
+ * reads or writes for the guest (A/D set): true with *gpa; else false
+ * with the exit handler's verdict in *verdict — 1 after queueing the
+ * guest's #PF or #GP, 0 with an internal error for userspace.
+ */
+bool kl_translate_operand(struct kl_vcpu *vcpu, u64 lin, bool write, u64 *gpa, int *verdict);
 
 /*
  * ---- exit handlers (handlers.c): what a vendor calls with what it decoded ----
