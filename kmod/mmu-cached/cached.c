@@ -332,12 +332,78 @@ static u32 entry_access(u64 e)
 }
 
 /*
+ * What hangs below entry i of passthrough page sp (level 4 or 3): the
+ * root's PDPT level, then the guest's top table for that GiB — the PD a
+ * PAE guest's PDPTE names, or a quarter of a 2-level guest's only PD.
+ */
+static void passthrough_child(struct kl_vcpu *vcpu, struct sp *sp, int i, u64 *gfn,
+			      union role *role)
+{
+	*role = make_role(vcpu, sp->role.level - 1, false, ALL_ACCESS);
+	if (sp->role.level == 4) {
+		*gfn = sp->gfn;
+		role->passthrough = 1;
+	} else if (sp->role.format == FMT_PAE) {
+		*gfn = (vcpu->pdptrs[i & 3] & KL_PT_ADDR) >> PAGE_SHIFT;
+	} else {
+		*gfn = (vcpu->cr3 & 0xfffff000ULL) >> PAGE_SHIFT;
+		role->quadrant = i & 3;
+	}
+}
+
+/* Entry i of sp points at child (replacing whatever else it pointed at). */
+static int link_child(struct kl_vm *vm, struct sp *sp, int i, struct sp *child)
+{
+	u64 *e = &sp->table[i];
+	int r;
+
+	if ((*e & KL_PT_P) && child_of(*e) != child)
+		zap_entry(vm, sp, i);
+	if (!(*e & KL_PT_P)) {
+		r = add_parent(child, sp, i);
+		if (r)
+			return r;
+		*e = virt_to_phys(child->table) | NONLEAF_FLAGS;
+	}
+	return 0;
+}
+
+/*
+ * The CPU reads a PAE guest's four PDPTEs at the CR3 write; so does the
+ * root load: each present one's PD shadow is linked at once, rather than
+ * after a fault per GiB the guest touches (two per CR3 switch for a kernel
+ * below 1 GiB and a process above 2). Failure is harmless: fill() links
+ * whatever is missing when the guest faults.
+ */
+static void link_pae_pdptes(struct kl_vcpu *vcpu)
+{
+	struct cache *c = to_cache(vcpu->vm);
+	struct sp *pdpt, *pd;
+	union role role;
+	bool hit;
+	u64 gfn;
+
+	passthrough_child(vcpu, c->root, 0, &gfn, &role);
+	pdpt = get_sp(vcpu, gfn, role, &hit);
+	if (!pdpt || !c->root || link_child(vcpu->vm, c->root, 0, pdpt))
+		return;
+	for (int i = 0; i < 4; i++) {
+		if (!(vcpu->pdptrs[i] & KL_PT_P))
+			continue;
+		passthrough_child(vcpu, pdpt, i, &gfn, &role);
+		pd = get_sp(vcpu, gfn, role, &hit);
+		if (!pd || !c->root || link_child(vcpu->vm, pdpt, i, pd))
+			return;
+	}
+}
+
+/*
  * The root: the shadow of the guest's PML4; for a 2-level or PAE guest a
  * passthrough page keyed by CR3 (a PAE guest's PDPT is 32-byte aligned, so
  * its key is CR3 >> 5), whose PDPT level fill() links to the guest's top
  * tables. A PAE guest's PDPTEs may have changed since this root was last
- * loaded (they are loaded at each CR3 write): its PDPT level is unlinked,
- * and relinked from the new ones as the guest faults.
+ * loaded (they are loaded at each CR3 write): its PDPT level is unlinked
+ * and relinked from the new ones.
  */
 static int load_root(struct kl_vcpu *vcpu)
 {
@@ -363,28 +429,10 @@ static int load_root(struct kl_vcpu *vcpu)
 	else
 		vcpu->vm->stat.mmu_root_miss++;
 	c->root = root;
+	if (role.format == FMT_PAE)
+		link_pae_pdptes(vcpu);
 	kl_flush_tlb(vcpu);
 	return 0;
-}
-
-/*
- * What hangs below entry i of passthrough page sp (level 4 or 3): the
- * root's PDPT level, then the guest's top table for that GiB — the PD a
- * PAE guest's PDPTE names, or a quarter of a 2-level guest's only PD.
- */
-static void passthrough_child(struct kl_vcpu *vcpu, struct sp *sp, int i, u64 *gfn,
-			      union role *role)
-{
-	*role = make_role(vcpu, sp->role.level - 1, false, ALL_ACCESS);
-	if (sp->role.level == 4) {
-		*gfn = sp->gfn;
-		role->passthrough = 1;
-	} else if (sp->role.format == FMT_PAE) {
-		*gfn = (vcpu->pdptrs[i & 3] & KL_PT_ADDR) >> PAGE_SHIFT;
-	} else {
-		*gfn = (vcpu->cr3 & 0xfffff000ULL) >> PAGE_SHIFT;
-		role->quadrant = i & 3;
-	}
 }
 
 /*
@@ -409,11 +457,10 @@ static int fill(struct kl_vcpu *vcpu, u64 gva, const struct kl_walk *w, u32 acce
 	for (level = 4; level > 1; level--) {
 		struct sp *child;
 		bool hit, direct;
-		u64 gfn, *e;
+		u64 gfn;
 
 		sp->write_count = 0;	/* used as a table: not being overwritten */
 		i = (gva >> (12 + 9 * (level - 1))) & 511;
-		e = &sp->table[i];
 		if (sp->role.passthrough) {
 			union role role;
 
@@ -461,14 +508,9 @@ link:
 			return -ENOMEM;
 		if (!c->root)
 			return -EAGAIN;		/* the cap recycled our own path: start over */
-		if ((*e & KL_PT_P) && child_of(*e) != child)
-			zap_entry(vm, sp, i);
-		if (!(*e & KL_PT_P)) {
-			r = add_parent(child, sp, i);
-			if (r)
-				return r;
-			*e = virt_to_phys(child->table) | NONLEAF_FLAGS;
-		}
+		r = link_child(vm, sp, i, child);
+		if (r)
+			return r;
 		sp = child;
 	}
 	sp->write_count = 0;
@@ -571,8 +613,8 @@ static enum kl_pf_result unprotect(struct kl_vcpu *vcpu, const struct kl_walk *w
 }
 
 /*
- * The guest wrote to a page table we shadow. Perform the store (a MOV, or
- * a STOS clearing it), then bring each shadow of that table up to date by
+ * The guest wrote to a page table we shadow. Perform the store (a MOV, an
+ * AND/OR/XOR/XCHG on an entry, or a STOS clearing it), then bring each shadow of that table up to date by
  * zapping the entries it covers (the next access refaults and rebuilds them
  * from the new guest entries). The instruction at RIP is emulated only if
  * it is what wrote there: a fault while the CPU pushed an interrupt or
@@ -599,7 +641,7 @@ static enum kl_pf_result emulate_pt_write(struct kl_vcpu *vcpu, struct kl_pf_inf
 		return KL_PF_RETRY;
 	}
 	if (r == 0)
-		r = kl_insn_store(vcpu, &in, &size, &val);
+		r = kl_insn_rmw(vcpu, &in, gpa, &size, &val);
 	if (r || in.ea != pf->addr || off + size > PAGE_SIZE)
 		return unprotect(vcpu, w, KL_PF_EMULATE_FAILED);
 	if (kl_write_guest(vm, gpa, &val, size))

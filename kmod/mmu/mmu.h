@@ -197,6 +197,8 @@ void kl_phys_destroy(struct kl_vcpu *vcpu);
 int kl_fetch_decode(struct kl_vcpu *vcpu, struct kl_insn *insn);
 /* A decoded MOV store to memory: its width and the value it writes. */
 int kl_insn_store(struct kl_vcpu *vcpu, const struct kl_insn *in, int *size, u64 *val);
+/* ...or a read-modify-write of RAM at gpa (AND/OR/XOR/XCHG): flags and registers updated. */
+int kl_insn_rmw(struct kl_vcpu *vcpu, const struct kl_insn *in, u64 gpa, int *size, u64 *val);
 /* STOS/REP STOS into the page of gpa (a page table being cleared). */
 int kl_emulate_stos(struct kl_vcpu *vcpu, const struct kl_insn *in, u64 gpa, unsigned int *bytes);
 

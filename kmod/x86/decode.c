@@ -71,7 +71,17 @@ static int opcode_shape(const struct kl_insn *in, bool *modrm, int *imm)
 		return 0;
 	switch (op) {
 	case 0x88: case 0x89: case 0x8a: case 0x8b:
+	case 0x08: case 0x09: case 0x20: case 0x21: case 0x30: case 0x31:	/* OR AND XOR */
+	case 0x86: case 0x87:						/* XCHG */
 		*modrm = true;
+		return 0;
+	case 0x80: case 0x83:		/* ALU r/m, imm8 */
+		*modrm = true;
+		*imm = 1;
+		return 0;
+	case 0x81:			/* ALU r/m, imm16/32 */
+		*modrm = true;
+		*imm = in->opsize == 2 ? 2 : 4;
 		return 0;
 	case 0xa0: case 0xa1: case 0xa2: case 0xa3:	/* MOV AL/eAX <-> moffs */
 		*imm = in->addr_size;

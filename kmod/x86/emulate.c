@@ -105,6 +105,103 @@ int kl_insn_store(struct kl_vcpu *vcpu, const struct kl_insn *in, int *size, u64
 	return 0;
 }
 
+/* The register operand of a ModRM instruction, byte registers included. */
+static u64 reg_operand(struct kl_vcpu *vcpu, const struct kl_insn *in, int size)
+{
+	if (size == 1 && !(in->rex_w || in->rex_r || in->rex_x || in->rex_b) &&
+	    in->reg >= 4 && in->reg < 8)
+		return vcpu->regs[in->reg - 4] >> 8;	/* AH..BH without REX */
+	return vcpu->regs[in->reg];
+}
+
+static void set_reg_operand(struct kl_vcpu *vcpu, const struct kl_insn *in, int size, u64 v)
+{
+	u64 *r;
+	int shift = 0;
+
+	if (size == 1 && !(in->rex_w || in->rex_r || in->rex_x || in->rex_b) &&
+	    in->reg >= 4 && in->reg < 8) {
+		r = &vcpu->regs[in->reg - 4];
+		shift = 8;
+	} else {
+		r = &vcpu->regs[in->reg];
+	}
+	if (size == 4) {
+		*r = (u32)v;		/* 32-bit results zero-extend */
+		return;
+	}
+	if (size == 8) {
+		*r = v;
+		return;
+	}
+	*r = (*r & ~(((1ULL << (8 * size)) - 1) << shift)) | (v << shift);
+}
+
+/* SF, ZF, PF of a logic result; CF and OF clear (AF is undefined: kept). */
+static void logic_flags(struct kl_vcpu *vcpu, u64 res, int size)
+{
+	u64 f = vcpu->rflags & ~(X86_EFLAGS_CF | X86_EFLAGS_OF | X86_EFLAGS_SF |
+				 X86_EFLAGS_ZF | X86_EFLAGS_PF);
+
+	if (res >> (8 * size - 1) & 1)
+		f |= X86_EFLAGS_SF;
+	if (!res)
+		f |= X86_EFLAGS_ZF;
+	if (!(hweight8((u8)res) & 1))
+		f |= X86_EFLAGS_PF;
+	vcpu->rflags = f;
+}
+
+/*
+ * A store to RAM at gpa by the instruction `in`: the plain stores of
+ * kl_insn_store, plus the read-modify-write forms guests use on page-table
+ * entries — AND/OR/XOR with a register or an immediate (clearing R/W,
+ * setting A), XCHG (swapping an entry out). The old value is read from
+ * gpa; the flags or register the instruction also writes are updated here,
+ * so the caller only stores *val and moves RIP on.
+ */
+int kl_insn_rmw(struct kl_vcpu *vcpu, const struct kl_insn *in, u64 gpa, int *size, u64 *val)
+{
+	u8 op = in->opcode[in->opcode_len - 1];
+	u64 old = 0, src, mask;
+	int alu;
+
+	if (kl_insn_store(vcpu, in, size, val) == 0)
+		return 0;
+	if (in->opcode_len != 1 || !in->mem)
+		return -EOPNOTSUPP;
+	switch (op) {
+	case 0x08: case 0x09: alu = 1; break;
+	case 0x20: case 0x21: alu = 4; break;
+	case 0x30: case 0x31: alu = 6; break;
+	case 0x86: case 0x87: alu = -1; break;
+	case 0x80: case 0x81: case 0x83: alu = in->reg & 7; break;
+	default: return -EOPNOTSUPP;
+	}
+	if (alu != -1 && alu != 1 && alu != 4 && alu != 6)
+		return -EOPNOTSUPP;	/* ADD, ADC, SBB, SUB, CMP: not on page tables */
+	*size = (op & 1) && op != 0x80 ? in->opsize : 1;
+	mask = *size == 8 ? ~0ULL : (1ULL << (8 * *size)) - 1;
+	if ((gpa & ~PAGE_MASK) + *size > PAGE_SIZE || kl_read_guest(vcpu->vm, gpa, &old, *size))
+		return -EOPNOTSUPP;
+	if (op >= 0x80 && op <= 0x83)
+		src = op == 0x83 ? (u64)(s64)(s8)in->imm : in->imm;
+	else
+		src = reg_operand(vcpu, in, *size);
+	src &= mask;
+	switch (alu) {
+	case -1:
+		*val = src;
+		set_reg_operand(vcpu, in, *size, old);
+		return 0;
+	case 1: *val = old | src; break;
+	case 4: *val = old & src; break;
+	default: *val = old ^ src; break;
+	}
+	logic_flags(vcpu, *val, *size);
+	return 0;
+}
+
 /*
  * STOS / REP STOS (64-bit code, DF=0) whose destination starts at gpa: as
  * many elements as fit in gpa's page are written, RDI and RCX advance, and
