@@ -4,7 +4,7 @@
 BUILD    := $(CURDIR)/build
 PYTHON   := /usr/bin/python3
 DEB_PKGS := build-essential qemu-system-x86 linux-image-amd64 linux-headers-amd64 \
-            busybox-static cpio kmod gnuplot-nox python3-pytest libpfm4-dev
+            busybox-static cpio kmod gnuplot-nox python3-pytest libpfm4-dev gcc-multilib
 
 .PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test fuzz-benchmark clean
 

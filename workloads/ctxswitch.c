@@ -15,10 +15,10 @@ KL_PARAM(p_rounds, "rounds", 20, 1, 1000000, "measured visits of every space");
 
 static struct aspace spaces[256];
 
-static u64 visit(struct aspace *as, u64 pages, u64 sum)
+static u64 visit(struct aspace *as, ulong pages, u64 sum)
 {
 	aspace_switch(as);
-	for (u64 i = 0; i < pages; i++) {
+	for (ulong i = 0; i < pages; i++) {
 		volatile u64 *p = (u64 *)(KL_USER_DATA_VA + i * PAGE_SIZE);
 		u64 v = *p;
 
@@ -30,29 +30,30 @@ static u64 visit(struct aspace *as, u64 pages, u64 sum)
 
 int workload_main(void)
 {
-	u64 k = p_spaces.value, m = p_pages.value, sum = 0;
+	ulong k = p_spaces.value, m = p_pages.value;
+	u64 sum = 0;
 
-	for (u64 s = 0; s < k; s++) {
+	for (ulong s = 0; s < k; s++) {
 		aspace_init(&spaces[s]);
-		for (u64 i = 0; i < m; i++) {
-			u64 pa = page_alloc();
+		for (ulong i = 0; i < m; i++) {
+			ulong pa = page_alloc();
 
-			*(u64 *)pa = s << 32 | i;
+			*(u64 *)pa = (u64)s << 32 | i;
 			pt_map(spaces[s].root, KL_USER_DATA_VA + i * PAGE_SIZE, pa,
 			       PTE_P | PTE_W | PTE_U | PTE_NX);
 		}
 	}
-	for (u64 s = 0; s < k; s++)	/* warm-up: first touches are not measured */
+	for (ulong s = 0; s < k; s++)	/* warm-up: first touches are not measured */
 		visit(&spaces[s], m, 0);
 
 	kl_phase_begin();
 	for (u64 r = 0; r < p_rounds.value; r++)
-		for (u64 s = 0; s < k; s++)
+		for (ulong s = 0; s < k; s++)
 			sum = visit(&spaces[s], m, sum);
 	kl_phase_end(p_rounds.value * k, sum);
 
 	aspace_switch(&kl_kernel_as);
-	for (u64 s = 0; s < k; s++)
+	for (ulong s = 0; s < k; s++)
 		aspace_destroy(&spaces[s]);
 	return 0;
 }

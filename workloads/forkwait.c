@@ -21,32 +21,33 @@ static u64 cow_faults;
 /* The child: write `touch` pages, sum all `pages`, exit with the sum. */
 USER_CODE void child_main(u64 arg)
 {
-	u64 touch = arg & 0xffffffff, pages = arg >> 32, sum = 0;
+	ulong touch = arg & 0xffffffff, pages = arg >> 32;
+	u64 sum = 0;
 	volatile u64 *data = (volatile u64 *)KL_USER_DATA_VA;
 
-	for (u64 i = 0; i < touch; i++)
+	for (ulong i = 0; i < touch; i++)
 		data[i * 512] += i + 1;
-	for (u64 i = 0; i < pages; i++)
+	for (ulong i = 0; i < pages; i++)
 		sum = sum * 31 + data[i * 512];
 	user_exit((long)sum);
 }
 
 /* Write fault on a COW page: copy it unless this space is the last sharer. */
-static bool cow_fault(u64 cr2, u64 error, bool user)
+static bool cow_fault(ulong cr2, u64 error, bool user)
 {
-	u64 va = cr2 & ~(PAGE_SIZE - 1), *pte = pt_leaf(read_cr3(), va, NULL);
-	u64 old, copy;
+	ulong va = cr2 & ~(PAGE_SIZE - 1), old, copy;
+	pte_t *pte = pt_leaf(read_cr3(), va, NULL);
 
 	if (!user || !(error & PFERR_W) || !pte || !(*pte & PTE_COW))
 		return false;
-	old = *pte & PTE_ADDR_MASK;
+	old = (ulong)(*pte & PTE_ADDR_MASK);
 	if (page_refs(old) == 1) {
-		*pte = (*pte & ~PTE_COW) | PTE_W;
+		write_pte(pte, (*pte & ~PTE_COW) | PTE_W);
 	} else {
 		copy = page_alloc();
 		memcpy((void *)copy, (void *)old, PAGE_SIZE);
 		page_put(old);
-		*pte = (*pte & ~(PTE_ADDR_MASK | PTE_COW)) | copy | PTE_W;
+		write_pte(pte, (*pte & ~(PTE_ADDR_MASK | PTE_COW)) | copy | PTE_W);
 	}
 	invlpg(va);
 	cow_faults++;
@@ -56,29 +57,30 @@ static bool cow_fault(u64 cr2, u64 error, bool user)
 /* fork(): share every data page read-only with a COW mark; copy the stack. */
 static void fork_into(struct aspace *child)
 {
-	u64 pages = p_pages.value, stack = page_alloc();
-	u64 *parent_stack = pt_leaf(parent.root, KL_USER_STACK_VA, NULL);
+	ulong pages = p_pages.value, stack = page_alloc();
+	pte_t *parent_stack = pt_leaf(parent.root, KL_USER_STACK_VA, NULL);
 
 	aspace_init(child);
 	aspace_map_user_text(child);
-	for (u64 i = 0; i < pages; i++) {
-		u64 va = KL_USER_DATA_VA + i * PAGE_SIZE;
-		u64 *pte = pt_leaf(parent.root, va, NULL);
+	for (ulong i = 0; i < pages; i++) {
+		ulong va = KL_USER_DATA_VA + i * PAGE_SIZE;
+		pte_t *pte = pt_leaf(parent.root, va, NULL);
 
 		if (*pte & PTE_W) {
-			*pte = (*pte & ~PTE_W) | PTE_COW;
+			write_pte(pte, (*pte & ~PTE_W) | PTE_COW);
 			invlpg(va);
 		}
-		page_get(*pte & PTE_ADDR_MASK);
-		pt_map(child->root, va, *pte & PTE_ADDR_MASK, *pte & ~PTE_ADDR_MASK & ~(PTE_A | PTE_D));
+		page_get((ulong)(*pte & PTE_ADDR_MASK));
+		pt_map(child->root, va, (ulong)(*pte & PTE_ADDR_MASK), *pte & ~PTE_ADDR_MASK & ~(PTE_A | PTE_D));
 	}
-	memcpy((void *)stack, (void *)(*parent_stack & PTE_ADDR_MASK), PAGE_SIZE);
+	memcpy((void *)stack, (void *)(ulong)(*parent_stack & PTE_ADDR_MASK), PAGE_SIZE);
 	pt_map(child->root, KL_USER_STACK_VA, stack, PTE_P | PTE_W | PTE_U | PTE_NX);
 }
 
 int workload_main(void)
 {
-	u64 pages = p_pages.value, touch = p_touch.value, sum = 0, free_before;
+	ulong pages = p_pages.value, touch = p_touch.value;
+	u64 sum = 0, free_before;
 	struct aspace child;
 
 	if (touch > pages)
@@ -86,8 +88,8 @@ int workload_main(void)
 			 (unsigned long long)touch, (unsigned long long)pages);
 	aspace_init(&parent);
 	aspace_map_user_text(&parent);
-	for (u64 i = 0; i < pages; i++) {
-		u64 pa = page_alloc();
+	for (ulong i = 0; i < pages; i++) {
+		ulong pa = page_alloc();
 
 		*(u64 *)pa = i * 1000;
 		pt_map(parent.root, KL_USER_DATA_VA + i * PAGE_SIZE, pa,
@@ -106,7 +108,7 @@ int workload_main(void)
 		fork_into(&child);
 		aspace_switch(&child);
 		v = user_run(USER_VA(child_main), KL_USER_STACK_VA + PAGE_SIZE - 8,
-			     pages << 32 | touch, &faulted);
+			     (u64)pages << 32 | touch, &faulted);
 		if (faulted)
 			kl_panic("child faulted: vector %d error %llx cr2 %llx", kl_last_fault.vector,
 				 (unsigned long long)kl_last_fault.error,

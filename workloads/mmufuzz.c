@@ -363,7 +363,7 @@ static void setup(void)
 	phys_mask = ((1ULL << (a & 0xff)) - 1) & PTE_ADDR_MASK;
 	cpuid(0x80000001, &a, &b, &c, &d);
 	gbpages = d & (1U << 26);
-	pool = page_alloc_2m();
+	pool = page_alloc_large();
 	pool_l2 = (pool >> 21) & 511;
 	for (unsigned int i = 0; i < POOL_FRAMES; i++) {
 		u64 *t = (u64 *)pool_frame(i);

@@ -18,9 +18,9 @@ KL_PARAM(p_rounds, "rounds", 4, 1, 100000, "measured map-and-unmap rounds");
 
 static u64 faults;
 
-static bool demand_page(u64 cr2, u64 error, bool user)
+static bool demand_page(ulong cr2, u64 error, bool user)
 {
-	u64 size = p_pages.value * PAGE_SIZE;
+	ulong size = p_pages.value * PAGE_SIZE;
 
 	if (user || (error & PFERR_P) || cr2 < REGION_VA || cr2 >= REGION_VA + size)
 		return false;
@@ -32,26 +32,27 @@ static bool demand_page(u64 cr2, u64 error, bool user)
 int workload_main(void)
 {
 	struct aspace as;
-	u64 sum = 0, n = p_pages.value;
+	u64 sum = 0;
+	ulong n = p_pages.value;
 
 	aspace_init(&as);
 	aspace_switch(&as);
 	kl_pf_hook = demand_page;
 	/* Warm-up round: builds the page-table pages the region needs. */
 	*(volatile u64 *)REGION_VA = 1;
-	page_put(pt_unmap(as.root, REGION_VA) & PTE_ADDR_MASK);
+	page_put((ulong)(pt_unmap(as.root, REGION_VA) & PTE_ADDR_MASK));
 	faults = 0;
 
 	kl_phase_begin();
 	for (u64 r = 0; r < p_rounds.value; r++) {
-		for (u64 i = 0; i < n; i++) {
+		for (ulong i = 0; i < n; i++) {
 			volatile u64 *p = (u64 *)(REGION_VA + i * PAGE_SIZE);
 
-			*p = r << 32 | i;	/* faults: the page is not there */
+			*p = (u64)r << 32 | i;	/* faults: the page is not there */
 			sum = kl_hash(sum, *p);
 		}
-		for (u64 i = 0; i < n; i++)
-			page_put(pt_unmap(as.root, REGION_VA + i * PAGE_SIZE) & PTE_ADDR_MASK);
+		for (ulong i = 0; i < n; i++)
+			page_put((ulong)(pt_unmap(as.root, REGION_VA + i * PAGE_SIZE) & PTE_ADDR_MASK));
 	}
 	kl_phase_end(faults, kl_hash(sum, faults));
 

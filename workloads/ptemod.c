@@ -15,15 +15,16 @@ KL_PARAM(p_pages, "pages", 4, 1, 512, "pages whose PTEs are rewritten in turn");
 
 int workload_main(void)
 {
-	u64 n = p_pages.value, frames[2], sum = 0, wrong = 0;
-	u64 *ptes[512];
+	ulong n = p_pages.value, frames[2];
+	u64 sum = 0, wrong = 0;
+	pte_t *ptes[512];
 
 	frames[0] = page_alloc();
 	frames[1] = page_alloc();
 	*(u64 *)frames[0] = 0xf0;
 	*(u64 *)frames[1] = 0xf1;
-	for (u64 i = 0; i < n; i++) {
-		u64 va = KL_KERNEL_AREA_VA + i * PAGE_SIZE;
+	for (ulong i = 0; i < n; i++) {
+		ulong va = KL_KERNEL_AREA_VA + i * PAGE_SIZE;
 
 		pt_map(kl_kernel_as.root, va, frames[0], PTE_P | PTE_W | PTE_NX);
 		ptes[i] = pt_entry(kl_kernel_as.root, va, 1, 0);
@@ -32,8 +33,8 @@ int workload_main(void)
 
 	kl_phase_begin();
 	for (u64 u = 0; u < p_updates.value; u++) {
-		u64 i = u % n, which = (u / n + 1) & 1;
-		u64 va = KL_KERNEL_AREA_VA + i * PAGE_SIZE;
+		ulong i = u % n, which = (u / n + 1) & 1;
+		ulong va = KL_KERNEL_AREA_VA + i * PAGE_SIZE;
 		u64 v;
 
 		write_pte(ptes[i], frames[which] | PTE_P | PTE_W | PTE_NX);

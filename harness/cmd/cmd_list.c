@@ -8,7 +8,6 @@
 #include "../lib/util.h"
 #include "commands.h"
 
-#define MAX_WORKLOADS 64
 
 int cmd_list(void)
 {

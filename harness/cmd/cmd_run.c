@@ -52,8 +52,9 @@ struct options {
 
 static int open_workloads(struct options *o, char *list)
 {
-	char names[MAX_ITEMS][64], *items[MAX_ITEMS + 1];
-	int avail = image_list(o->workloads_dir, names, MAX_ITEMS), n;
+	static char names[MAX_WORKLOADS][64];
+	char *items[MAX_WORKLOADS + 1];
+	int avail = image_list(o->workloads_dir, names, MAX_WORKLOADS), n;
 
 	if (avail < 0)
 		return -1;

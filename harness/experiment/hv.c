@@ -70,6 +70,9 @@ static const char *const rivals[] = { "kvm_amd", "kvm_intel", "kvmlab", NULL };
 static const char *const qemu_tcg_hw_paging_deviations[] = {
 	"pf_reserved_bit_pte_sets_p",
 	"pf_reserved_bit_2m_pde_sets_p",
+	"pf_reserved_bit_4m_pde_sets_p",
+	/* ...and loads no PAE PDPTEs at MOV CR3, so none is checked there. */
+	"pae_pdpte_reserved_gp",
 	NULL,
 };
 static const char *const no_deviations[] = { NULL };

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <elf.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,14 +10,80 @@
 #include "image.h"
 #include "../lib/util.h"
 
-static int check_header(const struct image *img, const Elf64_Ehdr *eh)
+/*
+ * Workload images are ELF64 (x86-64 code) or ELF32 (the 32-bit runtime's
+ * PAE and 2-level builds). Headers are read into their 64-bit form, so the
+ * rest of the loader knows one layout.
+ */
+static bool elf32(const struct image *img)
 {
-	if (img->file_size < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
-	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_machine != EM_X86_64 ||
-	    eh->e_type != ET_EXEC)
-		return err("%s: not an x86-64 ELF executable", img->path);
-	if (eh->e_phoff + (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > img->file_size ||
-	    eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr) > img->file_size ||
+	return img->file[EI_CLASS] == ELFCLASS32;
+}
+
+static void read_ehdr(const struct image *img, Elf64_Ehdr *eh)
+{
+	const Elf32_Ehdr *e32 = (const void *)img->file;
+
+	if (!elf32(img)) {
+		memcpy(eh, img->file, sizeof(*eh));
+		return;
+	}
+	memcpy(eh->e_ident, e32->e_ident, EI_NIDENT);
+	eh->e_type = e32->e_type;
+	eh->e_machine = e32->e_machine;
+	eh->e_entry = e32->e_entry;
+	eh->e_phoff = e32->e_phoff;
+	eh->e_shoff = e32->e_shoff;
+	eh->e_phnum = e32->e_phnum;
+	eh->e_shnum = e32->e_shnum;
+	eh->e_shstrndx = e32->e_shstrndx;
+}
+
+/* Callers have checked that the tables lie inside the file. */
+static void read_phdr(const struct image *img, const Elf64_Ehdr *eh, int i, Elf64_Phdr *ph)
+{
+	const Elf32_Phdr *p32 = (const void *)(img->file + eh->e_phoff + i * sizeof(*p32));
+
+	if (!elf32(img)) {
+		memcpy(ph, img->file + eh->e_phoff + i * sizeof(*ph), sizeof(*ph));
+		return;
+	}
+	*ph = (Elf64_Phdr) {
+		.p_type = p32->p_type, .p_offset = p32->p_offset, .p_paddr = p32->p_paddr,
+		.p_filesz = p32->p_filesz, .p_memsz = p32->p_memsz,
+	};
+}
+
+static void read_shdr(const struct image *img, const Elf64_Ehdr *eh, int i, Elf64_Shdr *sh)
+{
+	const Elf32_Shdr *s32 = (const void *)(img->file + eh->e_shoff + i * sizeof(*s32));
+
+	if (!elf32(img)) {
+		memcpy(sh, img->file + eh->e_shoff + i * sizeof(*sh), sizeof(*sh));
+		return;
+	}
+	*sh = (Elf64_Shdr) {
+		.sh_name = s32->sh_name, .sh_addr = s32->sh_addr,
+		.sh_offset = s32->sh_offset, .sh_size = s32->sh_size,
+	};
+}
+
+static int check_header(const struct image *img, Elf64_Ehdr *eh)
+{
+	size_t phsize, shsize;
+
+	if (img->file_size < sizeof(Elf64_Ehdr) || memcmp(img->file, ELFMAG, SELFMAG))
+		return err("%s: not an ELF executable", img->path);
+	read_ehdr(img, eh);
+	if (!(eh->e_ident[EI_CLASS] == ELFCLASS64 && eh->e_machine == EM_X86_64) &&
+	    !(eh->e_ident[EI_CLASS] == ELFCLASS32 && eh->e_machine == EM_386))
+		return err("%s: not an x86-64 or i386 ELF executable", img->path);
+	if (eh->e_type != ET_EXEC)
+		return err("%s: not an ELF executable", img->path);
+	phsize = elf32(img) ? sizeof(Elf32_Phdr) : sizeof(Elf64_Phdr);
+	shsize = elf32(img) ? sizeof(Elf32_Shdr) : sizeof(Elf64_Shdr);
+	if (eh->e_phoff + (uint64_t)eh->e_phnum * phsize > img->file_size ||
+	    eh->e_shoff + (uint64_t)eh->e_shnum * shsize > img->file_size ||
 	    eh->e_shstrndx >= eh->e_shnum)
 		return err("%s: truncated ELF headers", img->path);
 	return 0;
@@ -24,44 +91,51 @@ static int check_header(const struct image *img, const Elf64_Ehdr *eh)
 
 static int read_segments(struct image *img, const Elf64_Ehdr *eh)
 {
-	const Elf64_Phdr *ph = (const void *)(img->file + eh->e_phoff);
-
 	for (int i = 0; i < eh->e_phnum; i++) {
-		if (ph[i].p_type != PT_LOAD)
+		Elf64_Phdr ph;
+
+		read_phdr(img, eh, i, &ph);
+		if (ph.p_type != PT_LOAD)
 			continue;
-		if (ph[i].p_offset + ph[i].p_filesz > img->file_size ||
-		    ph[i].p_filesz > ph[i].p_memsz)
+		if (ph.p_offset + ph.p_filesz > img->file_size || ph.p_filesz > ph.p_memsz)
 			return err("%s: segment %d lies outside the file", img->path, i);
-		if (ph[i].p_paddr + ph[i].p_memsz > img->image_end)
-			img->image_end = ph[i].p_paddr + ph[i].p_memsz;
+		if (ph.p_paddr + ph.p_memsz > img->image_end)
+			img->image_end = ph.p_paddr + ph.p_memsz;
 	}
 	return 0;
 }
 
 static int read_params(struct image *img, const Elf64_Ehdr *eh)
 {
-	const Elf64_Shdr *sh = (const void *)(img->file + eh->e_shoff);
-	const Elf64_Shdr *strtab = &sh[eh->e_shstrndx];
+	Elf64_Shdr strtab;
 
+	read_shdr(img, eh, eh->e_shstrndx, &strtab);
 	for (int i = 0; i < eh->e_shnum; i++) {
-		const char *name = (const char *)img->file + strtab->sh_offset + sh[i].sh_name;
+		Elf64_Shdr sh;
+		const char *name;
 
+		read_shdr(img, eh, i, &sh);
+		if (strtab.sh_offset + sh.sh_name >= img->file_size ||
+		    !memchr(img->file + strtab.sh_offset + sh.sh_name, 0,
+			    img->file_size - strtab.sh_offset - sh.sh_name))
+			return err("%s: malformed section names", img->path);
+		name = (const char *)img->file + strtab.sh_offset + sh.sh_name;
 		if (!strcmp(name, KL_TOOL_SECTION))
 			img->tool = true;
 		if (!strcmp(name, KL_REALMODE_SECTION))
 			img->real_mode = true;
 		if (strcmp(name, KL_PARAM_SECTION))
 			continue;
-		if (sh[i].sh_size % sizeof(struct kl_param) ||
-		    sh[i].sh_size / sizeof(struct kl_param) > MAX_PARAMS ||
-		    sh[i].sh_offset + sh[i].sh_size > img->file_size)
+		if (sh.sh_size % sizeof(struct kl_param) ||
+		    sh.sh_size / sizeof(struct kl_param) > MAX_PARAMS ||
+		    sh.sh_offset + sh.sh_size > img->file_size)
 			return err("%s: malformed %s section", img->path, KL_PARAM_SECTION);
-		img->nparams = sh[i].sh_size / sizeof(struct kl_param);
-		img->params_gpa = sh[i].sh_addr;
-		if (img->params_gpa + sh[i].sh_size > img->image_end)
+		img->nparams = sh.sh_size / sizeof(struct kl_param);
+		img->params_gpa = sh.sh_addr;
+		if (img->params_gpa + sh.sh_size > img->image_end)
 			return err("%s: %s is not inside a loaded segment",
 				   img->path, KL_PARAM_SECTION);
-		memcpy(img->params, img->file + sh[i].sh_offset, sh[i].sh_size);
+		memcpy(img->params, img->file + sh.sh_offset, sh.sh_size);
 		for (int p = 0; p < img->nparams; p++) {
 			img->params[p].name[KL_PARAM_NAME_LEN - 1] = 0;
 			img->params[p].help[KL_PARAM_HELP_LEN - 1] = 0;
@@ -171,7 +245,7 @@ static int open_boot_descriptor(struct image *img)
 
 int image_open(struct image *img, const char *path, const char *name)
 {
-	const Elf64_Ehdr *eh;
+	Elf64_Ehdr eh;
 	size_t len = strlen(path);
 
 	memset(img, 0, sizeof(*img));
@@ -186,12 +260,11 @@ int image_open(struct image *img, const char *path, const char *name)
 	img->file = (uint8_t *)read_file(path, &img->file_size);
 	if (!img->file)
 		return -1;
-	eh = (const void *)img->file;
-	if (check_header(img, eh) || read_segments(img, eh) || read_params(img, eh)) {
+	if (check_header(img, &eh) || read_segments(img, &eh) || read_params(img, &eh)) {
 		image_close(img);
 		return -1;
 	}
-	img->entry = eh->e_entry;
+	img->entry = eh.e_entry;
 	return 0;
 }
 
@@ -211,19 +284,21 @@ struct kl_param *image_param(struct image *img, const char *name)
 
 int image_load(const struct image *img, uint8_t *mem, uint64_t mem_bytes)
 {
-	const Elf64_Ehdr *eh = (const void *)img->file;
-	const Elf64_Phdr *ph = (const void *)(img->file + eh->e_phoff);
+	Elf64_Ehdr eh;
 
+	read_ehdr(img, &eh);
 	if (img->image_end > mem_bytes)
 		return err("%s needs %llu KiB of guest memory; the VM has %llu",
 			   img->name, (unsigned long long)img->image_end >> 10,
 			   (unsigned long long)mem_bytes >> 10);
-	for (int i = 0; i < eh->e_phnum; i++) {
-		if (ph[i].p_type != PT_LOAD)
+	for (int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+
+		read_phdr(img, &eh, i, &ph);
+		if (ph.p_type != PT_LOAD)
 			continue;
-		memcpy(mem + ph[i].p_paddr, img->file + ph[i].p_offset, ph[i].p_filesz);
-		memset(mem + ph[i].p_paddr + ph[i].p_filesz, 0,
-		       ph[i].p_memsz - ph[i].p_filesz);
+		memcpy(mem + ph.p_paddr, img->file + ph.p_offset, ph.p_filesz);
+		memset(mem + ph.p_paddr + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
 	}
 	if (img->nparams)
 		memcpy(mem + img->params_gpa, img->params,

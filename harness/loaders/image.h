@@ -57,6 +57,8 @@ int image_load(const struct image *img, uint8_t *mem, uint64_t mem_bytes);
 void image_params_string(const struct image *img, char *buf, size_t size);
 
 /* Names of the workload images (NAME.elf, NAME.boot) in dir, sorted; the count or -1. */
+/* Room enough for every workload image and its paging-format builds. */
+#define MAX_WORKLOADS 128
 int image_list(const char *dir, char names[][64], int max);
 
 #endif

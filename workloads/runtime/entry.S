@@ -212,14 +212,18 @@ probe_int3:
 1:	ret
 	EXTABLE 1b, 1b
 
-	/* The faulting fetch is at the target itself, not in this function:
-	 * trap.c recognises exec_probe_target and unwinds the call. */
-	.globl probe_exec
+	/* The faulting fetch is at the target itself: trap.c recognises
+	 * exec_probe_target and resumes at exec_probe_fixup, which drops the
+	 * return address the call pushed. */
+	.globl probe_exec, exec_probe_fixup
 probe_exec:				/* (va) */
 	mov	%rdi, exec_probe_target(%rip)
 	mov	$-1, %rax
 	call	*%rdi
 	movq	$0, exec_probe_target(%rip)
+	ret
+exec_probe_fixup:
+	add	$8, %rsp
 	ret
 
 	.bss

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Physical pages, page tables and address spaces.
+ * Physical pages, page tables and address spaces, in the image's paging
+ * format (4-level, PAE or 2-level: rt.h).
  *
  * Frames above the image are handed out from a free list threaded through
  * the free frames themselves, with a reference count per frame so address
  * spaces can share frames (copy-on-write). All RAM is identity-mapped with
- * 2 MiB global pages in PML4 slot 0, so a table's physical address is also
- * a usable pointer.
+ * global large pages in slot 0, so a table's physical address is also a
+ * usable pointer.
  */
 #include "rt.h"
 
@@ -14,11 +15,15 @@ extern char __user_text_lma[];
 
 struct aspace kl_kernel_as;
 
-static u64 mem_bytes, frames_base, frames_end, bump;
-static u64 free_list, free_count;
+void kl_paging_enable(ulong root);
+
+static u64 mem_bytes, frames_end;
+static ulong frames_base, bump;
+static ulong free_list;
+static u64 free_count;
 static u16 *refcount;		/* indexed by frame number */
 
-static inline u16 *ref_of(u64 pa)
+static inline u16 *ref_of(ulong pa)
 {
 	return &refcount[pa / PAGE_SIZE];
 }
@@ -28,13 +33,13 @@ u64 kl_mem_bytes(void)
 	return mem_bytes;
 }
 
-u64 page_alloc(void)
+ulong page_alloc(void)
 {
-	u64 pa;
+	ulong pa;
 
 	if (free_list) {
 		pa = free_list;
-		free_list = *(u64 *)pa;
+		free_list = *(ulong *)pa;
 		free_count--;
 	} else if (bump < frames_end) {
 		pa = bump;
@@ -49,12 +54,12 @@ u64 page_alloc(void)
 }
 
 /*
- * A 2 MiB-aligned run of frames for large-page experiments. Frames skipped
- * to reach the alignment go to the free list, so nothing is lost.
+ * A LARGE_PAGE_SIZE-aligned run of frames for large-page experiments. Frames
+ * skipped to reach the alignment go to the free list, so nothing is lost.
  */
-u64 page_alloc_2m(void)
+ulong page_alloc_large(void)
 {
-	u64 pa;
+	ulong pa;
 
 	while (bump & (LARGE_PAGE_SIZE - 1) && bump < frames_end) {
 		*ref_of(bump) = 1;
@@ -62,21 +67,21 @@ u64 page_alloc_2m(void)
 		bump += PAGE_SIZE;
 	}
 	if (bump + LARGE_PAGE_SIZE > frames_end)
-		kl_panic("guest out of memory for a 2 MiB page");
+		kl_panic("guest out of memory for a large page");
 	pa = bump;
 	bump += LARGE_PAGE_SIZE;
-	for (u64 f = pa; f < bump; f += PAGE_SIZE)
+	for (ulong f = pa; f < bump; f += PAGE_SIZE)
 		*ref_of(f) = 1;
 	memset((void *)pa, 0, LARGE_PAGE_SIZE);
 	return pa;
 }
 
-void page_free(u64 pa)
+void page_free(ulong pa)
 {
 	if (pa < frames_base || pa >= frames_end || (pa & (PAGE_SIZE - 1)))
 		kl_panic("page_free of bad frame %llx", (unsigned long long)pa);
 	*ref_of(pa) = 0;
-	*(u64 *)pa = free_list;
+	*(ulong *)pa = free_list;
 	free_list = pa;
 	free_count++;
 }
@@ -86,12 +91,12 @@ u64 page_free_count(void)
 	return free_count + (frames_end - bump) / PAGE_SIZE;
 }
 
-void page_get(u64 pa)
+void page_get(ulong pa)
 {
 	(*ref_of(pa))++;
 }
 
-u32 page_put(u64 pa)
+u32 page_put(ulong pa)
 {
 	u16 *r = ref_of(pa);
 
@@ -102,118 +107,176 @@ u32 page_put(u64 pa)
 	return *r;
 }
 
-u32 page_refs(u64 pa)
+u32 page_refs(ulong pa)
 {
 	return *ref_of(pa);
 }
 
-static inline int index_of(u64 va, int level)
+/* The top level: PML4 (4-level), PDPT (PAE: 4 entries), PD (2-level). */
+#define TOP_LEVEL	KL_PAGING_LEVELS
+/* Top-level entries below the user slots (identity map, kernel area): shared. */
+#define SHARED_TOP	index_of(KL_USER_TEXT_VA, TOP_LEVEL)
+#define TOP_ENTRIES	(KL_PAGING_LEVELS == 3 ? 4U : PT_ENTRIES)
+
+static struct aspace *spaces;	/* every live space but the kernel's */
+
+static inline unsigned int index_of(ulong va, int level)
 {
-	return (va >> (12 + 9 * (level - 1))) & 511;
+	return (va >> (12 + PT_INDEX_BITS * (level - 1))) & (PT_ENTRIES - 1);
 }
 
-u64 *pt_entry(u64 root, u64 va, int level, u64 table_flags)
+/* Large pages: PDEs everywhere, PDPTEs only in 4-level (PAE reserves PS there). */
+static inline bool is_large(pte_t e, int level)
 {
-	u64 *table = (u64 *)root;
+	return (e & PTE_PS) && (level == 2 || (level == 3 && KL_PAGING_LEVELS == 4));
+}
 
-	for (int l = 4; l > level; l--) {
-		u64 *e = &table[index_of(va, l)];
+/*
+ * The flags a new table's entry gets. PAE's PDPTEs have no R/W, U/S or A:
+ * those bits are reserved there, and a CR3 load with one set faults.
+ */
+static pte_t table_entry_flags(int level, pte_t table_flags)
+{
+	return KL_PAGING_LEVELS == 3 && level == 3 ? PTE_P : table_flags;
+}
+
+/*
+ * 2-level has no shared slot below the top table: each space holds copies
+ * of the kernel's PDEs, so a PDE the kernel gains later is copied into
+ * every space (Linux's pgd_list does the same for 32-bit kernels).
+ */
+static void sync_kernel_pde(ulong root, unsigned int i)
+{
+	if (KL_PAGING_LEVELS != 2 || root != kl_kernel_as.root || i >= SHARED_TOP)
+		return;
+	for (struct aspace *as = spaces; as; as = as->next)
+		write_pte(&((pte_t *)as->root)[i], ((pte_t *)root)[i]);
+}
+
+pte_t *pt_entry(ulong root, ulong va, int level, pte_t table_flags)
+{
+	pte_t *table = (pte_t *)root;
+
+	for (int l = TOP_LEVEL; l > level; l--) {
+		pte_t *e = &table[index_of(va, l)];
 
 		if (!(*e & PTE_P)) {
 			if (!table_flags)
 				return NULL;
-			*e = page_alloc() | table_flags;
-		} else if (*e & PTE_PS) {
+			write_pte(e, page_alloc() | table_entry_flags(l, table_flags));
+			if (l == TOP_LEVEL)
+				sync_kernel_pde(root, index_of(va, l));
+		} else if (is_large(*e, l)) {
 			return NULL;	/* a large page covers va */
 		}
-		table = (u64 *)(*e & PTE_ADDR_MASK);
+		table = (pte_t *)(ulong)(*e & PTE_ADDR_MASK);
 	}
 	return &table[index_of(va, level)];
 }
 
-static u64 table_flags_for(u64 va)
+static pte_t table_flags_for(ulong va)
 {
 	/* User slots get U in the upper levels; the leaf decides. */
 	return va >= KL_USER_TEXT_VA ? PTE_P | PTE_W | PTE_U : PTE_P | PTE_W;
 }
 
-void pt_map(u64 root, u64 va, u64 pa, u64 flags)
+void pt_map(ulong root, ulong va, ulong pa, pte_t flags)
 {
-	*pt_entry(root, va, 1, table_flags_for(va)) = pa | flags;
+	write_pte(pt_entry(root, va, 1, table_flags_for(va)), pa | flags);
 }
 
-void pt_map_large(u64 root, u64 va, u64 pa, u64 flags)
+void pt_map_large(ulong root, ulong va, ulong pa, pte_t flags)
 {
-	*pt_entry(root, va, 2, table_flags_for(va)) = pa | flags | PTE_PS;
+	pte_t *e = pt_entry(root, va, 2, table_flags_for(va));
+
+	write_pte(e, pa | flags | PTE_PS);
+	if (TOP_LEVEL == 2)
+		sync_kernel_pde(root, index_of(va, 2));
 }
 
-u64 *pt_leaf(u64 root, u64 va, int *level)
+pte_t *pt_leaf(ulong root, ulong va, int *level)
 {
-	u64 *table = (u64 *)root;
+	pte_t *table = (pte_t *)root;
 
-	for (int l = 4; l >= 1; l--) {
-		u64 *e = &table[index_of(va, l)];
+	for (int l = TOP_LEVEL; l >= 1; l--) {
+		pte_t *e = &table[index_of(va, l)];
 
 		if (!(*e & PTE_P))
 			return NULL;
-		if (l == 1 || (l <= 3 && (*e & PTE_PS))) {
+		if (l == 1 || is_large(*e, l)) {
 			if (level)
 				*level = l;
 			return e;
 		}
-		table = (u64 *)(*e & PTE_ADDR_MASK);
+		table = (pte_t *)(ulong)(*e & PTE_ADDR_MASK);
 	}
 	return NULL;
 }
 
-u64 pt_unmap(u64 root, u64 va)
+pte_t pt_unmap(ulong root, ulong va)
 {
-	u64 *e = pt_entry(root, va, 1, 0);
-	u64 old = e ? *e : 0;
+	pte_t *e = pt_entry(root, va, 1, 0);
+	pte_t old = e ? *e : 0;
 
 	if (e)
-		*e = 0;
+		write_pte(e, 0);
 	invlpg(va);
 	return old;
 }
 
+/*
+ * A new space shares the kernel's slots. Under PAE the CPU reads the four
+ * PDPTEs only at a CR3 load, so a PD added to a loaded space would go
+ * unseen: the user slots' PDs are allocated up front, as Linux does.
+ */
 void aspace_init(struct aspace *as)
 {
-	u64 *pml4 = (u64 *)page_alloc();
+	pte_t *top = (pte_t *)page_alloc();
 
-	/* Slots 0 (identity map) and 1 (kernel area) are shared. */
-	pml4[0] = ((u64 *)kl_kernel_as.root)[0];
-	pml4[1] = ((u64 *)kl_kernel_as.root)[1];
-	as->root = (u64)pml4;
+	for (unsigned int i = 0; i < SHARED_TOP; i++)
+		top[i] = ((pte_t *)kl_kernel_as.root)[i];
+	if (KL_PAGING_LEVELS == 3)
+		for (unsigned int i = SHARED_TOP; i < TOP_ENTRIES; i++)
+			top[i] = page_alloc() | PTE_P;
+	as->root = (ulong)top;
+	as->next = spaces;
+	spaces = as;
 }
 
 /* Frees a user table and everything it maps, bottom-up. */
-static void free_table(u64 table_pa, int level)
+static void free_table(ulong table_pa, int level)
 {
-	u64 *t = (u64 *)table_pa;
+	pte_t *t = (pte_t *)table_pa;
 
-	for (int i = 0; i < 512; i++) {
-		u64 e = t[i];
+	for (unsigned int i = 0; i < PT_ENTRIES; i++) {
+		pte_t e = t[i];
+		ulong pa = (ulong)(e & PTE_ADDR_MASK);
 
 		if (!(e & PTE_P))
 			continue;
-		if (level > 1 && !(e & PTE_PS))
-			free_table(e & PTE_ADDR_MASK, level - 1);
-		else if (level == 1 && page_refs(e & PTE_ADDR_MASK))
-			page_put(e & PTE_ADDR_MASK);
+		if (level > 1 && !is_large(e, level))
+			free_table(pa, level - 1);
+		else if (level == 1 && page_refs(pa))
+			page_put(pa);
 	}
 	page_free(table_pa);
 }
 
 void aspace_destroy(struct aspace *as)
 {
-	u64 *pml4 = (u64 *)as->root;
+	pte_t *top = (pte_t *)as->root;
 
 	if (read_cr3() == as->root)
 		aspace_switch(&kl_kernel_as);
-	for (int i = 2; i < 512; i++)
-		if (pml4[i] & PTE_P)
-			free_table(pml4[i] & PTE_ADDR_MASK, 3);
+	for (struct aspace **p = &spaces; *p; p = &(*p)->next) {
+		if (*p == as) {
+			*p = as->next;
+			break;
+		}
+	}
+	for (unsigned int i = SHARED_TOP; i < TOP_ENTRIES; i++)
+		if (top[i] & PTE_P)
+			free_table((ulong)(top[i] & PTE_ADDR_MASK), TOP_LEVEL - 1);
 	page_free(as->root);
 	as->root = 0;
 }
@@ -229,34 +292,39 @@ void aspace_switch(struct aspace *as)
  */
 void aspace_map_user_text(struct aspace *as)
 {
-	u64 size = ABS_SYM(__user_text_end) - ABS_SYM(__user_text_start);
+	ulong size = ABS_SYM(__user_text_end) - ABS_SYM(__user_text_start);
 
-	for (u64 off = 0; off < size; off += PAGE_SIZE)
+	for (ulong off = 0; off < size; off += PAGE_SIZE)
 		pt_map(as->root, KL_USER_TEXT_VA + off,
-		       (u64)__user_text_lma + off, PTE_P | PTE_U);
+		       (ulong)__user_text_lma + off, PTE_P | PTE_U);
 }
 
 void kl_mm_init(const struct kl_boot_info *bi)
 {
 	u64 frames;
-	u64 *pml4;
+	pte_t *top;
 
-	mem_bytes = bi->mem_bytes;
+	/* The runtime uses the RAM its identity map covers (1 GiB in 32-bit). */
+	mem_bytes = bi->mem_bytes < KL_IDENTITY_MAX ? bi->mem_bytes : KL_IDENTITY_MAX;
 	frames = mem_bytes / PAGE_SIZE;
 	/* Reference counts first, right after the image; frames after them. */
-	refcount = (u16 *)((bi->image_end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1));
-	frames_base = ((u64)refcount + frames * sizeof(u16) + PAGE_SIZE - 1) &
+	refcount = (u16 *)(ulong)((bi->image_end + PAGE_SIZE - 1) & ~(u64)(PAGE_SIZE - 1));
+	frames_base = ((ulong)refcount + frames * sizeof(u16) + PAGE_SIZE - 1) &
 		      ~(PAGE_SIZE - 1);
-	frames_end = mem_bytes & ~(PAGE_SIZE - 1);
+	frames_end = mem_bytes & ~(u64)(PAGE_SIZE - 1);
 	if (frames_base >= frames_end)
 		kl_panic("guest memory too small");
 	memset(refcount, 0, frames * sizeof(u16));
 	bump = frames_base;
 
-	pml4 = (u64 *)page_alloc();
-	kl_kernel_as.root = (u64)pml4;
-	for (u64 pa = 0; pa < mem_bytes; pa += LARGE_PAGE_SIZE)
+	top = (pte_t *)page_alloc();
+	kl_kernel_as.root = (ulong)top;
+	for (ulong pa = 0; pa < mem_bytes; pa += LARGE_PAGE_SIZE)
 		pt_map_large(kl_kernel_as.root, pa, pa, PTE_P | PTE_W | PTE_G);
-	pml4[1] = page_alloc() | PTE_P | PTE_W;	/* the shared kernel area */
-	aspace_switch(&kl_kernel_as);
+	/* The shared kernel area: one table every space points at (2-level: lazily). */
+	if (KL_PAGING_LEVELS == 4)
+		top[1] = page_alloc() | PTE_P | PTE_W;
+	else if (KL_PAGING_LEVELS == 3)
+		top[1] = page_alloc() | PTE_P;
+	kl_paging_enable(kl_kernel_as.root);
 }

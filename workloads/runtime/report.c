@@ -26,7 +26,7 @@ static void send3(u32 type, u32 status, u64 a, u64 b, u64 c, const char *text)
 	msg.c = c;
 	memcpy(msg.text, text ? text : "", n);
 	msg.text[n] = 0;
-	outl(KL_PORT_MSG, (u32)(u64)&msg);
+	outl(KL_PORT_MSG, (u32)(ulong)&msg);
 }
 
 static void send(u32 type, u32 status, u64 a, u64 b, const char *text)
@@ -144,6 +144,8 @@ static int kl_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 			lng++;
 			fmt++;
 		}
+		/* One 'l' or 'z' is a long: 64 bits only in the 64-bit runtime. */
+		lng = lng >= 2 || (lng == 1 && sizeof(long) == 8);
 		switch (*fmt) {
 		case 'd': {
 			long long v = lng ? va_arg(ap, long long) : va_arg(ap, int);
@@ -163,7 +165,7 @@ static int kl_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 		case 'p':
 			put(&o, '0');
 			put(&o, 'x');
-			put_num(&o, (u64)va_arg(ap, void *), 16, width, pad, false);
+			put_num(&o, (ulong)va_arg(ap, void *), 16, width, pad, false);
 			break;
 		case 's': {
 			const char *s = va_arg(ap, const char *);

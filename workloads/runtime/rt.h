@@ -1,9 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The kvmlab guest runtime: a tiny 64-bit kernel that each workload links
+ * The kvmlab guest runtime: a tiny kernel that each workload links
  * against. It gives a workload what an OS kernel would: descriptor tables,
- * exception handling, a physical page allocator, 4-level page tables,
- * address spaces with CPL3 code and SYSCALL, and a line to the harness.
+ * exception handling, a physical page allocator, page tables, address
+ * spaces with CPL3 code and system calls, and a line to the harness.
+ *
+ * It is built in three paging formats, one image each (workloads/README.md):
+ * 4-level long mode (x86-64 code, NAME.elf), and 32-bit protected mode with
+ * PAE (NAME-pae.elf) or 2-level tables (NAME-2level.elf). Workloads written
+ * against the types below (ulong for addresses, pte_t for entries) build in
+ * every format.
  *
  * A workload defines `int workload_main(void)`; its return value is the
  * exit status reported to the harness (0 = success).
@@ -20,12 +26,36 @@ typedef uint64_t u64;
 typedef uint32_t u32;
 typedef uint16_t u16;
 typedef uint8_t u8;
+typedef unsigned long ulong;	/* a virtual or physical address: 32 or 64 bits */
 
-#define PAGE_SIZE	4096ULL
-#define LARGE_PAGE_SIZE	(2ULL << 20)
-#define HUGE_PAGE_SIZE	(1ULL << 30)
+#if defined(__x86_64__)
+#define KL_PAGING_LEVELS	4
+#define KL_PAGING_NAME		"4level"
+#elif defined(KL_PAGING_PAE)
+#define KL_PAGING_LEVELS	3
+#define KL_PAGING_NAME		"pae"
+#else
+#define KL_PAGING_LEVELS	2
+#define KL_PAGING_NAME		"2level"
+#endif
 
-/* Page-table entry bits (AMD64 APM vol. 2, 5.3). */
+#define PAGE_SIZE	4096UL
+
+#if KL_PAGING_LEVELS == 2
+typedef u32 pte_t;		/* 1024 entries of 4 bytes per table */
+#define PT_INDEX_BITS	10
+#define LARGE_PAGE_SIZE	(4UL << 20)	/* a PDE with PS, under CR4.PSE */
+#else
+typedef u64 pte_t;		/* 512 entries of 8 bytes per table */
+#define PT_INDEX_BITS	9
+#define LARGE_PAGE_SIZE	(2UL << 20)
+#endif
+#define PT_ENTRIES	(1U << PT_INDEX_BITS)
+#if KL_PAGING_LEVELS == 4
+#define HUGE_PAGE_SIZE	(1UL << 30)	/* a PDPTE with PS */
+#endif
+
+/* Page-table entry bits (AMD64 APM vol. 2, 5.3 and 5.4). */
 #define PTE_P		(1ULL << 0)
 #define PTE_W		(1ULL << 1)
 #define PTE_U		(1ULL << 2)
@@ -35,8 +65,13 @@ typedef uint8_t u8;
 #define PTE_D		(1ULL << 6)
 #define PTE_PS		(1ULL << 7)
 #define PTE_G		(1ULL << 8)
+#if KL_PAGING_LEVELS == 2
+#define PTE_NX		0ULL		/* no NX without PAE: the bit does not exist */
+#define PTE_ADDR_MASK	0xfffff000ULL
+#else
 #define PTE_NX		(1ULL << 63)
 #define PTE_ADDR_MASK	0x000ffffffffff000ULL
+#endif
 /* Software bit (ignored by hardware): the runtime's copy-on-write marker. */
 #define PTE_COW		(1ULL << 9)
 
@@ -56,15 +91,27 @@ typedef uint8_t u8;
 #define NO_FAULT	(-1)
 
 /*
- * Virtual address map. PML4 slot 0 is the kernel's identity map of RAM
- * (2 MiB pages, global); slot 1 is a kernel area that workloads map with
- * 4 KiB pages and that every address space shares; slots 2.. are per
- * address space and user-accessible.
+ * Virtual address map, in "slots" of the top-level table. Slot 0 is the
+ * kernel's identity map of RAM (large pages, global); slot 1 is a kernel
+ * area that workloads map with 4 KiB pages and that every address space
+ * shares; the slots above are per address space and user-accessible.
+ *   4-level: a slot is a PML4E (512 GiB); user text at 1 TiB.
+ *   PAE:     a slot is a PDPTE (1 GiB); user text at 2 GiB.
+ *   2-level: the same 1 GiB ranges, 256 PDEs each; user text at 2 GiB.
  */
-#define KL_KERNEL_AREA_VA	0x0000008000000000ULL	/* 512 GiB: slot 1 */
-#define KL_USER_TEXT_VA		0x0000010000000000ULL	/* 1 TiB: slot 2 */
-#define KL_USER_DATA_VA		0x0000010040000000ULL	/* user data, heap */
-#define KL_USER_STACK_VA	0x000001007fff0000ULL	/* one stack page */
+#if KL_PAGING_LEVELS == 4
+#define KL_KERNEL_AREA_VA	0x0000008000000000UL	/* 512 GiB: slot 1 */
+#define KL_USER_TEXT_VA		0x0000010000000000UL	/* 1 TiB: slot 2 */
+#define KL_USER_DATA_VA		0x0000010040000000UL	/* user data, heap */
+#define KL_USER_STACK_VA	0x000001007fff0000UL	/* one stack page */
+#define KL_IDENTITY_MAX		(512UL << 30)		/* RAM the identity map covers */
+#else
+#define KL_KERNEL_AREA_VA	0x40000000UL
+#define KL_USER_TEXT_VA		0x80000000UL
+#define KL_USER_DATA_VA		0x90000000UL
+#define KL_USER_STACK_VA	0xbfff0000UL
+#define KL_IDENTITY_MAX		(1UL << 30)
+#endif
 
 /* ---- parameters (see struct kl_param in guest_abi.h) ---- */
 #define KL_PARAM(var, pname, pdef, pmin, pmax, phelp)			\
@@ -100,14 +147,40 @@ u64 kl_rand64(u64 *state);	/* next of a seeded pseudo-random stream */
 /* ---- CPU ---- */
 static inline void outl(u16 port, u32 v) { asm volatile("outl %0, %1" :: "a"(v), "Nd"(port)); }
 static inline void outb(u16 port, u8 v) { asm volatile("outb %0, %1" :: "a"(v), "Nd"(port)); }
-static inline u64 read_cr0(void) { u64 v; asm volatile("mov %%cr0, %0" : "=r"(v)); return v; }
-static inline u64 read_cr2(void) { u64 v; asm volatile("mov %%cr2, %0" : "=r"(v)); return v; }
-static inline u64 read_cr3(void) { u64 v; asm volatile("mov %%cr3, %0" : "=r"(v)); return v; }
-static inline u64 read_cr4(void) { u64 v; asm volatile("mov %%cr4, %0" : "=r"(v)); return v; }
-static inline void write_cr0(u64 v) { asm volatile("mov %0, %%cr0" :: "r"(v) : "memory"); }
-static inline void write_cr3(u64 v) { asm volatile("mov %0, %%cr3" :: "r"(v) : "memory"); }
-static inline void write_cr4(u64 v) { asm volatile("mov %0, %%cr4" :: "r"(v) : "memory"); }
-static inline void invlpg(u64 va) { asm volatile("invlpg (%0)" :: "r"(va) : "memory"); }
+static inline ulong read_cr0(void) { ulong v; asm volatile("mov %%cr0, %0" : "=r"(v)); return v; }
+static inline ulong read_cr2(void) { ulong v; asm volatile("mov %%cr2, %0" : "=r"(v)); return v; }
+static inline ulong read_cr3(void) { ulong v; asm volatile("mov %%cr3, %0" : "=r"(v)); return v; }
+static inline ulong read_cr4(void) { ulong v; asm volatile("mov %%cr4, %0" : "=r"(v)); return v; }
+static inline void write_cr0(ulong v) { asm volatile("mov %0, %%cr0" :: "r"(v) : "memory"); }
+static inline void write_cr3(ulong v) { asm volatile("mov %0, %%cr3" :: "r"(v) : "memory"); }
+/*
+ * The test machine's emulated nested paging (QEMU TCG) sets A, bit 5, in
+ * PAE PDPTEs, where the bit is reserved; Linux KVM re-reads the PDPTEs at a
+ * CR4 change in PAE mode and answers #GP. So the PAE runtime clears the bit
+ * before each CR4 write, as hardware would have left it (REFERENCE.md).
+ */
+static inline void kl_pae_scrub_pdptes(void)
+{
+#if KL_PAGING_LEVELS == 3
+	ulong cr0, cr3;
+	volatile u32 *pdpt;
+
+	asm volatile("mov %%cr0, %0" : "=r"(cr0));
+	asm volatile("mov %%cr3, %0" : "=r"(cr3));
+	pdpt = (volatile u32 *)(cr3 & ~31UL);
+	if (!(cr0 & (1UL << 31)))
+		return;
+	for (int i = 0; i < 4; i++)
+		if (pdpt[2 * i] & 0x20)
+			pdpt[2 * i] &= ~0x20U;
+#endif
+}
+static inline void write_cr4(ulong v)
+{
+	kl_pae_scrub_pdptes();
+	asm volatile("mov %0, %%cr4" :: "r"(v) : "memory");
+}
+static inline void invlpg(ulong va) { asm volatile("invlpg (%0)" :: "r"(va) : "memory"); }
 static inline u64 rdmsr(u32 msr)
 {
 	u32 lo, hi;
@@ -130,8 +203,24 @@ static inline u64 rdtsc(void)
 	asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
 	return ((u64)hi << 32) | lo;
 }
-static inline u64 read_pte(volatile u64 *p) { return *p; }
-static inline void write_pte(volatile u64 *p, u64 v) { *p = v; }
+static inline pte_t read_pte(volatile pte_t *p) { return *p; }
+/*
+ * A PAE entry is two 32-bit stores in 32-bit code: the high half first, so
+ * that the entry never turns present with a stale high half (Linux's
+ * set_pte does the same). The hypervisor may see either store alone.
+ */
+static inline void write_pte(volatile pte_t *p, pte_t v)
+{
+#if KL_PAGING_LEVELS == 3
+	volatile u32 *h = (volatile u32 *)p;
+
+	h[1] = (u32)(v >> 32);
+	asm volatile("" ::: "memory");
+	h[0] = (u32)v;
+#else
+	*p = v;
+#endif
+}
 
 /* ---- faults ---- */
 struct kl_fault {
@@ -147,33 +236,37 @@ extern struct kl_fault kl_last_fault;
  * Probes touch memory in ways that may fault. Each returns NO_FAULT, or the
  * vector of the exception it caught (details in kl_last_fault).
  */
-int probe_read64(u64 va, u64 *out);
-int probe_write64(u64 va, u64 val);
-int probe_exec(u64 va);		/* calls va; the code there must be `ret` */
+int probe_read64(ulong va, u64 *out);
+int probe_write64(ulong va, u64 val);
+int probe_exec(ulong va);	/* calls va; the code there must be `ret` */
 int probe_div0(void);
 int probe_ud2(void);
 int probe_int3(void);
+#if KL_PAGING_LEVELS == 3
+int probe_load_cr3(ulong cr3);	/* #GP when a PDPTE has reserved bits set */
+#endif
 
 /*
  * A #PF handler the workload installs (e.g. demand paging, copy-on-write):
  * return true when the fault is resolved and the access should be retried.
  */
-typedef bool (*kl_pf_handler)(u64 cr2, u64 error, bool user);
+typedef bool (*kl_pf_handler)(ulong cr2, u64 error, bool user);
 extern kl_pf_handler kl_pf_hook;
 
 /* ---- physical memory ---- */
-u64 page_alloc(void);		/* zeroed 4 KiB frame; panics when out of memory */
-void page_free(u64 pa);
-u64 page_alloc_2m(void);	/* 2 MiB-aligned, zeroed; never freed */
+ulong page_alloc(void);		/* zeroed 4 KiB frame; panics when out of memory */
+void page_free(ulong pa);
+ulong page_alloc_large(void);	/* LARGE_PAGE_SIZE-aligned, zeroed; never freed */
 u64 page_free_count(void);
-void page_get(u64 pa);		/* reference counts, for sharing frames */
-u32 page_put(u64 pa);		/* drops a reference; frees at zero; returns refs left */
-u32 page_refs(u64 pa);
+void page_get(ulong pa);	/* reference counts, for sharing frames */
+u32 page_put(ulong pa);		/* drops a reference; frees at zero; returns refs left */
+u32 page_refs(ulong pa);
 u64 kl_mem_bytes(void);
 
 /* ---- page tables and address spaces ---- */
 struct aspace {
-	u64 root;		/* physical address of the PML4 */
+	ulong root;		/* physical address of the top-level table (CR3) */
+	struct aspace *next;	/* every live space: 2-level copies kernel PDEs into each */
 };
 extern struct aspace kl_kernel_as;
 
@@ -183,11 +276,11 @@ extern struct aspace kl_kernel_as;
  * non-zero, otherwise NULL is returned. Tables are reached through the
  * identity map, so a table's physical address is also its pointer.
  */
-u64 *pt_entry(u64 root, u64 va, int level, u64 table_flags);
-void pt_map(u64 root, u64 va, u64 pa, u64 flags);		/* 4 KiB */
-void pt_map_large(u64 root, u64 va, u64 pa, u64 flags);	/* 2 MiB */
-u64 pt_unmap(u64 root, u64 va);				/* returns the old PTE */
-u64 *pt_leaf(u64 root, u64 va, int *level);		/* NULL when unmapped */
+pte_t *pt_entry(ulong root, ulong va, int level, pte_t table_flags);
+void pt_map(ulong root, ulong va, ulong pa, pte_t flags);	/* 4 KiB */
+void pt_map_large(ulong root, ulong va, ulong pa, pte_t flags);	/* LARGE_PAGE_SIZE */
+pte_t pt_unmap(ulong root, ulong va);			/* returns the old PTE */
+pte_t *pt_leaf(ulong root, ulong va, int *level);	/* NULL when unmapped */
 
 void aspace_init(struct aspace *as);	/* shares the kernel's slots */
 void aspace_destroy(struct aspace *as);	/* frees user tables; drops frame refs */
@@ -197,24 +290,29 @@ void aspace_map_user_text(struct aspace *as);
 /* ---- CPL3 ---- */
 /*
  * Run user code at `rip` with `rsp` in the current address space, with
- * `arg` in RDI, until it calls sys_exit (returns its value, *faulted =
- * false) or takes an exception the kernel does not resolve (returns -1,
- * *faulted = true, details in kl_last_fault).
+ * `arg` as its one u64 argument, until it calls sys_exit (returns its
+ * value, *faulted = false) or takes an exception the kernel does not
+ * resolve (returns -1, *faulted = true, details in kl_last_fault).
  */
-long user_run(u64 rip, u64 rsp, u64 arg, bool *faulted);
+long user_run(ulong rip, ulong rsp, u64 arg, bool *faulted);
 
 #define USER_CODE __attribute__((section(".user_text"), noinline, used))
 #define USER_INLINE static inline __attribute__((always_inline))
 
 enum { SYS_EXIT = 0, SYS_ADD3 = 1 };
 
+/* System calls: SYSCALL in 64-bit mode, INT 0x80 in 32-bit mode (as Linux). */
 USER_INLINE long user_syscall3(long nr, long a, long b, long c)
 {
 	long ret;
 
+#if KL_PAGING_LEVELS == 4
 	asm volatile("syscall" : "=a"(ret)
 		     : "a"(nr), "D"(a), "S"(b), "d"(c)
 		     : "rcx", "r11", "r8", "r9", "r10", "memory");
+#else
+	asm volatile("int $0x80" : "=a"(ret) : "a"(nr), "b"(a), "c"(b), "d"(c) : "memory");
+#endif
 	return ret;
 }
 
@@ -225,11 +323,16 @@ USER_INLINE __attribute__((noreturn)) void user_exit(long v)
 }
 
 /*
- * Virtual address of a .user_text function (a global symbol). Kernel code is
- * linked at 1 MiB and user text at 1 TiB, too far apart for the RIP-relative
- * reference `&fn` would compile to; movabs takes a 64-bit absolute address.
+ * Address of a symbol as an absolute value. In the 64-bit runtime kernel
+ * code is linked at 1 MiB and user text at 1 TiB, too far apart for the
+ * RIP-relative reference `&fn` would compile to; movabs takes a 64-bit
+ * absolute address. 32-bit code is not position-independent at all.
  */
-#define ABS_SYM(sym)	({ u64 __v; asm("movabs $" #sym ", %0" : "=r"(__v)); __v; })
+#if KL_PAGING_LEVELS == 4
+#define ABS_SYM(sym)	({ ulong __v; asm("movabs $" #sym ", %0" : "=r"(__v)); __v; })
+#else
+#define ABS_SYM(sym)	({ ulong __v; asm("mov $" #sym ", %0" : "=r"(__v)); __v; })
+#endif
 #define USER_VA(fn)	ABS_SYM(fn)
 
 int workload_main(void);

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Runtime start-up: descriptor tables, the MSRs SYSCALL needs, EFER.NXE,
- * CR4.PGE, and the kernel's own page tables. The harness enters us in
- * 64-bit mode on throw-away boot tables; after kl_start the workload runs on
- * tables it owns, built with the same library it uses for its experiments.
+ * CR4.PGE, and the kernel's own page tables. The harness enters the 64-bit
+ * runtime in 64-bit mode on throw-away boot tables, and the 32-bit runtime
+ * in real mode (entry32.S switches to protected mode, paging off); after
+ * kl_start the workload runs on tables it owns, built with the same
+ * library it uses for its experiments.
  */
 #include "rt.h"
 #include "asm.h"
@@ -18,6 +20,14 @@
 #define CR4_PGE		(1ULL << 7)
 #define RFLAGS_IF_TF_DF	((1ULL << 9) | (1ULL << 8) | (1ULL << 10))
 
+#define CR0_PG		(1UL << 31)
+#define CR4_PSE		(1UL << 4)
+#define CR4_PAE		(1UL << 5)
+
+extern char kl_trap_stubs[], kl_trap_stack_top[], kl_syscall_entry[];
+void kl_mm_init(const struct kl_boot_info *bi);
+
+#if KL_PAGING_LEVELS == 4
 struct tss64 {
 	u32 reserved0;
 	u64 rsp[3];
@@ -43,9 +53,7 @@ struct desc_ptr {
 	u64 base;
 } __attribute__((packed));
 
-extern char kl_trap_stubs[], kl_trap_stack_top[], kl_syscall_entry[];
 void kl_load_segments(u16 cs, u16 ds);
-void kl_mm_init(const struct kl_boot_info *bi);
 
 static u64 gdt[8] __attribute__((aligned(16)));
 static struct tss64 tss __attribute__((aligned(16)));
@@ -101,6 +109,101 @@ static void setup_cpu(void)
 	write_cr4(read_cr4() | CR4_PGE);
 }
 
+void kl_paging_enable(ulong root)
+{
+	write_cr3(root);	/* long mode: paging is on already */
+}
+
+#else /* 32-bit protected mode */
+
+struct tss32 {
+	u32 link, esp0, ss0, esp1, ss1, esp2, ss2;
+	u32 cr3, eip, eflags, eax, ecx, edx, ebx, esp, ebp, esi, edi;
+	u32 es, cs, ss, ds, fs, gs, ldt;
+	u16 trap, iomap_base;
+} __attribute__((packed));
+
+struct idt_gate {
+	u16 offset_lo;
+	u16 selector;
+	u8 zero;
+	u8 type_attr;
+	u16 offset_hi;
+} __attribute__((packed));
+
+struct desc_ptr {
+	u16 limit;
+	u32 base;
+} __attribute__((packed));
+
+#define NR_VECTORS	(KL_SYSCALL_VECTOR + 1)
+
+void kl_load_segments(u16 cs, u16 ds);
+
+static u64 gdt[6] __attribute__((aligned(16)));
+static struct tss32 tss __attribute__((aligned(16)));
+static struct idt_gate idt[NR_VECTORS] __attribute__((aligned(16)));
+
+static void setup_gdt(void)
+{
+	u64 base = (ulong)&tss, limit = sizeof(tss) - 1;
+	struct desc_ptr gdtr = { sizeof(gdt) - 1, (ulong)gdt };
+
+	gdt[KERNEL_CS >> 3] = 0x00cf9b000000ffffULL;	/* 32-bit code, DPL0 */
+	gdt[KERNEL_DS >> 3] = 0x00cf93000000ffffULL;	/* data, DPL0 */
+	gdt[USER_CS >> 3] = 0x00cffb000000ffffULL;	/* 32-bit code, DPL3 */
+	gdt[USER_DS >> 3] = 0x00cff3000000ffffULL;	/* data, DPL3 */
+	/* available 32-bit TSS */
+	gdt[TSS_SEL >> 3] = (limit & 0xffff) | ((base & 0xffffff) << 16) |
+			    (0x89ULL << 40) | (((limit >> 16) & 0xf) << 48) |
+			    (((base >> 24) & 0xff) << 56);
+	tss.esp0 = (ulong)kl_trap_stack_top;
+	tss.ss0 = KERNEL_DS;
+	tss.iomap_base = sizeof(tss);
+
+	asm volatile("lgdt %0" :: "m"(gdtr));
+	kl_load_segments(KERNEL_CS, KERNEL_DS);
+	asm volatile("ltr %w0" :: "r"(TSS_SEL));
+}
+
+static void set_gate(int v, ulong h, u8 type_attr)
+{
+	idt[v] = (struct idt_gate) {
+		.offset_lo = h & 0xffff, .selector = KERNEL_CS,
+		.type_attr = type_attr, .offset_hi = h >> 16,
+	};
+}
+
+static void setup_idt(void)
+{
+	struct desc_ptr idtr = { sizeof(idt) - 1, (ulong)idt };
+
+	/* interrupt gates; DPL3 on #BP so int3 works from CPL3 */
+	for (int v = 0; v < 32; v++)
+		set_gate(v, (ulong)kl_trap_stubs + 16 * v, v == VEC_BP ? 0xee : 0x8e);
+	set_gate(KL_SYSCALL_VECTOR, (ulong)kl_syscall_entry, 0xee);
+	asm volatile("lidt %0" :: "m"(idtr));
+}
+
+static void setup_cpu(void)
+{
+	u32 a, b, c, d;
+
+	cpuid(0x80000001, &a, &b, &c, &d);
+	if (KL_PAGING_LEVELS == 3 && (d & (1U << 20)))	/* NX exists: use it */
+		wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_NXE);
+}
+
+/* Paging on: the format's CR4 bits first, then CR3, then CR0.PG and WP. */
+void kl_paging_enable(ulong root)
+{
+	write_cr4(read_cr4() | CR4_PGE | (KL_PAGING_LEVELS == 3 ? CR4_PAE : CR4_PSE));
+	write_cr3(root);
+	write_cr0(read_cr0() | CR0_PG | CR0_WP);
+}
+
+#endif
+
 void kl_start(const struct kl_boot_info *bi)
 {
 	int rc;
@@ -114,3 +217,11 @@ void kl_start(const struct kl_boot_info *bi)
 	rc = workload_main();
 	kl_exit(rc);
 }
+
+#if KL_PAGING_LEVELS != 4
+/* From entry32.S: the real-mode start has no register to pass the boot info in. */
+void kl_start_real_mode(void)
+{
+	kl_start((const struct kl_boot_info *)(ulong)KL_BOOT_INFO_GPA);
+}
+#endif

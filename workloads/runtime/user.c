@@ -2,10 +2,10 @@
 /* CPL3 tasks and the system calls they may make. */
 #include "rt.h"
 
-long user_enter(u64 rip, u64 rsp, u64 arg);
+long user_enter(ulong rip, ulong rsp, u64 arg);
 void user_leave(long value) __attribute__((noreturn));
 
-long user_run(u64 rip, u64 rsp, u64 arg, bool *faulted)
+long user_run(ulong rip, ulong rsp, u64 arg, bool *faulted)
 {
 	long v;
 
