@@ -212,6 +212,13 @@ struct kl_vcpu {
 	u64 mmio_next_rip;
 	bool mmio_to_memory;		/* MOVS from MMIO: the data goes to guest memory */
 	u64 mmio_dest_gpa;		/* ...here */
+	/* CMPS/SCAS with an MMIO side: the comparison ends when the data comes back. */
+	bool mmio_compare;
+	bool mmio_cmp_mmio_first;	/* the MMIO value is the first operand (CMPS's source) */
+	u64 mmio_cmp_other;		/* the other operand */
+	int mmio_cmp_rep;		/* 0, KL_REPE or KL_REPNE: a REP ends early on ZF */
+	int mmio_cmp_addr_size;		/* ...or when rCX, at this width, is zero */
+	u64 mmio_cmp_done_rip;		/* RIP past the instruction */
 	struct kl_string_in pio_in;
 };
 

@@ -67,7 +67,9 @@ static void complete_mmio(struct kl_vcpu *vcpu)
 			memcpy(&v, (u8 *)vcpu->run + vcpu->run->io.data_offset, vcpu->mmio_len);
 		else
 			memcpy(&v, vcpu->run->mmio.data, vcpu->mmio_len);
-		if (vcpu->mmio_to_memory)
+		if (vcpu->mmio_compare)
+			kl_complete_compare(vcpu, v);	/* sets mmio_next_rip */
+		else if (vcpu->mmio_to_memory)
 			kl_mmu_write_guest(vcpu, vcpu->mmio_dest_gpa, &v, vcpu->mmio_len);
 		else if (vcpu->mmio_len >= 4)
 			vcpu->regs[vcpu->mmio_reg] = v;	/* 32-bit results zero-extend */
@@ -79,6 +81,7 @@ static void complete_mmio(struct kl_vcpu *vcpu)
 	vcpu->rip = vcpu->mmio_next_rip;
 	vcpu->mmio_pending = false;
 	vcpu->mmio_to_memory = false;
+	vcpu->mmio_compare = false;
 }
 
 /*

@@ -262,58 +262,127 @@ static bool is_ram(struct kl_vcpu *vcpu, u64 gpa)
 	return kl_gfn_to_memslot(vcpu->vm, gpa >> PAGE_SHIFT);
 }
 
+/* The arithmetic flags of a - b at `size` bytes, as CMP sets them. */
+static u64 sub_flags(u64 rflags, u64 a, u64 b, int size)
+{
+	u64 mask = kl_addr_mask(size), sign = 1ULL << (8 * size - 1), res = (a - b) & mask;
+
+	a &= mask;
+	b &= mask;
+	rflags &= ~(u64)(X86_EFLAGS_CF | X86_EFLAGS_PF | X86_EFLAGS_AF | X86_EFLAGS_ZF |
+			 X86_EFLAGS_SF | X86_EFLAGS_OF);
+	if (a < b)
+		rflags |= X86_EFLAGS_CF;
+	if (!(hweight8((u8)res) & 1))
+		rflags |= X86_EFLAGS_PF;
+	if ((a ^ b ^ res) & 0x10)
+		rflags |= X86_EFLAGS_AF;
+	if (!res)
+		rflags |= X86_EFLAGS_ZF;
+	if (res & sign)
+		rflags |= X86_EFLAGS_SF;
+	if ((a ^ b) & (a ^ res) & sign)
+		rflags |= X86_EFLAGS_OF;
+	return rflags;
+}
+
 /*
- * STOS, LODS and MOVS against MMIO, one element per exit as userspace
- * serves each access: rSI/rDI/rCX move at once, and a REP instruction
- * restarts at the same RIP until rCX is used up (so an interrupt can come
- * between elements, as on the CPU). MOVS may go either way between RAM
- * and MMIO; its RAM side goes through the MMU layer. CMPS and SCAS against
- * MMIO are not emulated.
+ * The MMIO read of a CMPS or SCAS came back: compare, and for REPE/REPNE
+ * decide whether the instruction runs again (rCX left, ZF as it must be)
+ * or is done.
+ */
+void kl_complete_compare(struct kl_vcpu *vcpu, u64 v)
+{
+	int size = vcpu->mmio_len;
+	bool zf, again;
+
+	if (vcpu->mmio_cmp_mmio_first)
+		vcpu->rflags = sub_flags(vcpu->rflags, v, vcpu->mmio_cmp_other, size);
+	else
+		vcpu->rflags = sub_flags(vcpu->rflags, vcpu->mmio_cmp_other, v, size);
+	zf = vcpu->rflags & X86_EFLAGS_ZF;
+	again = vcpu->mmio_cmp_rep && (vcpu->regs[KL_RCX] & kl_addr_mask(vcpu->mmio_cmp_addr_size)) &&
+		(vcpu->mmio_cmp_rep == KL_REPE ? zf : !zf);
+	vcpu->mmio_next_rip = again ? vcpu->rip : vcpu->mmio_cmp_done_rip;
+}
+
+/*
+ * The second operand of MOVS and CMPS, ES:rDI: its gpa, or false with the
+ * verdict for the caller to return (a #PF injected, an error).
+ */
+static bool string_dest(struct kl_vcpu *vcpu, const struct kl_insn *in, bool write, u64 *dst,
+			int *verdict)
+{
+	struct kvm_sregs sr;
+
+	kl_vendor->get_segments(vcpu, &sr);
+	return kl_translate_operand(vcpu, (in->long64 ? 0 : sr.es.base) +
+				    (vcpu->regs[KL_RDI] & kl_addr_mask(in->addr_size)),
+				    write, dst, verdict);
+}
+
+/*
+ * STOS, LODS, MOVS, CMPS and SCAS against MMIO, one element per exit as
+ * userspace serves each access: rSI/rDI/rCX move at once, and a REP
+ * instruction restarts at the same RIP until rCX is used up (so an
+ * interrupt can come between elements, as on the CPU). MOVS and CMPS may
+ * have either side in RAM (read through the MMU layer) and the other in
+ * MMIO; CMPS and SCAS finish when the read's data comes back
+ * (kl_complete_compare), where REPE/REPNE decide on ZF whether to go on.
  */
 static int string_mmio(struct kl_vcpu *vcpu, const struct kl_insn *in, u64 gpa)
 {
 	u8 op = in->opcode[0] & 0xfe;
 	int size = (in->opcode[0] & 1) ? in->opsize : 1;
+	bool compare = op == 0xa6 || op == 0xae, two_sided = op == 0xa4 || op == 0xa6;
+	int rep = in->rep ? KL_REPE : compare && in->repne ? KL_REPNE : 0;
 	s64 step = (vcpu->rflags & X86_EFLAGS_DF) ? -size : size;
-	u64 count = in->rep ? vcpu->regs[KL_RCX] & kl_addr_mask(in->addr_size) : 1;
-	u64 next_rip = in->rep && count > 1 ? vcpu->rip : vcpu->rip + in->len, val = 0;
-	bool to_memory = false;
-	struct kvm_sregs sr;
+	u64 count = rep ? vcpu->regs[KL_RCX] & kl_addr_mask(in->addr_size) : 1;
+	u64 next_rip = rep && count > 1 ? vcpu->rip : vcpu->rip + in->len, val = 0;
+	bool to_memory = false, mmio_first = false;
 	u64 src, dst;
 	int verdict;
 
-	if (op != 0xa4 && op != 0xaa && op != 0xac)
+	if (op != 0xa4 && op != 0xaa && op != 0xac && !compare)
 		return kl_emulation_failed(vcpu, in);
 	if (!count) {
 		vcpu->rip += in->len;
 		return 1;
 	}
-	if (op == 0xa4) {	/* MOVS: the source is seg:rSI (in->ea), the destination ES:rDI */
-		kl_vendor->get_segments(vcpu, &sr);
+	if (two_sided) {	/* the source is seg:rSI (in->ea), the other side ES:rDI */
 		if (!kl_translate_operand(vcpu, in->ea, false, &src, &verdict) ||
-		    !kl_translate_operand(vcpu, (in->long64 ? 0 : sr.es.base) +
-					  (vcpu->regs[KL_RDI] & kl_addr_mask(in->addr_size)),
-					  true, &dst, &verdict))
+		    !string_dest(vcpu, in, op == 0xa4, &dst, &verdict))
 			return verdict;
 		if (is_ram(vcpu, src) == is_ram(vcpu, dst))
 			return kl_emulation_failed(vcpu, in);	/* MMIO to MMIO */
-		if (is_ram(vcpu, src) && kl_read_guest(vcpu->vm, src, &val, size))
+		mmio_first = !is_ram(vcpu, src);
+		/* The RAM side's value: what MOVS stores, what CMPS compares with. */
+		if ((op == 0xa6 || !mmio_first) &&
+		    kl_read_guest(vcpu->vm, mmio_first ? dst : src, &val, size))
 			return kl_emulation_failed(vcpu, in);
-		to_memory = !is_ram(vcpu, src);
+		to_memory = op == 0xa4 && mmio_first;
 		vcpu->mmio_dest_gpa = dst;
-		gpa = to_memory ? src : dst;
+		gpa = mmio_first ? src : dst;
 	}
-	if (op == 0xa4 || op == 0xac)
+	if (two_sided || op == 0xac)
 		kl_addr_add(&vcpu->regs[KL_RSI], step, in->addr_size);
-	if (op == 0xa4 || op == 0xaa)
+	if (op != 0xac)
 		kl_addr_add(&vcpu->regs[KL_RDI], step, in->addr_size);
-	if (in->rep)
+	if (rep)
 		kl_addr_add(&vcpu->regs[KL_RCX], -1, in->addr_size);
-	if (op == 0xaa)
+	if (op == 0xaa || op == 0xae)
 		val = vcpu->regs[KL_RAX] & kl_addr_mask(size);
 	mmio_exit(vcpu, gpa, size, op == 0xaa || (op == 0xa4 && !to_memory), val, next_rip);
 	vcpu->mmio_to_memory = to_memory;
 	vcpu->mmio_reg = KL_RAX;	/* LODS; MOVS from MMIO writes memory instead */
+	if (compare) {
+		vcpu->mmio_compare = true;
+		vcpu->mmio_cmp_mmio_first = op == 0xa6 && mmio_first;
+		vcpu->mmio_cmp_other = val;
+		vcpu->mmio_cmp_rep = rep;
+		vcpu->mmio_cmp_addr_size = in->addr_size;
+		vcpu->mmio_cmp_done_rip = vcpu->rip + in->len;
+	}
 	return 0;
 }
 
@@ -344,6 +413,12 @@ int kl_emulate_mmio(struct kl_vcpu *vcpu, u64 addr, u64 gpa)
 	}
 	op = in.opcode[in.opcode_len - 1];
 	write = kl_insn_store(vcpu, &in, &size, &val) == 0;
+	/* Else a load: MOV (8A 8B A0 A1) or MOVZX; read-modify-write forms are not emulated. */
+	if (!write && (in.opcode_len == 2 ? op != 0xb6 && op != 0xb7 :
+		       op != 0x8a && op != 0x8b && op != 0xa0 && op != 0xa1)) {
+		in.len = 8;
+		return kl_emulation_failed(vcpu, &in);
+	}
 	if (!write)
 		size = in.opcode_len == 2 ? (op == 0xb6 ? 1 : 2) :	/* MOVZX: byte or word */
 		       (op == 0x8a || op == 0xa0) ? 1 : in.opsize;

@@ -333,6 +333,7 @@ void kl_vcpu_reset(struct kl_vcpu *vcpu)
 	vcpu->triple_fault = false;
 	vcpu->irq_pending = false;
 	vcpu->mmio_pending = false;
+	vcpu->mmio_compare = false;
 	vcpu->pio_in.pending = false;
 }
 

@@ -69,6 +69,9 @@ static inline void kl_addr_add(u64 *reg, s64 delta, int size)
 struct kl_io;
 int kl_emulate_string_io(struct kl_vcpu *vcpu, const struct kl_io *io);
 void kl_complete_string_in(struct kl_vcpu *vcpu);
+/* CMPS/SCAS against MMIO: the read's value v arrived; set flags, stop or repeat. */
+enum { KL_REPE = 1, KL_REPNE = 2 };
+void kl_complete_compare(struct kl_vcpu *vcpu, u64 v);
 
 /* ---- the emulator (emulate.c) ---- */
 /* A guest access that hit no memslot: hand it to userspace as KVM_EXIT_MMIO. */

@@ -794,6 +794,64 @@ static void string_mmio(int dev, unsigned long type, const char *name)
 	guest_close(&g);
 }
 
+/*
+ * CMPS and SCAS against MMIO in real mode: the comparison finishes when the
+ * read's data comes back, and REPNE/REPE stop on ZF with rCX left over.
+ *   es=b800 di=0 ax=0x1111 cx=4 repne scasw   (reads 1, 2, 0x1111: stops, cx=1)
+ *   pushf; pop bx; ds=0 si=0x3000 ("AB") di=0x20 cx=2 repe cmpsb
+ *   (reads 'A', 'C': 'B' - 'C' stops it, cx=0); pushf; pop dx; hlt
+ */
+static void string_compare_mmio(int dev, unsigned long type, const char *name)
+{
+	static const uint8_t code[] = {
+		0xfc, 0xb8, 0x00, 0xb8, 0x8e, 0xc0, 0x31, 0xff, 0xb8, 0x11, 0x11, 0xb9,
+		0x04, 0x00, 0xf2, 0xaf, 0x9c, 0x5b, 0x31, 0xc0, 0x8e, 0xd8, 0xbe, 0x00,
+		0x30, 0xbf, 0x20, 0x00, 0xb9, 0x02, 0x00, 0xf3, 0xa6, 0x9c, 0x5a, 0xf4,
+	};
+	static const struct { uint32_t addr, len, val; } want[] = {
+		{ 0xb8000, 2, 0x0001 }, { 0xb8002, 2, 0x0002 }, { 0xb8004, 2, 0x1111 },
+		{ 0xb8020, 1, 'A' }, { 0xb8021, 1, 'C' },
+	};
+	const uint64_t arith = 0x8d5;	/* OF SF ZF AF PF CF */
+	struct kvm_regs regs;
+	unsigned int n = 0;
+	bool hlt = false, bad = false;
+	char what[64];
+	struct guest g;
+
+	snprintf(what, sizeof(what), "string_compare_mmio_%s", name);
+	if (!guest_open(&g, dev, type, what))
+		return;
+	memcpy(g.mem + 0x1000, code, sizeof(code));
+	memcpy(g.mem + 0x3000, "AB", 2);
+	start_real_mode(g.vcpu, 0x1000);
+	for (int i = 0; i < 20 && !hlt && !bad; i++) {
+		alarm(10);
+		bad = ioctl(g.vcpu, KVM_RUN, 0) != 0;
+		alarm(0);
+		if (bad)
+			break;
+		if (g.run->exit_reason == KVM_EXIT_HLT) {
+			hlt = true;
+		} else if (g.run->exit_reason == KVM_EXIT_MMIO && n < 5) {
+			bad = g.run->mmio.is_write || g.run->mmio.phys_addr != want[n].addr ||
+			      g.run->mmio.len != want[n].len;
+			memcpy(g.run->mmio.data, &want[n].val, want[n].len);
+			n++;
+		} else {
+			bad = true;
+		}
+	}
+	ioctl(g.vcpu, KVM_GET_REGS, &regs);
+	check(what, !bad && hlt && n == 5 && (regs.rbx & arith) == 0x44 &&
+	      (regs.rdx & arith) == 0x95 && (regs.rcx & 0xffff) == 0 &&
+	      (regs.rsi & 0xffff) == 0x3002 && (regs.rdi & 0xffff) == 0x22,
+	      "bad %d hlt %d (exit %u) accesses %u scas flags %#llx cmps flags %#llx "
+	      "rcx %#llx rsi %#llx rdi %#llx", bad, hlt, g.run->exit_reason, n,
+	      regs.rbx & arith, regs.rdx & arith, regs.rcx, regs.rsi, regs.rdi);
+	guest_close(&g);
+}
+
 extern const uint8_t modes_guest_start[], modes_guest_end[];
 
 /*
@@ -976,6 +1034,7 @@ int main(int argc, char **argv)
 	string_io(dev, 0, "default", false);
 	string_io(dev, 0, "default", true);
 	string_mmio(dev, 0, "default");
+	string_compare_mmio(dev, 0, "default");
 	modes16(dev, 0, "default");
 	vm86(dev, 0, "default");
 	paging32(dev, 0, "default", false);
@@ -993,6 +1052,7 @@ int main(int argc, char **argv)
 		string_io(dev, 0x4b4c0000UL | n, names[n], false);
 		string_io(dev, 0x4b4c0000UL | n, names[n], true);
 		string_mmio(dev, 0x4b4c0000UL | n, names[n]);
+		string_compare_mmio(dev, 0x4b4c0000UL | n, names[n]);
 		modes16(dev, 0x4b4c0000UL | n, names[n]);
 		vm86(dev, 0x4b4c0000UL | n, names[n]);
 		paging32(dev, 0x4b4c0000UL | n, names[n], false);
