@@ -35,7 +35,20 @@
  *   write or fetch that would land outside the pool into a read. Byte
  *   0xfff of every pool frame is 0xc3 (RET): fetches go there.
  * - QEMU's emulated NPT reports reserved-bit faults without P: the P bit of
- *   an error code that has RSVD set is not compared (REFERENCE.md).
+ *   an error code that has RSVD set is not compared (testmachine/README.md).
+ *
+ * The same fuzzer runs in every paging format (mmufuzz-pae, mmufuzz-2level):
+ * - 4-level: the window is PML4 slot 3; pool entries serve at any level.
+ * - PAE: the window is PDPTE 3 of each space, given only values a CPU
+ *   accepts at a CR3 load (present or not, a pool frame, PWT/PCD, available
+ *   bits); pool entries serve as PDEs and PTEs. No entry gets bits 62:52,
+ *   which AMD leaves available in PAE and Intel (and KVM) reserve.
+ * - 2-level: the window is PDEs 0x300-0x303 of each space (4 MiB pages when
+ *   CR4.PSE is on); pool frames are page tables of 4-byte entries.
+ * The 32-bit formats add a mode switch: CR0.PG off, a physical read and a
+ * page-table write with paging off, and back on (a shadow MMU must notice
+ * that write). CR4.PSE stays on: the runtime's own identity map is made of
+ * 4 MiB pages.
  */
 #include "rt.h"
 
@@ -49,21 +62,41 @@ KL_PARAM(p_trace, "trace_from", 0, 0, 100000000,
 #define CHECKPOINT_OPS	1000			/* the harness bisects between these */
 #define POOL_FRAMES	32
 #define NR_ROOTS	4
-#define FUZZ_SLOT	3			/* PML4 slot of the fuzzed window */
-#define FUZZ_VA		((u64)FUZZ_SLOT << 39)
 #define RET_OPCODE	0xc3
-#define MMIO_GPA	KL_MMIO_SCRATCH_GPA
-#define PTE_PAT_LARGE	(1ULL << 12)		/* PAT in a 2 MiB / 1 GiB leaf */
+#define MMIO_GPA	KL_MMIO_SCRATCH_GPA	/* 32 MiB-aligned: any large page's base */
+#define PTE_PAT_LARGE	(1ULL << 12)		/* PAT in a large leaf */
 #define EFER_NXE	(1ULL << 11)
-#define CR0_WP		(1ULL << 16)
-#define CR4_PGE		(1ULL << 7)
+#define CR0_WP		(1UL << 16)
+#define CR0_PG		(1UL << 31)
+#define CR4_PSE		(1UL << 4)
+#define CR4_PGE		(1UL << 7)
 #define MSR_EFER	0xc0000080
 #define USER_ARG_VA	KL_USER_DATA_VA		/* value a CPL3 write stores */
+
+/*
+ * The fuzzed window: the top-level entries WINDOW_FIRST.. of each space
+ * (WINDOW_ENTRIES of them) and what hangs below. An address in it picks an
+ * index 0..3 at each level from FUZZ_TOP down to 1.
+ */
+#if KL_PAGING_LEVELS == 4
+#define WINDOW_FIRST	3
+#define WINDOW_ENTRIES	1
+#define FUZZ_TOP	3
+#elif KL_PAGING_LEVELS == 3
+#define WINDOW_FIRST	3
+#define WINDOW_ENTRIES	1
+#define FUZZ_TOP	2
+#else
+#define WINDOW_FIRST	0x300
+#define WINDOW_ENTRIES	4
+#define FUZZ_TOP	2
+#endif
+#define FUZZ_VA		((ulong)WINDOW_FIRST << (12 + PT_INDEX_BITS * (KL_PAGING_LEVELS - 1)))
 
 enum access_kind { READ, WRITE, FETCH };
 static const char *const kind_names[] = { "read", "write", "fetch" };
 
-static u64 pool;			/* gpa of the 2 MiB block; frames 0..31 fuzzed */
+static ulong pool;			/* gpa of the large block; frames 0..31 fuzzed */
 static unsigned int pool_l2;		/* PD index that reaches the pool in a 1 GiB page */
 static struct aspace roots[NR_ROOTS];
 static int cur_root;
@@ -87,7 +120,7 @@ static void observe(u64 v)
 
 /* ---- entries ---- */
 
-static u64 pool_frame(unsigned int i)
+static ulong pool_frame(unsigned int i)
 {
 	return pool + i * PAGE_SIZE;
 }
@@ -97,8 +130,13 @@ static bool in_pool(u64 gpa)
 	return gpa >= pool && gpa < pool_frame(POOL_FRAMES);
 }
 
+static bool pse(void)
+{
+	return KL_PAGING_LEVELS != 2 || (read_cr4() & CR4_PSE);
+}
+
 /* A random entry; the same value may serve at any level, as leaf or table. */
-static u64 random_entry(void)
+static pte_t random_entry(void)
 {
 	u64 e = 0, k = rnd(100);
 
@@ -112,8 +150,28 @@ static u64 random_entry(void)
 	e |= rnd(100) < 15 ? PTE_PS : 0;
 	e |= rnd(4) == 0 ? PTE_NX : 0;
 	e |= rnd(8) << 9;				/* available */
-	if (rnd(16) == 0)
-		e |= rnd(128) << 52;			/* available */
+	if (KL_PAGING_LEVELS == 4 && rnd(16) == 0)
+		e |= rnd(128) << 52;			/* available in long mode only */
+	if (KL_PAGING_LEVELS == 2) {
+		/*
+		 * Pool entries are only ever PTEs here: they may name the device
+		 * with or without PS (PAT in a PTE). A window PDE is a table
+		 * without PS (random_window_entry keeps it off the device) or a
+		 * 4 MiB page with it: of the pool, of gpa 0, of the device, or
+		 * with reserved bit 21.
+		 */
+		if (k < 12)
+			e |= MMIO_GPA;
+		else if (!(e & PTE_PS))
+			e |= k < 95 ? pool_frame(rnd(POOL_FRAMES)) : 0;
+		else if (k < 60)
+			e |= pool | (rnd(10) == 0 ? PTE_PAT_LARGE : 0);
+		else if (k < 80)
+			e |= 0;
+		else
+			e |= pool | 1ULL << 21;
+		return (pte_t)e;
+	}
 	if (e & PTE_PS) {
 		/* A leaf at level 2 or 3, or PAT at level 1, or reserved at 4. */
 		if (k < 50)
@@ -121,7 +179,7 @@ static u64 random_entry(void)
 		else if (k < 65)
 			e |= pool_frame(rnd(POOL_FRAMES));	/* misaligned: reserved bits */
 		else if (k < 82)
-			e |= 0;					/* gpa 0: a 1 GiB page of RAM */
+			e |= 0;					/* gpa 0: a large page of RAM */
 		else
 			e |= MMIO_GPA;				/* outside RAM */
 	} else {
@@ -130,44 +188,93 @@ static u64 random_entry(void)
 	}
 	if (rnd(100) < 3)				/* reserved: above MAXPHYADDR */
 		e |= ~phys_mask & PTE_ADDR_MASK & (1ULL << (51 - rnd(4)));
+	return (pte_t)e;
+}
+
+/*
+ * A window entry. PAE PDPTEs take only what a CR3 load accepts: a pool
+ * frame or nothing, PWT/PCD and the available bits.
+ */
+static pte_t random_window_entry(void)
+{
+	pte_t e;
+
+	if (KL_PAGING_LEVELS == 3)
+		return (rnd(8) ? PTE_P : 0) | pool_frame(rnd(POOL_FRAMES)) |
+		       (rnd(8) == 0 ? PTE_PWT : 0) | (rnd(8) == 0 ? PTE_PCD : 0) |
+		       rnd(8) << 9;
+	e = random_entry();
+	/* A 2-level PDE without PS names a table: never one on the device. */
+	if (KL_PAGING_LEVELS == 2 && !(e & PTE_PS) && (e & PTE_ADDR_MASK) == MMIO_GPA)
+		e = (e & ~(pte_t)PTE_ADDR_MASK) | pool_frame(rnd(POOL_FRAMES));
 	return e;
+}
+
+static pte_t *window_entry(int root, unsigned int i)
+{
+	return &((pte_t *)roots[root].root)[WINDOW_FIRST + i];
 }
 
 /* ---- the guest's own walk: where will an access land? ---- */
 
 struct walk {
 	int levels;		/* entries on the path */
-	u64 *entry[4];		/* [0] is the PML4E */
+	pte_t *entry[4];	/* [0] is the top-level entry */
 	int leaf_level;		/* 1..3, or 0: no translation */
 	u64 base;		/* the leaf's frame */
 };
 
-static u64 *table_at(u64 e)
+static pte_t *table_at(pte_t e)
 {
 	u64 pa = e & PTE_ADDR_MASK;
 
 	/* Anything else faults on reserved bits before the CPU reads it. */
-	return in_pool(pa) || pa == 0 ? (u64 *)pa : NULL;
+	return in_pool(pa) || pa == 0 ? (pte_t *)(ulong)pa : NULL;
 }
 
-static void soft_walk(u64 root, u64 va, struct walk *w)
+static u64 large_size(int level)
 {
-	u64 *table = (u64 *)root;
+#if KL_PAGING_LEVELS == 4
+	if (level == 3)
+		return HUGE_PAGE_SIZE;
+#endif
+	return level == 2 ? LARGE_PAGE_SIZE : PAGE_SIZE;
+}
+
+/* Does a walk stop at this present entry as a leaf (or a reserved PS)? */
+static bool walk_stops(pte_t e, int level)
+{
+	if (level == 1)
+		return true;
+	if (!(e & PTE_PS))
+		return false;
+	if (KL_PAGING_LEVELS == 4)
+		return level <= 3 || level == 4;	/* PS in a PML4E: reserved */
+	if (KL_PAGING_LEVELS == 3)
+		return level == 2;			/* PDPTEs have no PS */
+	return pse();
+}
+
+static void soft_walk(ulong root, ulong va, struct walk *w)
+{
+	pte_t *table = (pte_t *)root;
 
 	w->levels = 0;
 	w->leaf_level = 0;
-	for (int level = 4; level >= 1; level--) {
-		u64 e = table[(va >> (12 + 9 * (level - 1))) & 511];
+	for (int level = KL_PAGING_LEVELS; level >= 1; level--) {
+		unsigned int idx = (va >> (12 + PT_INDEX_BITS * (level - 1))) & (PT_ENTRIES - 1);
+		pte_t e = table[idx];
 
-		w->entry[w->levels++] = &table[(va >> (12 + 9 * (level - 1))) & 511];
-		if (!(e & PTE_P) || (level == 4 && (e & PTE_PS)))
+		w->entry[w->levels++] = &table[idx];
+		if (!(e & PTE_P) || (KL_PAGING_LEVELS == 4 && level == 4 && (e & PTE_PS)))
 			return;
-		if (level == 1 || (level <= 3 && (e & PTE_PS))) {
-			u64 size = level == 1 ? PAGE_SIZE : level == 2 ? LARGE_PAGE_SIZE
-							    : HUGE_PAGE_SIZE;
+		if (walk_stops(e, level)) {
+			u64 size = large_size(level);
 
 			w->leaf_level = level;
 			w->base = e & PTE_ADDR_MASK & ~(size - 1);
+			if (KL_PAGING_LEVELS == 2 && level == 2)
+				w->base = e & 0xffc00000ULL;	/* PSE-36 bits: reserved or 0 */
 			return;
 		}
 		table = table_at(e);
@@ -176,9 +283,16 @@ static void soft_walk(u64 root, u64 va, struct walk *w)
 	}
 }
 
-static u64 fuzz_va(unsigned int l3, unsigned int l2, unsigned int l1, u64 off)
+static ulong fuzz_va(unsigned int l3, unsigned int l2, unsigned int l1, ulong off)
 {
-	return FUZZ_VA | (u64)l3 << 30 | (u64)l2 << 21 | (u64)l1 << 12 | off;
+	ulong va = FUZZ_VA | (ulong)l2 << (12 + PT_INDEX_BITS) | (ulong)l1 << 12 | off;
+
+#if FUZZ_TOP == 3
+	va |= (ulong)l3 << (12 + 2 * PT_INDEX_BITS);
+#else
+	(void)l3;
+#endif
+	return va;
 }
 
 /*
@@ -186,11 +300,12 @@ static u64 fuzz_va(unsigned int l3, unsigned int l2, unsigned int l1, u64 off)
  * (or, for writes, the MMIO device) and reads land in the pool, the device
  * or frame 0 (zeros). The hardware then decides whether it faults.
  */
-static u64 steer(enum access_kind *kind, struct walk *w)
+static ulong steer(enum access_kind *kind, struct walk *w)
 {
-	unsigned int l3 = rnd(4), l2 = rnd(4), l1 = rnd(4);
-	u64 off = *kind == FETCH ? PAGE_SIZE - 1 : rnd(5) * 8;
-	u64 va, gpa;
+	unsigned int l3 = FUZZ_TOP == 3 ? rnd(4) : 0, l2 = rnd(4), l1 = rnd(4);
+	ulong off = *kind == FETCH ? PAGE_SIZE - 1 : rnd(5) * 8;
+	ulong va;
+	u64 gpa;
 
 	if (off == 32)				/* the RET byte's word: reads only */
 		off = *kind == READ ? PAGE_SIZE - 8 : 0;
@@ -203,9 +318,7 @@ static u64 steer(enum access_kind *kind, struct walk *w)
 	if (w->leaf_level >= 2 && w->base != pool)
 		l1 = 0;
 	va = fuzz_va(l3, l2, l1, off);
-	gpa = w->leaf_level == 3 ? w->base + ((va & (HUGE_PAGE_SIZE - 1)))
-	    : w->leaf_level == 2 ? w->base + ((va & (LARGE_PAGE_SIZE - 1)))
-	    : w->base + off;
+	gpa = w->leaf_level == 1 ? w->base + off : w->base + (va & (large_size(w->leaf_level) - 1));
 	if (*kind == FETCH && !in_pool(gpa)) {
 		*kind = READ;
 		va -= 7;				/* an aligned word in that page */
@@ -217,6 +330,29 @@ static u64 steer(enum access_kind *kind, struct walk *w)
 }
 
 /* ---- operations ---- */
+
+/* One word, as the CPU accesses it in one instruction. */
+static int probe_read_word(ulong va, u64 *out)
+{
+#if KL_PAGING_LEVELS == 4
+	return probe_read64(va, out);
+#else
+	u32 v = 0;
+	int vector = probe_read32(va, &v);
+
+	*out = v;
+	return vector;
+#endif
+}
+
+static int probe_write_word(ulong va, u64 value)
+{
+#if KL_PAGING_LEVELS == 4
+	return probe_write64(va, value);
+#else
+	return probe_write32(va, (u32)value);
+#endif
+}
 
 static void flush_tlb(void)
 {
@@ -234,13 +370,14 @@ static void flush_tlb(void)
 
 USER_CODE void mmufuzz_user(u64 arg)
 {
-	u64 va = arg & ((1ULL << 48) - 1);
+	ulong va = arg & ((1ULL << 48) - 1);
 
+	/* Accesses are one word: a 64-bit access in 32-bit code would be two. */
 	switch (arg >> 56) {
 	case READ:
-		user_exit((long)*(volatile u64 *)va);
+		user_exit((long)*(volatile ulong *)va);
 	case WRITE:
-		*(volatile u64 *)va = *(volatile u64 *)USER_ARG_VA;
+		*(volatile ulong *)va = *(volatile ulong *)USER_ARG_VA;
 		user_exit(0);
 	default:
 		((void (*)(void))va)();
@@ -254,7 +391,7 @@ static void access(void)
 	bool user = rnd(3) == 0, faulted;
 	u64 value = random_entry(), got = 0;
 	struct walk w;
-	u64 va = steer(&kind, &w);
+	ulong va = steer(&kind, &w);
 	int vector;
 
 	/*
@@ -266,19 +403,19 @@ static void access(void)
 
 	if (user) {
 		*user_arg = value;
-		got = user_run(USER_VA(mmufuzz_user), KL_USER_STACK_VA + PAGE_SIZE - 8,
-			       va | (u64)kind << 56, &faulted);
+		got = (ulong)user_run(USER_VA(mmufuzz_user), KL_USER_STACK_VA + PAGE_SIZE - 8,
+				      va | (u64)kind << 56, &faulted);
 		vector = faulted ? kl_last_fault.vector : NO_FAULT;
 		if (kind != READ)
 			got = 0;
 	} else if (kind == READ) {
-		vector = probe_read64(va, &got);
+		vector = probe_read_word(va, &got);
 	} else if (kind == WRITE) {
-		vector = probe_write64(va, value);
+		vector = probe_write_word(va, value);
 	} else {
 		vector = probe_exec(va);
 	}
-	observe(kind | (u64)user << 4 | va << 8);
+	observe(kind | (u64)user << 4 | (u64)va << 8);
 	if (vector != NO_FAULT) {
 		u64 error = kl_last_fault.error;
 
@@ -295,13 +432,13 @@ static void access(void)
 	}
 	got &= ~PTE_A;
 	observe(got);
-	/* The walk that succeeded: A at every level, D at the leaf. */
-	for (int i = 0; i < w.levels; i++)
+	/* The walk that succeeded: A at every level (PAE's PDPTE has none), D at the leaf. */
+	for (int i = KL_PAGING_LEVELS == 3; i < w.levels; i++)
 		observe(*w.entry[i] & (i == w.levels - 1 ? PTE_A | PTE_D : PTE_A));
 	trace("%s %s %llx %s %llx, leaf %llx = %llx", user ? "cpl3" : "cpl0", kind_names[kind],
 	      (unsigned long long)va, kind == WRITE ? ":=" : "->",
 	      (unsigned long long)(kind == WRITE ? value : got),
-	      (unsigned long long)(u64)w.entry[w.levels - 1],
+	      (unsigned long long)(ulong)w.entry[w.levels - 1],
 	      (unsigned long long)*w.entry[w.levels - 1]);
 	if (kind == WRITE)
 		flush_tlb();			/* the write may have changed a table */
@@ -309,18 +446,42 @@ static void access(void)
 
 static void write_entry(void)
 {
-	u64 value = random_entry();
-	u64 *e;
+	pte_t value, *e;
 
 	if (rnd(8) == 0) {
-		e = &((u64 *)roots[rnd(NR_ROOTS)].root)[FUZZ_SLOT];
+		e = window_entry(rnd(NR_ROOTS), rnd(WINDOW_ENTRIES));
+		value = random_window_entry();
 	} else {
-		e = (u64 *)pool_frame(rnd(POOL_FRAMES)) + rnd(4);
+		e = (pte_t *)pool_frame(rnd(POOL_FRAMES)) + rnd(4);
+		value = random_entry();
 	}
 	write_pte(e, value);
 	flush_tlb();
 	observe(value);
-	trace("pte at %llx := %llx", (unsigned long long)(u64)e, (unsigned long long)value);
+	trace("pte at %llx := %llx", (unsigned long long)(ulong)e, (unsigned long long)value);
+}
+
+/*
+ * Paging off, a physical read and a page-table write, paging on again
+ * (which flushes everything). The values are drawn first: nothing but the
+ * accesses themselves runs with paging off.
+ */
+static void paging_off_op(void)
+{
+	pte_t *e = (pte_t *)pool_frame(rnd(POOL_FRAMES)) + rnd(4), value = random_entry();
+	volatile u64 *src = (u64 *)pool_frame(rnd(POOL_FRAMES)) + rnd(4);
+	ulong cr0 = read_cr0();
+	u64 seen;
+
+	write_cr0(cr0 & ~CR0_PG);
+	seen = *src;
+	write_pte(e, value);
+	write_cr0(cr0);
+	observe(seen & ~PTE_A);
+	observe(value);
+	trace("paging off: read %llx -> %llx, pte at %llx := %llx, paging on",
+	      (unsigned long long)(ulong)src, (unsigned long long)(seen & ~PTE_A),
+	      (unsigned long long)(ulong)e, (unsigned long long)value);
 }
 
 static void control_op(void)
@@ -328,10 +489,12 @@ static void control_op(void)
 	u64 k = rnd(100);
 
 	if (k < 40) {
-		u64 va = fuzz_va(rnd(4), rnd(4), rnd(4), 0);
+		ulong va = fuzz_va(rnd(4), rnd(4), rnd(4), 0);
 
 		invlpg(va);
 		trace("invlpg %llx", (unsigned long long)va);
+	} else if (KL_PAGING_LEVELS != 4 && k >= 62 && k < 70) {
+		paging_off_op();
 	} else if (k < 70) {
 		cur_root = rnd(NR_ROOTS);
 		aspace_switch(&roots[cur_root]);
@@ -340,7 +503,7 @@ static void control_op(void)
 		write_cr0(read_cr0() ^ CR0_WP);
 		flush_tlb();
 		trace("cr0.wp := %d", !!(read_cr0() & CR0_WP));
-	} else if (k < 91) {
+	} else if (k < 91 && KL_PAGING_LEVELS != 2) {	/* no NX in 2-level */
 		wrmsr(MSR_EFER, rdmsr(MSR_EFER) ^ EFER_NXE);
 		flush_tlb();
 		trace("efer.nxe := %d", !!(rdmsr(MSR_EFER) & EFER_NXE));
@@ -357,7 +520,7 @@ static void control_op(void)
 static void setup(void)
 {
 	u32 a, b, c, d;
-	u64 arg_frame = page_alloc();
+	ulong arg_frame = page_alloc();
 
 	cpuid(0x80000008, &a, &b, &c, &d);
 	phys_mask = ((1ULL << (a & 0xff)) - 1) & PTE_ADDR_MASK;
@@ -366,7 +529,7 @@ static void setup(void)
 	pool = page_alloc_large();
 	pool_l2 = (pool >> 21) & 511;
 	for (unsigned int i = 0; i < POOL_FRAMES; i++) {
-		u64 *t = (u64 *)pool_frame(i);
+		pte_t *t = (pte_t *)pool_frame(i);
 
 		for (int j = 0; j < 4; j++)
 			t[j] = random_entry();
@@ -378,7 +541,8 @@ static void setup(void)
 		aspace_map_user_text(&roots[r]);
 		pt_map(roots[r].root, KL_USER_STACK_VA, page_alloc(), PTE_P | PTE_W | PTE_U);
 		pt_map(roots[r].root, USER_ARG_VA, arg_frame, PTE_P | PTE_U);
-		((u64 *)roots[r].root)[FUZZ_SLOT] = random_entry();
+		for (unsigned int i = 0; i < WINDOW_ENTRIES; i++)
+			write_pte(window_entry(r, i), random_window_entry());
 	}
 	cur_root = 0;
 	aspace_switch(&roots[0]);
@@ -409,7 +573,8 @@ int workload_main(void)
 				  (unsigned long long)checksum);
 	}
 	write_cr0(read_cr0() | CR0_WP);
-	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_NXE);
+	if (KL_PAGING_LEVELS != 2)
+		wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_NXE);
 	aspace_switch(&kl_kernel_as);
 	kl_phase_end(ops, checksum);
 	return 0;

@@ -80,7 +80,7 @@ static int cmd_fuzz_ioctl(int argc, char **argv)
 static int cmd_fuzz_mmu(int argc, char **argv)
 {
 	struct fuzz_mmu_options o = { .oracle = hv_find("kvmlab-npt"), .seed = 1, .ops = 100000,
-				      .mem_mb = 64, .timeout_s = 3000 };
+				      .mem_mb = 64, .timeout_s = 3000, .paging = "4level" };
 	uint64_t timeout = o.timeout_s;
 	bool dry_run = false;
 
@@ -93,6 +93,14 @@ static int cmd_fuzz_mmu(int argc, char **argv)
 			continue;
 		if (!strcmp(argv[i], "--dry-run")) {
 			dry_run = true;
+			continue;
+		}
+		if (i + 1 < argc && !strcmp(argv[i], "--paging")) {
+			o.paging = argv[++i];
+			if (strcmp(o.paging, "4level") && strcmp(o.paging, "pae") &&
+			    strcmp(o.paging, "2level"))
+				return err("fuzz mmu: --paging is 4level, pae or 2level, not '%s'",
+					   o.paging), EXIT_USAGE;
 			continue;
 		}
 		if (i + 1 < argc && !strcmp(argv[i], "--oracle")) {
@@ -118,8 +126,8 @@ static int cmd_fuzz_mmu(int argc, char **argv)
 		i++;
 	}
 	if (!o.nhvs)
-		return err("usage: kvmlab fuzz mmu --hv H[,H...] [--oracle H] [--seed S] [--ops N] "
-			   "[--mem MB] [--timeout S]"), EXIT_USAGE;
+		return err("usage: kvmlab fuzz mmu --hv H[,H...] [--oracle H] [--paging 4level|pae|2level] "
+			   "[--seed S] [--ops N] [--mem MB] [--timeout S]"), EXIT_USAGE;
 	if (!o.oracle->hw_paging)
 		return err("fuzz mmu: the oracle must use nested paging (%s does not)",
 			   o.oracle->name), EXIT_USAGE;

@@ -8,7 +8,7 @@
  *              [--results DIR] [--meta K=V]... [--modparam K=V]...
  *              [--dry-run] [--verbose]
  *   kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]
- *   kvmlab fuzz mmu --hv H[,H..] [--oracle H] [--seed S] [--ops N] [--mem MB]
+ *   kvmlab fuzz mmu --hv H[,H..] [--oracle H] [--paging F] [--seed S] [--ops N] [--mem MB]
  *   kvmlab sweep-plan SPEC RUN_DIR [--check]   (what ./kvmlab sweep still has to run)
  *   kvmlab sweep-merge RUN_DIR CHUNK_DIR
  *   kvmlab list
@@ -33,7 +33,8 @@ static int usage(void)
 		"       kvmlab boot --hv H --kernel FILE [--initrd FILE] [--append STR] [--mem MB]\n"
 		"                   [--timeout S] [--apic]\n"
 		"       kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]\n"
-		"       kvmlab fuzz mmu --hv H[,H...] [--oracle H] [--seed S] [--ops N] [--mem MB]\n"
+		"       kvmlab fuzz mmu --hv H[,H...] [--oracle H] [--paging 4level|pae|2level]\n"
+		"                       [--seed S] [--ops N] [--mem MB]\n"
 		"       kvmlab list | table RUN_DIR | plot RUN_DIR | report RUN_DIR\n"
 		"       kvmlab sweep-plan SPEC RUN_DIR [--check] | sweep-merge RUN_DIR CHUNK_DIR\n"
 		"       ./kvmlab (the script) runs this inside the test machine; --native here\n");

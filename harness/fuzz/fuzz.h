@@ -15,6 +15,7 @@ struct fuzz_mmu_options {
 	int nhvs;
 	uint64_t seed, ops, mem_mb;
 	unsigned int timeout_s;
+	const char *paging;		/* the guest's paging format: 4level, pae, 2level */
 };
 
 /*

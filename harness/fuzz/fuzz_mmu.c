@@ -141,8 +141,8 @@ static void show_divergence(const struct hv *oracle, const struct hv *hv,
 	else
 		printf("    %-14s (no more ops: %s %s)\n", hv->name, b->result.status,
 		       b->result.detail);
-	printf("  reproduce: kvmlab fuzz mmu --hv %s --oracle %s --seed %llu --ops %llu\n",
-	       hv->name, oracle->name, (unsigned long long)o->seed,
+	printf("  reproduce: kvmlab fuzz mmu --hv %s --oracle %s --paging %s --seed %llu --ops %llu\n",
+	       hv->name, oracle->name, o->paging, (unsigned long long)o->seed,
 	       op ? op : (unsigned long long)ops);
 }
 
@@ -184,27 +184,30 @@ int fuzz_mmu(const struct fuzz_mmu_options *o)
 {
 	struct fuzz_log ref = {0};
 	struct image img;
-	char dir[PATH_MAX], path[PATH_MAX + 16];
+	char dir[PATH_MAX], path[PATH_MAX + 32], name[32];
 	int mismatches = 0;
 
 	workloads_dir(dir, sizeof(dir));
-	snprintf(path, sizeof(path), "%s/mmufuzz.elf", dir);
-	if (image_open(&img, path, "mmufuzz"))
+	/* One guest image per paging format (workloads/Makefile). */
+	snprintf(name, sizeof(name), "mmufuzz%s%s", strcmp(o->paging, "4level") ? "-" : "",
+		 strcmp(o->paging, "4level") ? o->paging : "");
+	snprintf(path, sizeof(path), "%s/%s.elf", dir, name);
+	if (image_open(&img, path, name))
 		return -1;
 	if (!fuzz_run(o->oracle, &img, o, o->ops, 0, &ref)) {
 		err("fuzz mmu: the oracle %s could not run the fuzzer", o->oracle->name);
 		image_close(&img);
 		return -1;
 	}
-	printf("%s (oracle): seed %llu: %llu ops, checksum %016llx\n", o->oracle->name,
-	       (unsigned long long)o->seed, (unsigned long long)o->ops,
+	printf("%s (oracle): %s paging, seed %llu: %llu ops, checksum %016llx\n", o->oracle->name,
+	       o->paging, (unsigned long long)o->seed, (unsigned long long)o->ops,
 	       (unsigned long long)ref.result.checksum);
 	for (int h = 0; h < o->nhvs; h++)
 		mismatches += !compare_with(o->oracle, o->hvs[h], &img, o, &ref);
 	log_free(&ref);
 	image_close(&img);
-	printf("fuzz mmu: seed %llu, %llu ops per hypervisor, %d hypervisor%s with mismatches\n",
-	       (unsigned long long)o->seed, (unsigned long long)o->ops, mismatches,
+	printf("fuzz mmu: %s paging, seed %llu, %llu ops per hypervisor, %d hypervisor%s with mismatches\n",
+	       o->paging, (unsigned long long)o->seed, (unsigned long long)o->ops, mismatches,
 	       mismatches == 1 ? "" : "s");
 	return mismatches ? 1 : 0;
 }

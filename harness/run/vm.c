@@ -379,9 +379,10 @@ void describe_exit(struct vm *vm, struct run_result *r)
 			   run->fail_entry.hardware_entry_failure_reason);
 		break;
 	case KVM_EXIT_INTERNAL_ERROR:
-		set_status(r, "error", "hypervisor internal error: suberror %u (ndata %u, data0 0x%llx), rip 0x%llx",
+		set_status(r, "error", "hypervisor internal error: suberror %u (ndata %u, data 0x%llx 0x%llx), rip 0x%llx",
 			   run->internal.suberror, run->internal.ndata,
-			   run->internal.ndata ? run->internal.data[0] : 0ULL, regs.rip);
+			   run->internal.ndata ? run->internal.data[0] : 0ULL,
+			   run->internal.ndata > 1 ? run->internal.data[1] : 0ULL, regs.rip);
 		break;
 	default:
 		set_status(r, "error", "unhandled exit reason %u at rip 0x%llx",

@@ -211,6 +211,26 @@ probe_write64:				/* (va, u64 val) */
 	EXTABLE 1b, 3b
 	EXTABLE 2b, 3b
 
+	/* Single 32-bit accesses: one translation each (mmufuzz's words). */
+	.globl probe_read32
+probe_read32:				/* (va, u32 *out) */
+	mov	4(%esp), %ecx
+1:	mov	(%ecx), %eax
+	mov	8(%esp), %ecx
+	mov	%eax, (%ecx)
+	mov	$-1, %eax
+2:	ret
+	EXTABLE 1b, 2b
+
+	.globl probe_write32
+probe_write32:				/* (va, u32 val) */
+	mov	4(%esp), %ecx
+	mov	8(%esp), %eax
+1:	mov	%eax, (%ecx)
+	mov	$-1, %eax
+2:	ret
+	EXTABLE 1b, 2b
+
 	.globl probe_div0
 probe_div0:
 	xor	%ecx, %ecx

@@ -151,25 +151,23 @@ static inline ulong read_cr0(void) { ulong v; asm volatile("mov %%cr0, %0" : "=r
 static inline ulong read_cr2(void) { ulong v; asm volatile("mov %%cr2, %0" : "=r"(v)); return v; }
 static inline ulong read_cr3(void) { ulong v; asm volatile("mov %%cr3, %0" : "=r"(v)); return v; }
 static inline ulong read_cr4(void) { ulong v; asm volatile("mov %%cr4, %0" : "=r"(v)); return v; }
-static inline void write_cr0(ulong v) { asm volatile("mov %0, %%cr0" :: "r"(v) : "memory"); }
 static inline void write_cr3(ulong v) { asm volatile("mov %0, %%cr3" :: "r"(v) : "memory"); }
 /*
  * The test machine's emulated nested paging (QEMU TCG) sets A, bit 5, in
  * PAE PDPTEs, where the bit is reserved; Linux KVM re-reads the PDPTEs at a
- * CR4 change in PAE mode and answers #GP. So the PAE runtime clears the bit
- * before each CR4 write, as hardware would have left it (REFERENCE.md).
+ * CR4 or CR0.PG change in PAE mode and answers #GP. So the PAE runtime
+ * clears the bit before each CR4 and CR0 write, as hardware would have left
+ * it (testmachine/README.md).
  */
 static inline void kl_pae_scrub_pdptes(void)
 {
 #if KL_PAGING_LEVELS == 3
-	ulong cr0, cr3;
+	ulong cr3;
 	volatile u32 *pdpt;
 
-	asm volatile("mov %%cr0, %0" : "=r"(cr0));
+	/* The PDPT is identity-mapped: its address works with paging on or off. */
 	asm volatile("mov %%cr3, %0" : "=r"(cr3));
 	pdpt = (volatile u32 *)(cr3 & ~31UL);
-	if (!(cr0 & (1UL << 31)))
-		return;
 	for (int i = 0; i < 4; i++)
 		if (pdpt[2 * i] & 0x20)
 			pdpt[2 * i] &= ~0x20U;
@@ -179,6 +177,11 @@ static inline void write_cr4(ulong v)
 {
 	kl_pae_scrub_pdptes();
 	asm volatile("mov %0, %%cr4" :: "r"(v) : "memory");
+}
+static inline void write_cr0(ulong v)
+{
+	kl_pae_scrub_pdptes();
+	asm volatile("mov %0, %%cr0" :: "r"(v) : "memory");
 }
 static inline void invlpg(ulong va) { asm volatile("invlpg (%0)" :: "r"(va) : "memory"); }
 static inline u64 rdmsr(u32 msr)
@@ -242,6 +245,11 @@ int probe_exec(ulong va);	/* calls va; the code there must be `ret` */
 int probe_div0(void);
 int probe_ud2(void);
 int probe_int3(void);
+#if KL_PAGING_LEVELS != 4
+/* 64-bit accesses are two in 32-bit code; these are one. */
+int probe_read32(ulong va, u32 *out);
+int probe_write32(ulong va, u32 val);
+#endif
 #if KL_PAGING_LEVELS == 3
 int probe_load_cr3(ulong cr3);	/* #GP when a PDPTE has reserved bits set */
 #endif
