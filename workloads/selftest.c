@@ -247,7 +247,7 @@ static void reserved_bits(void)
 		memcpy((void *)pdpt, (void *)cr3, 32);
 		((pte_t *)pdpt)[3] = page_alloc() | PTE_P | PTE_W;
 		vec = probe_load_cr3(pdpt);
-		/* Judged apart: QEMU's nested paging loads no PDPTEs (REFERENCE.md). */
+		/* Judged apart: QEMU's nested paging loads no PDPTEs (testmachine/README.md). */
 		platform_check("pae_pdpte_reserved_gp", vec == VEC_GP && read_cr3() == cr3,
 			       "a CR3 load whose PDPTE has a reserved bit takes #GP(0) (observed %d)",
 			       vec);
