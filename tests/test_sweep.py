@@ -11,7 +11,13 @@ param ctxswitch.spaces = 1, 2
 
 
 @pytest.mark.parametrize("text, message", [
-    ("frob = 1\n", "1: unknown key 'frob' (known: hv, workload, reps, param W.NAME)"),
+    ("frob = 1\n", "1: unknown key 'frob' (known: hv, workload, paging, reps, param W.NAME)"),
+    ("hv = kvm-npt\nworkload = ctxswitch\npaging = pae, 3level\n",
+     "3: unknown paging format '3level' (4level, pae, 2level)"),
+    ("hv = kvm-npt\nworkload = ctxswitch\nparam ctxswitch.spaces = 1\npaging = pae\n",
+     "4: 'paging' comes after the workload line, before the param lines"),
+    ("hv = kvm-npt\npaging = pae\nworkload = ctxswitch\n",
+     "2: 'paging' comes after the workload line, before the param lines"),
     ("hv = kvm-bogus\nworkload = ctxswitch\n", "1: unknown hypervisor 'kvm-bogus'"),
     ("hv = kvm-npt\nworkload = ctxswitch, nope\n", "2: unknown workload 'nope'"),
     ("hv = kvm-npt\nparam ctxswitch.spaces = 1\nworkload = ctxswitch\n",
@@ -131,3 +137,40 @@ def test_deterministic_mode_repeats(tmp_path):
         assert a == b, {k: (a[k], b[k]) for k in a if a[k] != b[k]}
     logs = [(d / ".tm" / "dmesg.txt").read_text() for d in outs]
     assert logs[0] == logs[1]
+
+
+PAGING_SPEC = """hv = kvm-shadow, kvmlab-cached, kvmlab-npt
+workload = ctxswitch, pgfault, compute
+paging = 4level, pae, 2level
+param ctxswitch.spaces = 1, 4
+param pgfault.pages = 64
+"""
+
+
+def test_paging_axis_runs_every_format_and_reports_them_side_by_side(tmp_path):
+    """The paging line runs each workload built in several formats in each
+    listed one, param lines sweep every build, and report.md puts the
+    formats side by side; a workload built once (compute) runs once."""
+    spec = tmp_path / "paging.sweep"
+    spec.write_text(PAGING_SPEC)
+    r = run([KVMLAB, "--results", tmp_path, "--run-id", "p", "sweep", spec], timeout=1200)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr
+    rows = read_csv(tmp_path / "p" / "runs.csv")
+    assert all(x["status"] == "ok" for x in rows)
+    wls = {(x["workload"], x["params"]) for x in rows}
+    for sfx in ("", "-pae", "-2level"):
+        assert ("ctxswitch" + sfx, "rounds=20;pages=16;spaces=1") in wls
+        assert ("ctxswitch" + sfx, "rounds=20;pages=16;spaces=4") in wls
+        assert ("pgfault" + sfx, "rounds=4;pages=64") in wls
+    assert len(rows) == 3 * (3 * 2 + 3 + 1)
+    for wl in ("ctxswitch-pae", "pgfault-2level"):
+        assert len({x["checksum"] for x in rows if x["workload"] == wl and
+                    x["params"].endswith(("spaces=4", "pages=64"))}) == 1
+    report = (tmp_path / "p" / "report.md").read_text()
+    section = report[report.index("## Paging formats"):]
+    assert "**ctxswitch** `rounds=20;pages=16;spaces=4`" in section
+    assert "**pgfault** `rounds=4;pages=64`" in section
+    assert "| hypervisor | 4level | pae | 2level | pae / 4level | 2level / 4level |" in section
+    for hv in ("kvm-shadow", "kvmlab-cached", "kvmlab-npt"):
+        assert f"| {hv} | " in section
+    assert "compute" not in section[:section.index("## Against")]

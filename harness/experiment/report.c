@@ -10,6 +10,7 @@
  * - For each workload swept along one parameter: how exits/op, ns/op and
  *   the peak number of shadow pages grow along it, one line per hypervisor
  *   (ctxswitch spaces K, forkwait forks N, memtouch working set...).
+ * - Workloads run in several paging formats: exits/op per format side by side.
  * - The published nanobenchmark anchors next to what we measured.
  */
 #define _GNU_SOURCE
@@ -253,6 +254,98 @@ static void growth(struct report *r, const char *wl, const char *key)
 	fprintf(r->md, "\n![%s as %s grows](%s.svg)\n", wl, key, name);
 }
 
+/* exits/op of hv running workload wl at params, or -1 when it has no ok run. */
+static double exits_per_op(const struct report *r, const char *hv, const char *wl,
+			   const char *params)
+{
+	for (int i = 0; i < r->n; i++)
+		if (!strcmp(r->a[i].hv, hv) && !strcmp(r->a[i].workload, wl) &&
+		    !strcmp(r->a[i].params, params) && r->a[i].ok && r->a[i].ops > 0)
+			return r->a[i].counter[0] / r->a[i].ops;
+	return -1;
+}
+
+static const char *const format_suffix[] = { "", "-pae", "-2level" };
+
+/* The workloads run in a 32-bit paging format: their 4-level names. */
+static int paging_bases(const struct report *r, char bases[][64])
+{
+	int nbases = 0;
+
+	for (int i = 0; i < r->n; i++) {
+		const char *wl = r->a[i].workload, *dash = strrchr(wl, '-');
+		bool dup = false;
+
+		if (!dash || (strcmp(dash, "-pae") && strcmp(dash, "-2level")) ||
+		    dash - wl >= 64 || nbases == MAX_NAMES)
+			continue;
+		for (int b = 0; b < nbases; b++)
+			dup |= !strncmp(bases[b], wl, dash - wl) && !bases[b][dash - wl];
+		if (!dup)
+			snprintf(bases[nbases++], 64, "%.*s", (int)(dash - wl), wl);
+	}
+	return nbases;
+}
+
+static void paging_table(struct report *r, const char *base, const char *params,
+			 const char **hvs, int nhv)
+{
+	fprintf(r->md, "\n**%s** `%s`\n\n| hypervisor | 4level | pae | 2level | "
+		"pae / 4level | 2level / 4level |\n|---|---|---|---|---|---|\n", base, params);
+	for (int h = 0; h < nhv; h++) {
+		double e[3];
+
+		for (int f = 0; f < 3; f++) {
+			char wl[96];
+
+			snprintf(wl, sizeof(wl), "%s%s", base, format_suffix[f]);
+			e[f] = exits_per_op(r, hvs[h], wl, params);
+		}
+		fprintf(r->md, "| %s |", hvs[h]);
+		for (int f = 0; f < 3; f++)
+			fprintf(r->md, e[f] < 0 ? " – |" : " %.3f |", e[f]);
+		for (int f = 1; f < 3; f++)
+			fprintf(r->md, e[0] >= 0.01 && e[f] >= 0 ? " %.2f |" : " – |", e[f] / e[0]);
+		fprintf(r->md, "\n");
+	}
+}
+
+/*
+ * The workloads run in several paging formats (NAME, NAME-pae, NAME-2level:
+ * the sweep's paging line): exits/op per hypervisor per format, setting by
+ * setting, and the 32-bit formats relative to 4-level.
+ */
+static void paging_formats(struct report *r)
+{
+	char bases[MAX_NAMES][64];
+	int nbases = paging_bases(r, bases);
+
+	if (!nbases)
+		return;
+	fprintf(r->md, "\n## Paging formats\n\nThe same workload as a 64-bit guest with 4-level "
+		"paging and as a 32-bit guest with PAE or 2-level paging: exits per operation. "
+		"Under nested paging the guest's walk is the hardware's, so only the shadow "
+		"strategies should move.\n");
+	for (int b = 0; b < nbases; b++) {
+		const char *settings[MAX_NAMES], *hvs[MAX_NAMES];
+		int nset = 0, nhv = 0;
+
+		for (int i = 0; i < r->n; i++) {
+			for (int f = 0; f < 3; f++) {
+				char wl[96];
+
+				snprintf(wl, sizeof(wl), "%s%s", bases[b], format_suffix[f]);
+				if (strcmp(r->a[i].workload, wl))
+					continue;
+				nset = add_name(settings, nset, r->a[i].params);
+				nhv = add_name(hvs, nhv, r->a[i].hv);
+			}
+		}
+		for (int s = 0; s < nset; s++)
+			paging_table(r, bases[b], settings[s], hvs, nhv);
+	}
+}
+
 /* Adams & Agesen (ASPLOS 2006), cycles: native / software VMM / hardware VMM. */
 static void anchors(struct report *r)
 {
@@ -336,6 +429,7 @@ int results_report(const char *dir)
 	for (int w = 0; w < nwl; w++)
 		if (swept_param(&r, wls[w], key, sizeof(key)))
 			growth(&r, wls[w], key);
+	paging_formats(&r);
 	anchors(&r);
 	fclose(r.gp);
 	r.gp = NULL;

@@ -26,8 +26,13 @@
 #include "../lib/util.h"
 
 #define MAX_LIST 32
-#define MAX_AXES 16
+#define MAX_IMAGES 64		/* listed workloads and their paging-format builds */
+#define MAX_AXES 32
 #define MAX_VALUES 64
+
+/* Paging formats a workload may be built in (workloads/Makefile): NAME, NAME-pae, NAME-2level. */
+static const char *const formats[] = { "4level", "pae", "2level" };
+#define NFORMATS 3
 
 struct axis {
 	int workload;			/* index into spec.workloads */
@@ -40,12 +45,14 @@ struct spec {
 	const char *path;
 	const struct hv *hvs[MAX_LIST];
 	int nhvs;
-	struct image images[MAX_LIST];
+	struct image images[MAX_IMAGES];
 	int nimages;
+	int base[MAX_IMAGES];		/* the listed workload an image is a build of */
+	bool skip[MAX_IMAGES];		/* a 4-level build the paging line leaves out */
 	struct axis axes[MAX_AXES];
 	int naxes;
 	uint64_t reps;
-	bool seen_hv, seen_workload, seen_reps;
+	bool seen_hv, seen_workload, seen_reps, seen_paging, seen_param;
 };
 
 static int spec_err(const struct spec *s, int line, const char *fmt, const char *arg)
@@ -91,6 +98,8 @@ static int open_image(struct spec *s, int line, const char *name)
 	char dir[PATH_MAX], path[PATH_MAX + 80];
 	struct stat st;
 
+	if (s->nimages == MAX_IMAGES)
+		return spec_err(s, line, "more than 64 workload images%s", "");
 	workloads_dir(dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/%s.boot", dir, name);
 	if (stat(path, &st)) {
@@ -101,7 +110,56 @@ static int open_image(struct spec *s, int line, const char *name)
 	snprintf(path, sizeof(path), "%s/%s.elf", dir, name);	/* image_open finds NAME.boot too */
 	if (image_open(&s->images[s->nimages], path, name))
 		return -1;
+	s->base[s->nimages] = s->nimages;
 	s->nimages++;
+	return 0;
+}
+
+/*
+ * "paging = 4level, pae, 2level": each listed workload built in several
+ * paging formats runs in the listed ones (its NAME-pae and NAME-2level
+ * images; NAME is the 4-level one). Workloads built in one format only run
+ * as they are. Param lines for NAME apply to all of its builds.
+ */
+static int parse_paging(struct spec *s, int line, char *value)
+{
+	char *items[MAX_LIST], dir[PATH_MAX], path[PATH_MAX + 80];
+	bool want[NFORMATS] = { false };
+	int n = split_items(s, line, value, items), listed = s->nimages;
+
+	if (n < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		int f = 0;
+
+		while (f < NFORMATS && strcmp(items[i], formats[f]))
+			f++;
+		if (f == NFORMATS)
+			return spec_err(s, line, "unknown paging format '%s' (4level, pae, 2level)",
+					items[i]);
+		want[f] = true;
+	}
+	workloads_dir(dir, sizeof(dir));
+	for (int w = 0; w < listed; w++) {
+		bool has_builds = false;
+
+		for (int f = 1; f < NFORMATS; f++) {
+			char name[80];
+			struct stat st;
+
+			snprintf(name, sizeof(name), "%s-%s", s->images[w].name, formats[f]);
+			snprintf(path, sizeof(path), "%s/%s.elf", dir, name);
+			if (stat(path, &st))
+				continue;
+			has_builds = true;
+			if (!want[f])
+				continue;
+			if (open_image(s, line, name))
+				return -1;
+			s->base[s->nimages - 1] = w;
+		}
+		s->skip[w] = has_builds && !want[0];
+	}
 	return 0;
 }
 
@@ -138,7 +196,7 @@ static int parse_axis(struct spec *s, int line, char *key, char *value)
 	int n;
 
 	if (s->naxes == MAX_AXES)
-		return spec_err(s, line, "more than 16 parameter axes%s", "");
+		return spec_err(s, line, "more than 32 parameter axes%s", "");
 	if (!dot)
 		return spec_err(s, line, "'param %s' needs WORKLOAD.NAME", key);
 	*dot = 0;
@@ -171,6 +229,16 @@ static int parse_axis(struct spec *s, int line, char *key, char *value)
 	}
 	a->nvalues = n;
 	s->naxes++;
+	/* The same axis for the workload's other paging formats (parse_paging). */
+	for (int i = 0; i < s->nimages; i++) {
+		if (i == a->workload || s->base[i] != a->workload ||
+		    !image_param(&s->images[i], a->name))
+			continue;
+		if (s->naxes == MAX_AXES)
+			return spec_err(s, line, "more than 32 parameter axes%s", "");
+		s->axes[s->naxes] = *a;
+		s->axes[s->naxes++].workload = i;
+	}
 	return 0;
 }
 
@@ -186,7 +254,17 @@ static int parse_line(struct spec *s, int line, char *text)
 	if (!strncmp(key, "param ", 6)) {
 		if (!s->seen_workload)
 			return spec_err(s, line, "'param' lines come after the workload line%s", "");
+		s->seen_param = true;
 		return parse_axis(s, line, trim(key + 6), value);
+	}
+	if (!strcmp(key, "paging")) {
+		if (s->seen_paging)
+			return spec_err(s, line, "'%s' is given twice", key);
+		if (!s->seen_workload || s->seen_param)
+			return spec_err(s, line, "'paging' comes after the workload line, "
+					"before the param lines%s", "");
+		s->seen_paging = true;
+		return parse_paging(s, line, value);
 	}
 	if (!strcmp(key, "hv")) {
 		if (s->seen_hv)
@@ -208,7 +286,8 @@ static int parse_line(struct spec *s, int line, char *text)
 			return spec_err(s, line, "reps must be 1..1000, not '%s'", value);
 		return 0;
 	}
-	return spec_err(s, line, "unknown key '%s' (known: hv, workload, reps, param W.NAME)", key);
+	return spec_err(s, line, "unknown key '%s' (known: hv, workload, paging, reps, param W.NAME)",
+			key);
 }
 
 static int spec_load(struct spec *s, const char *path)
@@ -332,7 +411,8 @@ int sweep_plan(const char *spec_path, const char *dir, FILE *out)
 	nrows = load_rows(path, &rows);
 	for (int h = 0; h < s->nhvs; h++)
 		for (int w = 0; w < s->nimages; w++)
-			plan_workload(s, s->hvs[h], w, 0, rows, nrows, out, &total, &done);
+			if (!s->skip[w])
+				plan_workload(s, s->hvs[h], w, 0, rows, nrows, out, &total, &done);
 	fprintf(stderr, "sweep %s: %llu runs, %llu already done, %llu to run\n", spec_path,
 		(unsigned long long)total, (unsigned long long)done,
 		(unsigned long long)(total - done));
