@@ -56,9 +56,13 @@ run-linux: deps build
 	./kvmlab sweep sweeps/linux.sweep
 
 # The differential MMU fuzzer's benchmark target: a million operations per
-# shadow strategy against nested paging, zero mismatches (the tests run fewer).
+# shadow strategy per paging format against nested paging, zero mismatches
+# (the tests run fewer).
 fuzz-benchmark: deps build
-	./kvmlab fuzz mmu --hv kvmlab-vtlb,kvmlab-shadow,kvmlab-cached --seed 1 --ops 1000000
+	for paging in 4level pae 2level; do \
+		./kvmlab fuzz mmu --hv kvmlab-vtlb,kvmlab-shadow,kvmlab-cached --paging $$paging \
+			--seed 1 --ops 1000000 || exit 1; \
+	done
 
 # The unit tests first: they take seconds and need no test machine.
 test: deps build unit

@@ -10,15 +10,20 @@ from conftest import KVMLAB, assert_dmesg_clean, run
 SHADOW_STRATEGIES = ["kvmlab-vtlb", "kvmlab-shadow", "kvmlab-cached"]
 
 
-@pytest.mark.parametrize("seed, extra", [(11, ["kvm-npt"]), (12, [])])
-def test_shadow_strategies_agree_with_nested_paging(tmp_path, seed, extra):
+@pytest.mark.parametrize("seed, paging, extra", [(11, "4level", ["kvm-npt"]),
+                                                 (12, "4level", []),
+                                                 (13, "pae", ["kvm-npt"]),
+                                                 (14, "2level", [])])
+def test_shadow_strategies_agree_with_nested_paging(tmp_path, seed, paging, extra):
     """Same seed, same page-table graphs and accesses: every shadow MMU must
-    log exactly what the CPU's own walk (kvmlab-npt) logs. Linux KVM's
-    nested paging, an independent implementation, must agree too."""
+    log exactly what the CPU's own walk (kvmlab-npt) logs, in every paging
+    format the guest can use. Linux KVM's nested paging, an independent
+    implementation, must agree too."""
     hvs = SHADOW_STRATEGIES + extra
     r = run([KVMLAB, "--results", tmp_path, "fuzz", "mmu", "--hv", ",".join(hvs),
-             "--seed", seed, "--ops", 30000], timeout=900)
+             "--paging", paging, "--seed", seed, "--ops", 30000], timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert f"kvmlab-npt (oracle): {paging} paging, seed {seed}: 30000 ops" in r.stdout
     for hv in hvs:
         assert (f"{hv}: seed {seed}: 30000 ops, 0 mismatches "
                 "(30 checkpoints agree with kvmlab-npt)") in r.stdout, r.stdout
@@ -43,7 +48,7 @@ def test_a_mismatch_is_located_and_reported_with_a_reproducer(tmp_path):
     assert re.search(r"kvm-shadow +op 696: cpl0 read 18040403018 -> a0000000219605, "
                      r"leaf 20b018 = 800000000020a865", out), out
     assert "op 691: efer.nxe := 0" in out          # the context shows why
-    assert ("reproduce: kvmlab fuzz mmu --hv kvm-shadow --oracle kvmlab-npt "
+    assert ("reproduce: kvmlab fuzz mmu --hv kvm-shadow --oracle kvmlab-npt --paging 4level "
             "--seed 1 --ops 696") in out
     assert "kvmlab-shadow: seed 1: 2000 ops, 0 mismatches" in out
     assert "1 hypervisor with mismatches" in out

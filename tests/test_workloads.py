@@ -5,11 +5,17 @@ Counters are exact."""
 from conftest import ALL_HVS, assert_dmesg_clean
 
 HVS = ALL_HVS
+# The workloads built in the 32-bit paging formats too (NAME-pae, NAME-2level).
+PAGING_WORKLOADS = ["ctxswitch", "forkwait", "pgfault", "ptemod", "selftest"]
+FORMATS = {"4level": "", "pae": "-pae", "2level": "-2level"}
 WORKLOADS = ["callret", "compute", "cr8wr", "ctxswitch", "divzero", "exitprobe", "forkwait",
              "in", "memtouch", "mmapchurn", "multiboot-hello", "pgfault", "ptemod", "ptflood",
-             "realmode", "selftest", "syscall"]
-# Known deviations of the test machine's emulated CPU (see harness/hv.c).
-NPT_XFAIL = {"pf_reserved_bit_pte_sets_p", "pf_reserved_bit_2m_pde_sets_p"}
+             "realmode", "selftest", "syscall"] + \
+    [w + sfx for w in PAGING_WORKLOADS for sfx in ("-pae", "-2level")]
+# Known deviations of the test machine's emulated CPU (see harness/hv.c and
+# testmachine/README.md).
+NPT_XFAIL = {"pf_reserved_bit_pte_sets_p", "pf_reserved_bit_2m_pde_sets_p",
+             "pf_reserved_bit_4m_pde_sets_p", "pae_pdpte_reserved_gp"}
 
 
 def n(row, col):
@@ -47,12 +53,63 @@ def test_exitprobe_mmio_and_port_checks_pass(matrix):
 
 def test_selftest_passes_entirely(matrix):
     for hv in HVS:
-        checks = [c for c in matrix.checks if c["hv"] == hv and c["workload"] == "selftest"]
-        assert len(checks) >= 25
-        allowed_xfail = NPT_XFAIL if hv.endswith("-npt") else set()
-        for c in checks:
-            assert c["result"] == "PASS" or (c["result"] == "XFAIL" and c["check"] in allowed_xfail), c
-        assert n(matrix.row(hv, "selftest"), "ops") == len(checks)
+        for sfx in FORMATS.values():
+            wl = "selftest" + sfx
+            checks = [c for c in matrix.checks if c["hv"] == hv and c["workload"] == wl]
+            assert len(checks) >= 25
+            allowed_xfail = NPT_XFAIL if hv.endswith("-npt") else set()
+            for c in checks:
+                assert c["result"] == "PASS" or \
+                    (c["result"] == "XFAIL" and c["check"] in allowed_xfail), c
+            assert n(matrix.row(hv, wl), "ops") == len(checks)
+
+
+def test_selftest_checks_each_paging_format_for_what_it_has(matrix):
+    """NX and the I/D error bit only with PAE; 4 MiB pages and their
+    reserved bit 21 in 2-level; PDPTEs checked at the CR3 load in PAE;
+    INT 0x80 for 32-bit system calls."""
+    names = {f: {c["check"] for c in matrix.checks if c["workload"] == "selftest" + sfx}
+             for f, sfx in FORMATS.items()}
+    common = {"pf_not_present_fetch", "pf_readonly_write_wp1", "pf_rw_clear_in_pde",
+              "ad_accessed_in_every_level", "cr0_wp0_supervisor_writes_readonly",
+              "invlpg_remap", "global_flushed_by_cr4_pge", "cr3_switch_selects_space",
+              "aspace_destroy_frees_everything", "user_code_runs_at_cpl3",
+              "pf_user_u_clear_in_pde"}
+    for f in FORMATS:
+        assert common <= names[f], (f, common - names[f])
+    assert {"pf_nx_fetch", "pf_nx_in_pde", "pf_user_nx_fetch", "large_2m_translation",
+            "pf_reserved_bit_pte", "pf_reserved_bit_2m_pde"} <= names["pae"] & names["4level"]
+    assert {"pae_pdpte_reserved_gp", "syscall_int80"} <= names["pae"]
+    assert {"large_4m_translation", "large_4m_accessed_dirty", "large_4m_readonly_write",
+            "pf_reserved_bit_4m_pde", "fetch_without_nx", "syscall_int80"} <= names["2level"]
+    assert not {"pf_nx_fetch", "pf_reserved_bit_pte"} & names["2level"]
+    assert "exc_gp_noncanonical" in names["4level"] - names["pae"] - names["2level"]
+
+
+def test_paging_workloads_agree_in_every_format(matrix):
+    """The 32-bit builds observe under every hypervisor what they observe
+    under nested paging and Linux KVM, format by format."""
+    for wl in PAGING_WORKLOADS:
+        for sfx in ("-pae", "-2level"):
+            sums = {matrix.row(hv, wl + sfx)["checksum"] for hv in HVS}
+            assert len(sums) == 1, f"{wl}{sfx}: checksums differ: {sums}"
+
+
+def test_paging_format_costs_where_the_design_says(matrix):
+    """Exact counters per format: a PAE PTE is written as two 32-bit
+    stores, each trapped by a write-protecting strategy; a cached PAE root
+    links its PDPTEs at the CR3 load, so switching spaces costs no fault;
+    every guest page fault is reflected under shadow paging in every format."""
+    for f, sfx in FORMATS.items():
+        ptemod = matrix.row("kvmlab-cached", "ptemod" + sfx)
+        stores = 2 if f == "pae" else 1
+        assert n(ptemod, "mmu_pte_write") == stores * n(ptemod, "ops"), (f, ptemod)
+        ctx = matrix.row("kvmlab-cached", "ctxswitch" + sfx)
+        assert n(ctx, "pf_fixed") == 0 and n(ctx, "tlb_flush") == n(ctx, "ops"), (f, ctx)
+        for hv in ("kvm-shadow", "kvmlab-vtlb", "kvmlab-shadow", "kvmlab-cached"):
+            pgf = matrix.row(hv, "pgfault" + sfx)
+            assert n(pgf, "pf_guest") == n(pgf, "ops"), (hv, f, pgf)
+        assert n(matrix.row("kvmlab-npt", "pgfault" + sfx), "pf_guest") == 0
 
 
 def test_selftest_covers_the_mmu_semantics(matrix):

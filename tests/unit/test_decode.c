@@ -352,6 +352,52 @@ static void string_instructions(void)
 	CHECK_EQ(in.len, 2);
 }
 
+/* The read-modify-write forms guests use on page-table entries (kl_insn_rmw). */
+static void read_modify_write_forms(void)
+{
+	CHECK_EQ(decode(&ctx32, "83 20 fd"), 0);	/* andl $-3,(%eax): clear R/W */
+	CHECK(in.mem && in.has_modrm);
+	CHECK_EQ(in.reg, 4);				/* /4: AND */
+	CHECK_EQ(in.opsize, 4);
+	CHECK_EQ(in.imm_len, 1);
+	CHECK_EQ(in.imm, 0xfd);				/* sign-extended when applied */
+	CHECK_EQ(in.ea, 0x100000 + 0x1000);
+	CHECK_EQ(in.len, 3);
+	CHECK_EQ(decode(&ctx32, "81 4b 04 00 00 00 80"), 0);	/* orl $0x80000000,4(%ebx) */
+	CHECK_EQ(in.reg, 1);
+	CHECK_EQ(in.imm_len, 4);
+	CHECK_EQ(in.imm, 0x80000000ULL);
+	CHECK_EQ(in.ea, 0x100000 + 0x4000 + 4);
+	CHECK_EQ(in.len, 7);
+	CHECK_EQ(decode(&ctx64, "48 81 23 ff ef ff ff"), 0);	/* andq $~0x1000,(%rbx) */
+	CHECK_EQ(in.imm, 0xffffffffffffefffULL);	/* imm32 sign-extends to 64 */
+	CHECK_EQ(in.opsize, 8);
+	CHECK_EQ(decode(&ctx16, "80 0f 20"), 0);	/* orb $0x20,(%bx): set A */
+	CHECK_EQ(in.reg, 1);
+	CHECK_EQ(in.opsize, 2);
+	CHECK_EQ(in.imm_len, 1);
+	CHECK_EQ(in.ea, 0x10000 + 0x4000);		/* DS:BX */
+	CHECK_EQ(decode(&ctx16, "66 81 37 01 00 00 00"), 0);	/* xorl $1,(%bx) in 16-bit code */
+	CHECK_EQ(in.opsize, 4);
+	CHECK_EQ(in.imm_len, 4);
+	CHECK_EQ(in.len, 7);
+	CHECK_EQ(decode(&ctx32, "09 01"), 0);		/* or %eax,(%ecx) */
+	CHECK_EQ(in.reg, 0);
+	CHECK_EQ(in.ea, 0x100000 + 0x2000);
+	CHECK_EQ(decode(&ctx32, "21 0a"), 0);		/* and %ecx,(%edx) */
+	CHECK_EQ(in.reg, 1);
+	CHECK_EQ(decode(&ctx32, "31 13"), 0);		/* xor %edx,(%ebx) */
+	CHECK_EQ(in.reg, 2);
+	CHECK_EQ(decode(&ctx32, "87 03"), 0);		/* xchg %eax,(%ebx) */
+	CHECK(in.mem && in.opsize == 4);
+	CHECK_EQ(decode(&ctx64, "f0 48 87 03"), 0);	/* lock xchg %rax,(%rbx) */
+	CHECK_EQ(in.opsize, 8);
+	CHECK_EQ(in.len, 4);
+	CHECK_EQ(decode(&ctx32, "86 23"), 0);		/* xchg %ah,(%ebx) */
+	CHECK_EQ(in.reg, 4);
+	CHECK_EQ(decode(&ctx32, "81 20 ff"), -EFAULT);	/* truncated immediate */
+}
+
 void suite_decode(void)
 {
 	static const struct { const char *name; void (*fn)(void); } tests[] = {
@@ -373,6 +419,7 @@ void suite_decode(void)
 		{ "decode_sixteen_bit_forms", sixteen_bit_forms },
 		{ "decode_sixteen_bit_prefixes_and_sizes", sixteen_bit_prefixes_and_sizes },
 		{ "decode_string_instructions", string_instructions },
+		{ "decode_read_modify_write_forms", read_modify_write_forms },
 	};
 
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
