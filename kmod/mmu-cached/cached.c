@@ -634,7 +634,7 @@ static enum kl_pf_result emulate_pt_write(struct kl_vcpu *vcpu, struct kl_pf_inf
 	if (pf->vectoring)
 		return unprotect(vcpu, w, kl_pf_error(pf, -ELOOP));
 	r = kl_fetch_decode(vcpu, &in);
-	if (r == 0 && vcpu->regs[KL_RDI] == pf->addr &&
+	if (r == 0 && in.string && in.ea == pf->addr &&
 	    kl_emulate_stos(vcpu, &in, gpa, &bytes) == 0) {
 		vm->stat.mmu_pte_write++;
 		pt_written(vm, gpa >> PAGE_SHIFT, off, off + bytes - 1);

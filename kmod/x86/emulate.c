@@ -203,20 +203,22 @@ int kl_insn_rmw(struct kl_vcpu *vcpu, const struct kl_insn *in, u64 gpa, int *si
 }
 
 /*
- * STOS / REP STOS (64-bit code, DF=0) whose destination starts at gpa: as
- * many elements as fit in gpa's page are written, RDI and RCX advance, and
- * RIP moves on once RCX reaches zero — the rest, on the next page, the CPU
- * does itself (or faults again). A whole page cleared this way costs one
- * exit. *bytes says how much was written.
+ * STOS / REP STOS (DF=0) whose destination starts at gpa: as many
+ * elements as fit in gpa's page are written, rDI and rCX advance (at the
+ * address size), and RIP moves on once rCX reaches zero — the rest, on the
+ * next page, the CPU does itself (or faults again). A whole page cleared
+ * this way (a 64-bit kernel's rep stosq, a 32-bit one's rep stosl) costs
+ * one exit. *bytes says how much was written.
  */
 int kl_emulate_stos(struct kl_vcpu *vcpu, const struct kl_insn *in, u64 gpa, unsigned int *bytes)
 {
 	u8 op = in->opcode[0];
 	unsigned int size = op == 0xaa ? 1 : in->opsize, room = PAGE_SIZE - (gpa & ~PAGE_MASK);
-	u64 count = in->rep ? vcpu->regs[KL_RCX] : 1, n, val = vcpu->regs[KL_RAX];
+	u64 count = in->rep ? vcpu->regs[KL_RCX] & kl_addr_mask(in->addr_size) : 1, n;
+	u64 val = vcpu->regs[KL_RAX];
 	u8 buf[64];
 
-	if (in->opcode_len != 1 || (op != 0xaa && op != 0xab) || !in->long64 ||
+	if (in->opcode_len != 1 || (op != 0xaa && op != 0xab) || !count ||
 	    (vcpu->rflags & X86_EFLAGS_DF) || room < size)
 		return -EOPNOTSUPP;
 	n = min_t(u64, count, room / size);
@@ -225,9 +227,9 @@ int kl_emulate_stos(struct kl_vcpu *vcpu, const struct kl_insn *in, u64 gpa, uns
 	for (u64 done = 0; done < n * size; done += sizeof(buf))
 		if (kl_write_guest(vcpu->vm, gpa + done, buf, min_t(u64, sizeof(buf), n * size - done)))
 			return -EFAULT;
-	vcpu->regs[KL_RDI] += n * size;
+	kl_addr_add(&vcpu->regs[KL_RDI], n * size, in->addr_size);
 	if (in->rep)
-		vcpu->regs[KL_RCX] -= n;
+		kl_addr_add(&vcpu->regs[KL_RCX], -(s64)n, in->addr_size);
 	if (n == count)
 		vcpu->rip += in->len;
 	*bytes = n * size;

@@ -314,6 +314,30 @@ static void no_execute(void)
 }
 
 /*
+ * A live page table cleared with REP STOSL, as a 32-bit kernel's
+ * clear_page does: a shadow MMU that write-protects tables traps it and
+ * must emulate it whole (one exit for the page), after which the
+ * mapping is gone and the next access faults (the handler maps frame C).
+ */
+static void table_cleared_by_rep_stos(void)
+{
+	u32 n = R->pf_count, *pt, d0, d1;
+
+	map(0x40c00000, FRAME_A, P | W);
+	map(0x40c01000, FRAME_B, P | W);
+	mix(peek(0x40c00000) ^ peek(0x40c01000));		/* the table is in use */
+	pt = (u32 *)(u32)(get_entry(0x40c00000, 2) & ~0xfffull);
+	__asm__ volatile("cld; rep stosl" : "=D"(d0), "=c"(d1)
+			 : "D"(pt), "c"(1024), "a"(0) : "memory");
+	invlpg(0x40c00000);
+	invlpg(0x40c01000);
+	CHECK(d1 == 0 && d0 == (u32)pt + 4096);
+	CHECK(get_entry(0x40c01000, 1) == 0);
+	CHECK(peek(0x40c01000) == peek(FRAME_C) && R->pf_count == n + 1 &&
+	      R->last_cr2 == 0x40c01000);
+}
+
+/*
  * Mode switches both ways: paging off (linear is physical again), then
  * paging on in the other format with fresh tables, then off and back to
  * the first format. Each switch must drop or re-key every shadow.
@@ -349,6 +373,7 @@ __attribute__((section(".text.entry"))) void _start(void)
 	large_pages();
 	if (pae)
 		no_execute();
+	table_cleared_by_rep_stos();
 	mode_round_trip();
 	mix(R->pf_count);
 	__asm__ volatile("out %%al, $0x10; hlt" :: "a"(0));
