@@ -27,6 +27,13 @@
 extern char kl_trap_stubs[], kl_trap_stack_top[], kl_syscall_entry[];
 void kl_mm_init(const struct kl_boot_info *bi);
 
+/* The low 8 bytes of an available TSS descriptor (type 9: 32-bit, or 64-bit in long mode). */
+static u64 tss_descriptor(u64 base, u64 limit)
+{
+	return (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ULL << 40) |
+	       (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
+}
+
 #if KL_PAGING_LEVELS == 4
 struct tss64 {
 	u32 reserved0;
@@ -70,9 +77,7 @@ static void setup_gdt(void)
 	gdt[USER_DS >> 3] = 0x00cff3000000ffffULL;	/* data, DPL3 */
 	gdt[USER_CS >> 3] = 0x00affb000000ffffULL;	/* 64-bit code, DPL3 */
 	/* 16-byte available 64-bit TSS descriptor. */
-	gdt[TSS_SEL >> 3] = (limit & 0xffff) | ((base & 0xffffff) << 16) |
-			    (0x89ULL << 40) | (((limit >> 16) & 0xf) << 48) |
-			    (((base >> 24) & 0xff) << 56);
+	gdt[TSS_SEL >> 3] = tss_descriptor(base, limit);
 	gdt[(TSS_SEL >> 3) + 1] = base >> 32;
 	tss.rsp[0] = (u64)kl_trap_stack_top;
 	tss.iomap_base = sizeof(tss);
@@ -153,10 +158,7 @@ static void setup_gdt(void)
 	gdt[KERNEL_DS >> 3] = 0x00cf93000000ffffULL;	/* data, DPL0 */
 	gdt[USER_CS >> 3] = 0x00cffb000000ffffULL;	/* 32-bit code, DPL3 */
 	gdt[USER_DS >> 3] = 0x00cff3000000ffffULL;	/* data, DPL3 */
-	/* available 32-bit TSS */
-	gdt[TSS_SEL >> 3] = (limit & 0xffff) | ((base & 0xffffff) << 16) |
-			    (0x89ULL << 40) | (((limit >> 16) & 0xf) << 48) |
-			    (((base >> 24) & 0xff) << 56);
+	gdt[TSS_SEL >> 3] = tss_descriptor(base, limit);
 	tss.esp0 = (ulong)kl_trap_stack_top;
 	tss.ss0 = KERNEL_DS;
 	tss.iomap_base = sizeof(tss);
