@@ -192,22 +192,26 @@ static pte_t random_entry(void)
 }
 
 /*
- * A window entry. PAE PDPTEs take only what a CR3 load accepts: a pool
- * frame or nothing, PWT/PCD and the available bits.
+ * Random entry e made fit for the window. PAE PDPTEs take only what a CR3
+ * load accepts: a pool frame or nothing, PWT/PCD and the available bits.
+ * A 2-level PDE without PS names a table: never one on the device. (The
+ * 4-level window takes e as it is, drawing nothing more: seeds keep their
+ * meaning across versions.)
  */
-static pte_t random_window_entry(void)
+static pte_t window_value(pte_t e)
 {
-	pte_t e;
-
 	if (KL_PAGING_LEVELS == 3)
 		return (rnd(8) ? PTE_P : 0) | pool_frame(rnd(POOL_FRAMES)) |
 		       (rnd(8) == 0 ? PTE_PWT : 0) | (rnd(8) == 0 ? PTE_PCD : 0) |
 		       rnd(8) << 9;
-	e = random_entry();
-	/* A 2-level PDE without PS names a table: never one on the device. */
 	if (KL_PAGING_LEVELS == 2 && !(e & PTE_PS) && (e & PTE_ADDR_MASK) == MMIO_GPA)
 		e = (e & ~(pte_t)PTE_ADDR_MASK) | pool_frame(rnd(POOL_FRAMES));
 	return e;
+}
+
+static unsigned int random_window_index(void)
+{
+	return WINDOW_ENTRIES > 1 ? rnd(WINDOW_ENTRIES) : 0;
 }
 
 static pte_t *window_entry(int root, unsigned int i)
@@ -446,14 +450,13 @@ static void access(void)
 
 static void write_entry(void)
 {
-	pte_t value, *e;
+	pte_t value = random_entry(), *e;
 
 	if (rnd(8) == 0) {
-		e = window_entry(rnd(NR_ROOTS), rnd(WINDOW_ENTRIES));
-		value = random_window_entry();
+		e = window_entry(rnd(NR_ROOTS), random_window_index());
+		value = window_value(value);
 	} else {
 		e = (pte_t *)pool_frame(rnd(POOL_FRAMES)) + rnd(4);
-		value = random_entry();
 	}
 	write_pte(e, value);
 	flush_tlb();
@@ -542,7 +545,7 @@ static void setup(void)
 		pt_map(roots[r].root, KL_USER_STACK_VA, page_alloc(), PTE_P | PTE_W | PTE_U);
 		pt_map(roots[r].root, USER_ARG_VA, arg_frame, PTE_P | PTE_U);
 		for (unsigned int i = 0; i < WINDOW_ENTRIES; i++)
-			write_pte(window_entry(r, i), random_window_entry());
+			write_pte(window_entry(r, i), window_value(random_entry()));
 	}
 	cur_root = 0;
 	aspace_switch(&roots[0]);
