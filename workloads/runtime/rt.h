@@ -156,33 +156,26 @@ static inline void write_cr3(ulong v) { asm volatile("mov %0, %%cr3" :: "r"(v) :
  * The test machine's emulated nested paging (QEMU TCG) sets A, bit 5, in
  * PAE PDPTEs, where the bit is reserved; Linux KVM re-reads the PDPTEs at a
  * CR4 or CR0.PG change in PAE mode and answers #GP. So the PAE runtime
- * clears the bit before each CR4 and CR0 write, as hardware would have left
- * it (testmachine/README.md).
+ * clears the bit, as hardware would have left it, in the same few
+ * instructions as the control-register write: any TLB miss in between (the
+ * first CR4 write flushes everything) has QEMU's walk set it again
+ * (testmachine/README.md). The PDPT is identity-mapped, paging on or off.
  */
-static inline void kl_pae_scrub_pdptes(void)
-{
 #if KL_PAGING_LEVELS == 3
-	ulong cr3;
-	volatile u32 *pdpt;
-
-	/* The PDPT is identity-mapped: its address works with paging on or off. */
-	asm volatile("mov %%cr3, %0" : "=r"(cr3));
-	pdpt = (volatile u32 *)(cr3 & ~31UL);
-	for (int i = 0; i < 4; i++)
-		if (pdpt[2 * i] & 0x20)
-			pdpt[2 * i] &= ~0x20U;
+#define KL_LOAD_CR_SCRUBBING_PDPTES(cr, v)					\
+	asm volatile("mov %%cr3, %%ecx\n\t"					\
+		     "and $~31, %%ecx\n\t"					\
+		     "andl $~0x20, 0(%%ecx)\n\t"				\
+		     "andl $~0x20, 8(%%ecx)\n\t"				\
+		     "andl $~0x20, 16(%%ecx)\n\t"				\
+		     "andl $~0x20, 24(%%ecx)\n\t"				\
+		     "mov %0, %%" cr :: "r"(v) : "ecx", "memory")
+static inline void write_cr4(ulong v) { KL_LOAD_CR_SCRUBBING_PDPTES("cr4", v); }
+static inline void write_cr0(ulong v) { KL_LOAD_CR_SCRUBBING_PDPTES("cr0", v); }
+#else
+static inline void write_cr4(ulong v) { asm volatile("mov %0, %%cr4" :: "r"(v) : "memory"); }
+static inline void write_cr0(ulong v) { asm volatile("mov %0, %%cr0" :: "r"(v) : "memory"); }
 #endif
-}
-static inline void write_cr4(ulong v)
-{
-	kl_pae_scrub_pdptes();
-	asm volatile("mov %0, %%cr4" :: "r"(v) : "memory");
-}
-static inline void write_cr0(ulong v)
-{
-	kl_pae_scrub_pdptes();
-	asm volatile("mov %0, %%cr0" :: "r"(v) : "memory");
-}
 static inline void invlpg(ulong va) { asm volatile("invlpg (%0)" :: "r"(va) : "memory"); }
 static inline u64 rdmsr(u32 msr)
 {
