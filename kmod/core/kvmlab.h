@@ -19,6 +19,7 @@
 
 #include <linux/bitops.h>
 #include <linux/kvm.h>
+#include <linux/signal_types.h>
 #include <linux/mm_types.h>
 #include <linux/mutex.h>
 #include <linux/kref.h>
@@ -27,6 +28,7 @@
 
 #define KL_MAX_SLOTS		32
 #define KL_MAX_VCPUS		8
+#define KL_MAX_MCE_BANKS	32	/* as KVM_MAX_MCE_BANKS */
 #define KL_MAX_CPUID		80
 #define KL_MAX_MEM_BYTES	(64ULL << 30)
 
@@ -117,6 +119,10 @@ struct kl_vm {
 	void *mmu_priv;
 	u64 memslots_gen;		/* bumped by every memslot change */
 	struct kl_vm_stat stat;
+	/* Under lock: what KVM_SET_TSS_ADDR and KVM_SET_GSI_ROUTING set (core/irq.c). */
+	u64 tss_addr;
+	struct kvm_irq_routing_entry *irq_routes;
+	u32 nr_irq_routes;
 };
 
 /*
@@ -145,6 +151,8 @@ struct kl_msrs {
 	u64 star, lstar, cstar, sfmask, kernel_gs_base;
 	u64 sysenter_cs, sysenter_esp, sysenter_eip;
 	u64 pat;
+	u64 tsc_offset;			/* guest TSC = host TSC + this */
+	u64 mtrr_deftype, mtrr_fixed[11], mtrr_var[16];	/* kept, not applied */
 };
 
 /*
@@ -176,8 +184,18 @@ struct kl_vcpu {
 	u64 regs[KL_NR_REGS];		/* RSP and RAX live here too */
 	u64 rip, rflags;
 	u64 cr0, cr2, cr3, cr4, efer;	/* as the guest sees them */
+	u64 cr8;			/* the TPR (the vendor's V_TPR while the guest runs) */
+	u64 apic_base;			/* IA32_APIC_BASE: its enable bit is userspace's LAPIC's */
+	u32 mp_state;			/* KVM_MP_STATE_*: whether KVM_RUN enters the guest */
+	bool sigset_active;		/* KVM_SET_SIGNAL_MASK: the mask while in KVM_RUN */
+	sigset_t sigset;
 	u64 dr[8];			/* emulated; never loaded into hardware */
 	struct kl_msrs msrs;
+	struct fxregs_state *fpu;	/* x87/SSE between runs: the vendor's FXSAVE image */
+	struct {			/* machine-check registers (x86/mce.c) */
+		u64 mcg_cap, mcg_status, mcg_ctl;
+		u64 banks[KL_MAX_MCE_BANKS][4];	/* CTL, STATUS, ADDR, MISC */
+	} mce;
 	struct kl_pending_event event;	/* to inject at the next entry */
 	bool triple_fault;		/* a fault while delivering #DF: shut down */
 	bool irq_pending;		/* KVM_INTERRUPT: waiting for the guest's IF */
@@ -210,6 +228,7 @@ struct kl_vcpu {
 	int mmio_reg;
 	int mmio_len;
 	u64 mmio_next_rip;
+	u64 pio_in_rip;			/* an IN's own RIP: moved by userspace, the IN is void */
 	bool mmio_to_memory;		/* MOVS from MMIO: the data goes to guest memory */
 	u64 mmio_dest_gpa;		/* ...here */
 	/* CMPS/SCAS with an MMIO side: the comparison ends when the data comes back. */
@@ -240,6 +259,8 @@ void kl_vm_get(struct kl_vm *vm);
 void kl_vm_put(struct kl_vm *vm);
 void kl_vcpu_free(struct kl_vcpu *vcpu);
 int kl_vm_stats_fd(struct kl_vm *vm);
+int kl_set_gsi_routing(struct kl_vm *vm, struct kvm_irq_routing __user *argp);
+void kl_free_gsi_routing(struct kl_vm *vm);
 int kl_vcpu_stats_fd(struct kl_vcpu *vcpu);
 long kl_vcpu_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg);
 int kl_vcpu_run(struct kl_vcpu *vcpu);

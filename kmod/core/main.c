@@ -107,6 +107,7 @@ static void vm_release(struct kref *ref)
 	for (int i = 0; i < n; i++)
 		kl_vcpu_free(vcpus[i]);
 	kl_mmu_vm_destroy(vm);
+	kl_free_gsi_routing(vm);
 	WARN_ON(vm->stat.shadow_pages || vm->stat.pinned_pages);
 	mmdrop(vm->mm);
 	kfree(vm);
@@ -190,7 +191,8 @@ static int set_memory_region(struct kl_vm *vm, const struct kvm_userspace_memory
 	struct kl_memslot *slot;
 	u64 gfn = m->guest_phys_addr >> PAGE_SHIFT, npages = m->memory_size >> PAGE_SHIFT;
 
-	if (m->slot >= KL_MAX_SLOTS || m->flags)
+	/* KVM_MEM_LOG_DIRTY_PAGES is not offered yet (KVM_CAP_* says so). */
+	if (m->slot >= KL_MAX_SLOTS || (m->flags & ~KVM_MEM_READONLY))
 		return -EINVAL;
 	if ((m->guest_phys_addr | m->memory_size | m->userspace_addr) & ~PAGE_MASK)
 		return -EINVAL;
@@ -208,20 +210,24 @@ static int set_memory_region(struct kl_vm *vm, const struct kvm_userspace_memory
 		slot->used = false;
 		goto changed;
 	}
-	/* Like KVM: an existing slot may only move, not change size or memory. */
-	if (slot->used && (slot->npages != npages || slot->hva != m->userspace_addr))
+	/* Like KVM: an existing slot may only move, not change size, memory or read-only-ness. */
+	if (slot->used && (slot->npages != npages || slot->hva != m->userspace_addr ||
+			   slot->flags != m->flags))
 		return -EINVAL;
 	for (int i = 0; i < KL_MAX_SLOTS; i++)
 		if (i != m->slot && slots_overlap(&vm->slots[i], gfn, npages))
 			return -EEXIST;
 	*slot = (struct kl_memslot) {
-		.used = true, .base_gfn = gfn, .npages = npages, .hva = m->userspace_addr,
+		.used = true, .flags = m->flags, .base_gfn = gfn, .npages = npages,
+		.hva = m->userspace_addr,
 	};
 changed:
 	vm->memslots_gen++;
 	kl_mmu_memslots_changed(vm);
 	return 0;
 }
+
+static long check_extension(unsigned long ext);
 
 static long vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 {
@@ -260,12 +266,31 @@ static long vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 	case KVM_GET_STATS_FD:
 		return kl_vm_stats_fd(vm);
 	case KVM_CHECK_EXTENSION:
-		return arg == KVMLAB_CAP_MMU ? kl_mmu_index(vm->mmu) : 0;
+		return arg == KVMLAB_CAP_MMU ? kl_mmu_index(vm->mmu) : check_extension(arg);
+	case KVM_SET_TSS_ADDR:
+		/*
+		 * VMX needs three pages for a real-mode TSS; SVM runs real mode
+		 * as it is (KVM's svm_set_tss_addr ignores it too). Kept, so a
+		 * VMM's call is honoured, and the address checked as KVM does.
+		 */
+		if (arg > 0xfffffffful - 3 * PAGE_SIZE + 1)
+			return -EINVAL;
+		mutex_lock(&vm->lock);
+		vm->tss_addr = arg;
+		mutex_unlock(&vm->lock);
+		return 0;
+	case KVM_SET_GSI_ROUTING:
+		return kl_set_gsi_routing(vm, argp);
 	default:
 		return -ENOTTY;
 	}
 }
 
+/*
+ * What KVM_CHECK_EXTENSION reports, on the system fd and on a VM fd. A
+ * capability reported commits to its ioctls: VMMs call them and give up
+ * when they fail, so everything here is implemented in full.
+ */
 static long check_extension(unsigned long ext)
 {
 	switch (ext) {
@@ -273,7 +298,15 @@ static long check_extension(unsigned long ext)
 	case KVM_CAP_BINARY_STATS_FD:
 	case KVM_CAP_EXT_CPUID:
 	case KVM_CAP_IMMEDIATE_EXIT:
+	case KVM_CAP_DESTROY_MEMORY_REGION_WORKS:	/* a zero-size region deletes a slot */
+	case KVM_CAP_JOIN_MEMORY_REGIONS_WORKS:		/* adjacent slots are independent */
+	case KVM_CAP_SET_TSS_ADDR:
+	case KVM_CAP_IRQ_ROUTING:			/* core/irq.c says what it means here */
+	case KVM_CAP_MP_STATE:				/* core/vcpu.c: INIT/SIPI with userspace */
+	case KVM_CAP_READONLY_MEM:			/* writes to such a slot exit as MMIO */
 		return 1;
+	case KVM_CAP_MCE:				/* x86/mce.c */
+		return KL_MAX_MCE_BANKS;
 	case KVM_CAP_NR_VCPUS:
 	case KVM_CAP_MAX_VCPUS:
 		return KL_MAX_VCPUS;
@@ -299,6 +332,10 @@ static long dev_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 		return arg ? -EINVAL : PAGE_SIZE;
 	case KVM_GET_SUPPORTED_CPUID:
 		return kl_get_supported_cpuid((struct kvm_cpuid2 __user *)arg);
+	case KVM_GET_MSR_INDEX_LIST:
+		return kl_get_msr_index_list((struct kvm_msr_list __user *)arg);
+	case KVM_X86_GET_MCE_CAP_SUPPORTED:
+		return put_user(kl_mce_cap_supported(), (u64 __user *)arg) ? -EFAULT : 0;
 	default:
 		return -ENOTTY;
 	}

@@ -60,6 +60,8 @@ static void complete_mmio(struct kl_vcpu *vcpu)
 		kl_complete_string_in(vcpu);
 	if (!vcpu->mmio_pending)
 		return;
+	if (vcpu->pending_is_pio && vcpu->rip != vcpu->pio_in_rip)
+		goto done;	/* userspace moved RIP: the IN is void (handlers.c) */
 	if (vcpu->mmio_is_read) {
 		u64 v = 0;
 
@@ -79,6 +81,7 @@ static void complete_mmio(struct kl_vcpu *vcpu)
 			memcpy(&vcpu->regs[vcpu->mmio_reg], &v, vcpu->mmio_len);
 	}
 	vcpu->rip = vcpu->mmio_next_rip;
+done:
 	vcpu->mmio_pending = false;
 	vcpu->mmio_to_memory = false;
 	vcpu->mmio_compare = false;
@@ -97,6 +100,7 @@ static void report_interruptibility(struct kl_vcpu *vcpu)
 	run->ready_for_interrupt_injection = kl_interrupt_allowed(vcpu) &&
 					     !vcpu->irq_pending && !vcpu->event.valid;
 	run->apic_base = kl_apic_base(vcpu);
+	run->cr8 = vcpu->cr8;
 }
 
 static int run_loop(struct kl_vcpu *vcpu)
@@ -118,12 +122,104 @@ static int run_loop(struct kl_vcpu *vcpu)
 	}
 }
 
+/*
+ * A vCPU that is not RUNNABLE does not enter the guest. The local APIC is
+ * userspace's, so INIT and SIPI are too: userspace parks a vCPU
+ * (KVM_SET_MP_STATE: INIT_RECEIVED applies INIT's register state,
+ * UNINITIALIZED leaves them), then starts it at the SIPI vector with
+ * KVM_SET_SREGS and RUNNABLE, as QEMU does with its own APIC. KVM_RUN on a
+ * parked vCPU sleeps until a signal, as Linux KVM's does. A HALTED one
+ * (restored so) wakes when an interrupt is queued, and otherwise exits
+ * with KVM_EXIT_HLT for userspace to wait on its devices.
+ */
+static int run_parked(struct kl_vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+
+	if (vcpu->mp_state == KVM_MP_STATE_HALTED) {
+		if (vcpu->irq_pending) {
+			vcpu->mp_state = KVM_MP_STATE_RUNNABLE;
+			return run_loop(vcpu);
+		}
+		run->exit_reason = KVM_EXIT_HLT;
+		return 0;
+	}
+	for (;;) {
+		if (READ_ONCE(run->immediate_exit) || signal_pending(current)) {
+			run->exit_reason = KVM_EXIT_INTR;
+			return -EINTR;
+		}
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (!signal_pending(current) && !READ_ONCE(run->immediate_exit))
+			schedule();
+		__set_current_state(TASK_RUNNING);
+	}
+}
+
 int kl_vcpu_run(struct kl_vcpu *vcpu)
 {
-	int r = run_loop(vcpu);
+	sigset_t saved;
+	int r;
 
+	/* The TPR comes from kvm_run, where userspace's APIC keeps it (as KVM). */
+	if (vcpu->run->cr8 > 15)
+		return -EINVAL;
+	vcpu->cr8 = vcpu->run->cr8;
+	if (vcpu->sigset_active)
+		sigprocmask(SIG_SETMASK, &vcpu->sigset, &saved);
+	r = vcpu->mp_state == KVM_MP_STATE_RUNNABLE ? run_loop(vcpu) : run_parked(vcpu);
+	if (vcpu->sigset_active)
+		sigprocmask(SIG_SETMASK, &saved, NULL);
 	report_interruptibility(vcpu);
 	return r;
+}
+
+/*
+ * KVM_SET_SIGNAL_MASK: the signals blocked while the vCPU runs (a VMM
+ * without immediate_exit kicks a vCPU with one it unblocks only there); a
+ * NULL argument drops the mask. SIGKILL and SIGSTOP are never blocked.
+ */
+static int set_signal_mask(struct kl_vcpu *vcpu, struct kvm_signal_mask __user *argp)
+{
+	struct kvm_signal_mask head;
+	sigset_t set;
+
+	if (!argp) {
+		vcpu->sigset_active = false;
+		return 0;
+	}
+	if (copy_from_user(&head, argp, sizeof(head)))
+		return -EFAULT;
+	if (head.len != sizeof(set))
+		return -EINVAL;
+	if (copy_from_user(&set, argp->sigset, sizeof(set)))
+		return -EFAULT;
+	sigdelsetmask(&set, sigmask(SIGKILL) | sigmask(SIGSTOP));
+	vcpu->sigset = set;
+	vcpu->sigset_active = true;
+	return 0;
+}
+
+static int set_mp_state(struct kl_vcpu *vcpu, const struct kvm_mp_state __user *argp)
+{
+	struct kvm_mp_state mp;
+
+	if (copy_from_user(&mp, argp, sizeof(mp)))
+		return -EFAULT;
+	switch (mp.mp_state) {
+	case KVM_MP_STATE_INIT_RECEIVED:
+		kl_vcpu_init_event(vcpu);
+		vcpu->run->cr8 = 0;
+		fallthrough;
+	case KVM_MP_STATE_RUNNABLE:
+	case KVM_MP_STATE_UNINITIALIZED:
+	case KVM_MP_STATE_HALTED:
+		vcpu->mp_state = mp.mp_state;
+		return 0;
+	default:
+		/* SIPI_RECEIVED needs a vector only an in-kernel APIC would have. */
+		return -EINVAL;
+	}
 }
 
 /*
@@ -214,6 +310,9 @@ static struct kl_vcpu *vcpu_alloc(struct kl_vm *vm, unsigned long id, int *err)
 	vcpu->run = (void *)get_zeroed_page(GFP_KERNEL_ACCOUNT);
 	if (!vcpu->run)
 		goto out_free;
+	vcpu->fpu = kzalloc(sizeof(*vcpu->fpu), GFP_KERNEL_ACCOUNT);	/* 512 bytes: 512-aligned */
+	if (!vcpu->fpu)
+		goto out_run;
 	vcpu->vm = vm;
 	vcpu->id = id;
 	mutex_init(&vcpu->lock);
@@ -229,6 +328,7 @@ static struct kl_vcpu *vcpu_alloc(struct kl_vm *vm, unsigned long id, int *err)
 out_vendor:
 	kl_vendor->vcpu_free(vcpu);
 out_run:
+	kfree(vcpu->fpu);
 	free_page((unsigned long)vcpu->run);
 out_free:
 	kfree(vcpu);
@@ -242,6 +342,7 @@ void kl_vcpu_free(struct kl_vcpu *vcpu)
 {
 	kl_mmu_vcpu_destroy(vcpu);
 	kl_vendor->vcpu_free(vcpu);
+	kfree(vcpu->fpu);
 	free_page((unsigned long)vcpu->run);
 	kfree(vcpu);
 }
@@ -325,10 +426,47 @@ long kl_vcpu_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 			r = -EFAULT;
 		else
 			r = kl_set_sregs(vcpu, &sregs);
+		if (!r)
+			vcpu->run->cr8 = vcpu->cr8;	/* what the next KVM_RUN loads */
 		break;
 	}
 	case KVM_SET_CPUID2:
 		r = kl_set_cpuid2(vcpu, argp);
+		break;
+	case KVM_GET_FPU: {
+		struct kvm_fpu fpu;
+
+		kl_get_fpu(vcpu, &fpu);
+		r = copy_to_user(argp, &fpu, sizeof(fpu)) ? -EFAULT : 0;
+		break;
+	}
+	case KVM_SET_FPU: {
+		struct kvm_fpu fpu;
+
+		r = copy_from_user(&fpu, argp, sizeof(fpu)) ? -EFAULT : kl_set_fpu(vcpu, &fpu);
+		break;
+	}
+	case KVM_X86_SETUP_MCE:
+		r = kl_setup_mce(vcpu, argp);
+		break;
+	case KVM_X86_SET_MCE:
+		r = kl_inject_mce(vcpu, argp);
+		break;
+	case KVM_GET_MSRS:
+	case KVM_SET_MSRS:
+		r = kl_vcpu_msrs(vcpu, argp, ioctl == KVM_SET_MSRS);
+		break;
+	case KVM_SET_SIGNAL_MASK:
+		r = set_signal_mask(vcpu, argp);
+		break;
+	case KVM_GET_MP_STATE: {
+		struct kvm_mp_state mp = { .mp_state = vcpu->mp_state };
+
+		r = copy_to_user(argp, &mp, sizeof(mp)) ? -EFAULT : 0;
+		break;
+	}
+	case KVM_SET_MP_STATE:
+		r = set_mp_state(vcpu, argp);
 		break;
 	case KVM_INTERRUPT:
 		r = queue_interrupt(vcpu, argp);

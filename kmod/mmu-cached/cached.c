@@ -521,6 +521,8 @@ link:
 	if (gfn_is_table(c, w->gpa >> PAGE_SHIFT))
 		flags &= ~KL_PT_W;	/* a guest page table: writes must trap */
 	zap_entry(vm, sp, i);
+	if (!kl_gfn_is_ram(vm, w->gpa >> PAGE_SHIFT, true))
+		flags &= ~KL_PT_W;	/* a ROM: writes fault and become MMIO */
 	r = kl_pin_gfn(vm, w->gpa >> PAGE_SHIFT, flags & KL_PT_W, &page);
 	if (r)
 		return r;

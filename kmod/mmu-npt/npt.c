@@ -47,7 +47,7 @@ static enum kl_pf_result npt_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info 
 	u64 gpa = pf->addr, *spte;
 	int r;
 
-	if (!kl_gfn_to_memslot(vcpu->vm, gpa >> PAGE_SHIFT)) {
+	if (!kl_gfn_is_ram(vcpu->vm, gpa >> PAGE_SHIFT, pf->error & KL_PF_W)) {
 		pf->gpa = gpa;
 		return KL_PF_MMIO;
 	}

@@ -22,6 +22,17 @@ struct kl_memslot *kl_gfn_to_memslot(struct kl_vm *vm, u64 gfn)
 	return NULL;
 }
 
+/*
+ * Is there memory at gfn for this access? A write to a KVM_MEM_READONLY slot
+ * (a ROM) is MMIO: it exits to userspace, which decides what it means.
+ */
+bool kl_gfn_is_ram(struct kl_vm *vm, u64 gfn, bool write)
+{
+	struct kl_memslot *s = kl_gfn_to_memslot(vm, gfn);
+
+	return s && !(write && (s->flags & KVM_MEM_READONLY));
+}
+
 static unsigned long gpa_to_hva(struct kl_vm *vm, u64 gpa, unsigned int len)
 {
 	struct kl_memslot *s = kl_gfn_to_memslot(vm, gpa >> PAGE_SHIFT);

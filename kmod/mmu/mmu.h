@@ -126,6 +126,8 @@ void kl_flush_remote_tlbs(struct kl_vm *vm);
 
 /* ---- guest memory (memory.c) ---- */
 struct kl_memslot *kl_gfn_to_memslot(struct kl_vm *vm, u64 gfn);
+/* Memory at gfn for a read (write=false) or a write: no slot, or a ROM written, is MMIO. */
+bool kl_gfn_is_ram(struct kl_vm *vm, u64 gfn, bool write);
 int kl_read_guest(struct kl_vm *vm, u64 gpa, void *buf, unsigned int len);
 int kl_write_guest(struct kl_vm *vm, u64 gpa, const void *buf, unsigned int len);
 /* Pin the host page backing gfn; -ENOENT when no memslot covers it. */

@@ -80,7 +80,7 @@ bool kl_shadow_walk(struct kl_vcpu *vcpu, struct kl_pf_info *pf, struct kl_walk 
 		*result = kl_pf_error(pf, r);
 		return false;
 	}
-	if (!kl_gfn_to_memslot(vcpu->vm, w->gpa >> PAGE_SHIFT)) {
+	if (!kl_gfn_is_ram(vcpu->vm, w->gpa >> PAGE_SHIFT, access & KL_PF_W)) {
 		pf->gpa = w->gpa;
 		*result = KL_PF_MMIO;
 		return false;
@@ -190,6 +190,8 @@ int kl_stree_install(struct kl_vm *vm, struct kl_stree *t, u64 gva, u64 gpa, u64
 	u64 *spte, *tags;
 	int r;
 
+	if (!kl_gfn_is_ram(vm, gpa >> PAGE_SHIFT, true))
+		flags &= ~KL_PT_W;	/* a ROM: writes fault and become MMIO */
 	r = kl_pin_gfn(vm, gpa >> PAGE_SHIFT, flags & KL_PT_W, &page);
 	if (r)
 		return r;

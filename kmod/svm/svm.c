@@ -44,7 +44,6 @@ struct svm_cpu {
 struct svm_vcpu {
 	struct vmcb *vmcb;
 	u64 vmcb_pa;
-	struct fxregs_state *fpu;	/* the guest's x87/SSE state between runs */
 	int last_cpu;
 };
 
@@ -314,16 +313,10 @@ static int svm_vcpu_create(struct kl_vcpu *vcpu)
 	if (!svm)
 		return -ENOMEM;
 	page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
-	svm->fpu = kzalloc(sizeof(*svm->fpu), GFP_KERNEL_ACCOUNT);	/* 512: 512-aligned */
-	if (!page || !svm->fpu) {
-		if (page)
-			__free_page(page);
-		kfree(svm->fpu);
+	if (!page) {
 		kfree(svm);
 		return -ENOMEM;
 	}
-	svm->fpu->cwd = 0x37f;
-	svm->fpu->mxcsr = 0x1f80;
 	svm->vmcb = page_address(page);
 	svm->vmcb_pa = page_to_phys(page);
 	svm->last_cpu = -1;
@@ -341,7 +334,6 @@ static void svm_vcpu_free(struct kl_vcpu *vcpu)
 	for_each_possible_cpu(cpu)
 		cmpxchg(&per_cpu_ptr(&svm_cpus, cpu)->last_vmcb, svm->vmcb, NULL);
 	__free_page(virt_to_page(svm->vmcb));
-	kfree(svm->fpu);
 	kfree(svm);
 }
 
@@ -418,6 +410,8 @@ static int load_state(struct kl_vcpu *vcpu)
 	vmcb->save.rax = vcpu->regs[KL_RAX];
 	vmcb->save.rflags = vcpu->rflags;
 	vmcb->save.cr2 = vcpu->cr2;
+	vmcb->control.int_ctl = (vmcb->control.int_ctl & ~V_TPR_MASK) | (vcpu->cr8 & V_TPR_MASK);
+	vmcb->control.tsc_offset = vcpu->msrs.tsc_offset;
 	return 0;
 }
 
@@ -450,6 +444,8 @@ static void save_state(struct kl_vcpu *vcpu)
 	vcpu->regs[KL_RAX] = vmcb->save.rax;
 	vcpu->rflags = vmcb->save.rflags;
 	vcpu->cr2 = vmcb->save.cr2;
+	/* MOV to CR8 changes V_TPR without an exit (V_INTR_MASKING). */
+	vcpu->cr8 = vmcb->control.int_ctl & V_TPR_MASK;
 	/* SWAPGS changes KernelGsBase without an exit. */
 	vcpu->msrs.kernel_gs_base = vmcb->save.kernel_gs_base;
 	if (kl_mmu_tdp(vcpu->vm))
@@ -477,7 +473,7 @@ static void enter_guest(struct kl_vcpu *vcpu)
 		vcpu->stat.cpu_migrations++;
 	sd->last_vmcb = svm->vmcb;
 	svm->last_cpu = cpu;
-	asm volatile("fxrstor64 %0" :: "m"(*svm->fpu));
+	asm volatile("fxrstor64 %0" :: "m"(*vcpu->fpu));
 	/*
 	 * Guest mode is a quiescent state for RCU, like user mode: say so, or a
 	 * vCPU that keeps re-entering the guest (preemption off all the while)
@@ -487,7 +483,7 @@ static void enter_guest(struct kl_vcpu *vcpu)
 	asm volatile("clgi" ::: "memory");
 	kl_svm_vmrun(svm->vmcb_pa, vcpu->regs, page_to_phys(sd->host_vmsave));
 	asm volatile("stgi" ::: "memory");
-	asm volatile("fxsave64 %0" : "=m"(*svm->fpu));
+	asm volatile("fxsave64 %0" : "=m"(*vcpu->fpu));
 	local_irq_enable();
 	kernel_fpu_end();
 }

@@ -44,7 +44,8 @@ static void supported_entry(struct kvm_cpuid_entry2 *e, u32 func, u32 index)
 	case 1:
 		e->ecx &= KL_CPUID_1_ECX_KEEP;
 		e->ecx |= KL_CPUID_1_ECX_HYPERVISOR;
-		e->edx &= ~KL_CPUID_1_EDX_DROP;
+		/* The local APIC is userspace's to emulate (as KVM reports it). */
+		e->edx = (e->edx & ~KL_CPUID_1_EDX_DROP) | KL_CPUID_1_EDX_APIC;
 		e->ebx &= 0xffff;	/* no APIC ID, no logical-CPU count */
 		break;
 	case 7:

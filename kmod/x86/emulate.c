@@ -259,9 +259,9 @@ static void mmio_exit(struct kl_vcpu *vcpu, u64 gpa, int size, bool write, u64 v
 	vcpu->mmio_len = size;
 }
 
-static bool is_ram(struct kl_vcpu *vcpu, u64 gpa)
+static bool is_ram(struct kl_vcpu *vcpu, u64 gpa, bool write)
 {
-	return kl_gfn_to_memslot(vcpu->vm, gpa >> PAGE_SHIFT);
+	return kl_gfn_is_ram(vcpu->vm, gpa >> PAGE_SHIFT, write);
 }
 
 /* The arithmetic flags of a - b at `size` bytes, as CMP sets them. */
@@ -355,9 +355,9 @@ static int string_mmio(struct kl_vcpu *vcpu, const struct kl_insn *in, u64 gpa)
 		if (!kl_translate_operand(vcpu, in->ea, false, &src, &verdict) ||
 		    !string_dest(vcpu, in, op == 0xa4, &dst, &verdict))
 			return verdict;
-		if (is_ram(vcpu, src) == is_ram(vcpu, dst))
+		if (is_ram(vcpu, src, false) == is_ram(vcpu, dst, op == 0xa4))
 			return kl_emulation_failed(vcpu, in);	/* MMIO to MMIO */
-		mmio_first = !is_ram(vcpu, src);
+		mmio_first = !is_ram(vcpu, src, false);
 		/* The RAM side's value: what MOVS stores, what CMPS compares with. */
 		if ((op == 0xa6 || !mmio_first) &&
 		    kl_read_guest(vcpu->vm, mmio_first ? dst : src, &val, size))

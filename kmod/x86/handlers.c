@@ -108,7 +108,14 @@ int kl_handle_invlpg(struct kl_vcpu *vcpu)
 	return 1;
 }
 
-/* Port I/O goes to userspace as KVM_EXIT_IO; an IN completes at the next KVM_RUN. INS/OUTS: pio.c. */
+/*
+ * Port I/O goes to userspace as KVM_EXIT_IO; INS/OUTS: pio.c. An OUT is
+ * done when userspace sees it (RIP already past it: QEMU's kvmvapic reads
+ * it so). An IN stays at its RIP until the next KVM_RUN, where its data
+ * lands in AL/AX/EAX on top of whatever registers userspace set meanwhile,
+ * unless userspace moved RIP (QEMU's vmport answers a port read by
+ * rewriting the vCPU's state): that voids the IN, as on KVM.
+ */
 int kl_handle_io(struct kl_vcpu *vcpu, const struct kl_io *io)
 {
 	struct kvm_run *run = vcpu->run;
@@ -134,6 +141,7 @@ int kl_handle_io(struct kl_vcpu *vcpu, const struct kl_io *io)
 	vcpu->mmio_reg = KL_RAX;
 	vcpu->mmio_len = io->size;
 	vcpu->mmio_next_rip = io->next_rip;
+	vcpu->pio_in_rip = vcpu->rip;
 	return 0;
 }
 

@@ -1,24 +1,74 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The MSRs a guest may read and write (RDMSR/WRMSR always exit). Their
- * values live in struct kl_vcpu (vcpu->msrs); the vendor loads them into
- * the hardware at entry and reads back those the guest changes without an
- * exit (SWAPGS). FS and GS bases are the segments' own, kept by the vendor.
- * Anything else raises #GP, as an unknown MSR does on the CPU.
+ * The MSRs a guest may read and write (RDMSR/WRMSR always exit) and that a
+ * VMM saves and restores with KVM_GET/SET_MSRS. Their values live in
+ * struct kl_vcpu (vcpu->msrs); the vendor loads them into the hardware at
+ * entry and reads back those the guest changes without an exit (SWAPGS).
+ * FS and GS bases are the segments' own, kept by the vendor. Anything else
+ * raises #GP, as an unknown MSR does on the CPU (and KVM with ignore_msrs=0).
+ *
+ * kvmclock's MSRs (0x11, 0x12, the old numbers QEMU always restores) are
+ * known only as "disabled": no KVM paravirtual CPUID leaf is offered, so a
+ * guest WRMSR gets #GP, and userspace may set them to 0 only.
+ *
+ * MTRRs are kept, checked as the CPU checks them, and not applied: guest
+ * memory is ordinary write-back host memory whatever the guest asks for
+ * (as under KVM without assigned devices). The TSC is the host's plus a
+ * per-vCPU offset that a write sets (the vendor applies it to RDTSC too).
  */
 #include <asm/msr-index.h>
 #include <asm/msr.h>
+#include <asm/kvm_para.h>
+#include <linux/uaccess.h>
+#include <linux/slab.h>
 #include "vendor.h"
+
+#define KL_NR_VAR_MTRR		8
+#define MTRR_CAP_VALUE		(0x500 | KL_NR_VAR_MTRR)	/* WC, fixed ranges, 8 variable */
+#define MTRR_FIXED_COUNT	11
+
+/* What KVM_GET_MSR_INDEX_LIST reports: every MSR below is read and written in full. */
+static const u32 msrs_to_save[] = {
+	MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP,
+	MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK, MSR_KERNEL_GS_BASE,
+	MSR_FS_BASE, MSR_GS_BASE, MSR_EFER, MSR_IA32_CR_PAT, MSR_IA32_TSC,
+	MSR_IA32_APICBASE, MSR_IA32_MISC_ENABLE, MSR_MTRRcap, MSR_MTRRdefType,
+	MSR_MTRRfix64K_00000, MSR_MTRRfix16K_80000, MSR_MTRRfix16K_A0000,
+	MSR_MTRRfix4K_C0000, MSR_MTRRfix4K_C8000, MSR_MTRRfix4K_D0000, MSR_MTRRfix4K_D8000,
+	MSR_MTRRfix4K_E0000, MSR_MTRRfix4K_E8000, MSR_MTRRfix4K_F0000, MSR_MTRRfix4K_F8000,
+	0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207,	/* MTRRphysBase/Mask 0-7 */
+	0x208, 0x209, 0x20a, 0x20b, 0x20c, 0x20d, 0x20e, 0x20f,
+	MSR_IA32_MCG_CAP, MSR_IA32_MCG_STATUS, MSR_IA32_MCG_CTL, MSR_IA32_UCODE_REV,
+	MSR_KVM_WALL_CLOCK, MSR_KVM_SYSTEM_TIME,
+};
 
 static bool canonical(u64 val)
 {
 	return (s64)(val << 16) >> 16 == (s64)val;
 }
 
+/* The fixed-range MTRRs in the order of struct kl_msrs' array, or -1. */
+static int fixed_mtrr_index(u32 msr)
+{
+	switch (msr) {
+	case MSR_MTRRfix64K_00000: return 0;
+	case MSR_MTRRfix16K_80000: return 1;
+	case MSR_MTRRfix16K_A0000: return 2;
+	}
+	if (msr >= MSR_MTRRfix4K_C0000 && msr <= MSR_MTRRfix4K_F8000)
+		return 3 + msr - MSR_MTRRfix4K_C0000;
+	return -1;
+}
+
 static u64 *msr_slot(struct kl_vcpu *vcpu, u32 msr)
 {
 	struct kl_msrs *m = &vcpu->msrs;
+	int fixed = fixed_mtrr_index(msr);
 
+	if (fixed >= 0)
+		return &m->mtrr_fixed[fixed];
+	if (msr >= 0x200 && msr < 0x200 + 2 * KL_NR_VAR_MTRR)
+		return &m->mtrr_var[msr - 0x200];
 	switch (msr) {
 	case MSR_STAR: return &m->star;
 	case MSR_LSTAR: return &m->lstar;
@@ -29,20 +79,43 @@ static u64 *msr_slot(struct kl_vcpu *vcpu, u32 msr)
 	case MSR_IA32_SYSENTER_ESP: return &m->sysenter_esp;
 	case MSR_IA32_SYSENTER_EIP: return &m->sysenter_eip;
 	case MSR_IA32_CR_PAT: return &m->pat;
+	case MSR_MTRRdefType: return &m->mtrr_deftype;
 	}
 	return NULL;
 }
 
-/* Addresses the CPU will jump to or load must be canonical (else #GP). */
-static bool needs_canonical(u32 msr)
+static bool valid_memtype(u64 t)
 {
-	return msr == MSR_LSTAR || msr == MSR_CSTAR || msr == MSR_KERNEL_GS_BASE ||
-	       msr == MSR_FS_BASE || msr == MSR_GS_BASE;
+	return t == 0 || t == 1 || t == 4 || t == 5 || t == 6;	/* UC WC WT WP WB */
 }
 
-static u64 *segment_base(struct kvm_sregs *sr, u32 msr)
+/* Each of the 8 bytes a memory type: PAT's (which adds UC-, 7) or a fixed MTRR's. */
+static bool valid_types(u64 val, bool pat)
 {
-	return msr == MSR_FS_BASE ? &sr->fs.base : &sr->gs.base;
+	for (int i = 0; i < 8; i++, val >>= 8)
+		if (!valid_memtype(val & 0xff) && !(pat && (val & 0xff) == 7))
+			return false;
+	return true;
+}
+
+/* The value check the CPU makes on a write (#GP otherwise); true when fine. */
+static bool valid_value(struct kl_vcpu *vcpu, u32 msr, u64 val)
+{
+	u64 phys = GENMASK_ULL(kl_maxphyaddr(vcpu) - 1, 12);
+
+	if ((msr == MSR_LSTAR || msr == MSR_CSTAR || msr == MSR_KERNEL_GS_BASE ||
+	     msr == MSR_FS_BASE || msr == MSR_GS_BASE) && !canonical(val))
+		return false;
+	if (msr == MSR_IA32_CR_PAT)
+		return valid_types(val, true);
+	if (fixed_mtrr_index(msr) >= 0)
+		return valid_types(val, false);
+	if (msr == MSR_MTRRdefType)
+		return !(val & ~0xcffULL) && valid_memtype(val & 0xff);
+	if (msr >= 0x200 && msr < 0x200 + 2 * KL_NR_VAR_MTRR)	/* even: base, odd: mask */
+		return msr & 1 ? !(val & ~(phys | BIT_ULL(11))) :
+				 !(val & ~(phys | 0xff)) && valid_memtype(val & 0xff);
+	return true;
 }
 
 bool kl_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val)
@@ -58,24 +131,29 @@ bool kl_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val)
 	case MSR_EFER: *val = vcpu->efer; break;
 	case MSR_FS_BASE: case MSR_GS_BASE:
 		kl_vendor->get_segments(vcpu, &sr);
-		*val = *segment_base(&sr, msr);
+		*val = msr == MSR_FS_BASE ? sr.fs.base : sr.gs.base;
 		break;
-	case MSR_IA32_TSC: *val = rdtsc(); break;
+	case MSR_IA32_TSC: *val = rdtsc() + vcpu->msrs.tsc_offset; break;
 	case MSR_IA32_APICBASE: *val = kl_apic_base(vcpu); break;
 	case MSR_IA32_MISC_ENABLE: *val = MSR_IA32_MISC_ENABLE_FAST_STRING; break;
-	case MSR_MTRRcap: case MSR_MTRRdefType: case MSR_IA32_MCG_CAP:
-	case MSR_IA32_MCG_STATUS: case MSR_IA32_UCODE_REV: *val = 0; break;
-	default: return false;
+	case MSR_MTRRcap: *val = MTRR_CAP_VALUE; break;
+	case MSR_IA32_UCODE_REV: *val = 0; break;
+	case MSR_KVM_WALL_CLOCK: case MSR_KVM_SYSTEM_TIME: *val = 0; break;	/* kvmclock off */
+	default: return kl_mce_get_msr(vcpu, msr, val);
 	}
 	return true;
 }
 
-bool kl_set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val)
+/*
+ * host: KVM_SET_MSRS rather than the guest's WRMSR. Only read-only MSRs
+ * differ: userspace may restore the value they already have.
+ */
+static bool set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val, bool host)
 {
-	u64 *slot = msr_slot(vcpu, msr);
+	u64 *slot = msr_slot(vcpu, msr), cur;
 	struct kvm_sregs sr;
 
-	if (needs_canonical(msr) && !canonical(val))
+	if (!valid_value(vcpu, msr, val))
 		return false;
 	if (slot) {
 		*slot = val;
@@ -84,13 +162,77 @@ bool kl_set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val)
 	switch (msr) {
 	case MSR_EFER:
 		return kl_set_efer(vcpu, val) == 0;
+	case MSR_IA32_APICBASE:
+		return kl_set_apic_base(vcpu, val);
 	case MSR_FS_BASE: case MSR_GS_BASE:
 		kl_vendor->get_segments(vcpu, &sr);
-		*segment_base(&sr, msr) = val;
+		if (msr == MSR_FS_BASE)
+			sr.fs.base = val;
+		else
+			sr.gs.base = val;
 		kl_vendor->set_segments(vcpu, &sr);
 		return true;
-	case MSR_IA32_MISC_ENABLE: case MSR_MTRRdefType: case MSR_IA32_UCODE_REV:
-		return true;	/* accepted and ignored */
+	case MSR_IA32_TSC:
+		vcpu->msrs.tsc_offset = val - rdtsc();
+		return true;
+	case MSR_IA32_MISC_ENABLE: case MSR_IA32_UCODE_REV:
+		return true;	/* accepted and ignored, as on KVM */
+	case MSR_MTRRcap: case MSR_KVM_WALL_CLOCK: case MSR_KVM_SYSTEM_TIME:
+		return host && kl_get_msr(vcpu, msr, &cur) && cur == val;
 	}
-	return false;
+	return kl_mce_set_msr(vcpu, msr, val, host);
+}
+
+bool kl_set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val)
+{
+	return set_msr(vcpu, msr, val, false);
+}
+
+/*
+ * KVM_GET_MSR_INDEX_LIST: too small a list gets -E2BIG and the count
+ * needed. The MCE banks (0x400 on) are not listed, as on KVM: how many
+ * there are is KVM_X86_SETUP_MCE's choice, per vCPU.
+ */
+int kl_get_msr_index_list(struct kvm_msr_list __user *argp)
+{
+	struct kvm_msr_list head;
+	u32 n = ARRAY_SIZE(msrs_to_save);
+
+	if (copy_from_user(&head, argp, sizeof(head)))
+		return -EFAULT;
+	if (put_user(n, &argp->nmsrs))
+		return -EFAULT;
+	if (head.nmsrs < n)
+		return -E2BIG;
+	return copy_to_user(argp->indices, msrs_to_save, sizeof(msrs_to_save)) ? -EFAULT : 0;
+}
+
+#define KL_MAX_IO_MSRS	256	/* as KVM's MAX_IO_MSRS */
+
+/*
+ * KVM_GET_MSRS / KVM_SET_MSRS: entries in order, stopping at the first the
+ * CPU would refuse; the return value is how many were done (a VMM checks
+ * that it is all of them).
+ */
+int kl_vcpu_msrs(struct kl_vcpu *vcpu, struct kvm_msrs __user *argp, bool set)
+{
+	struct kvm_msr_entry *e;
+	struct kvm_msrs head;
+	int done = 0, r = 0;
+
+	if (copy_from_user(&head, argp, sizeof(head)))
+		return -EFAULT;
+	if (head.nmsrs >= KL_MAX_IO_MSRS)
+		return -E2BIG;
+	e = memdup_user(argp->entries, head.nmsrs * sizeof(*e));
+	if (IS_ERR(e))
+		return PTR_ERR(e);
+	for (; done < head.nmsrs; done++)
+		if (set ? !set_msr(vcpu, e[done].index, e[done].data, true) :
+			  !kl_get_msr(vcpu, e[done].index, &e[done].data))
+			break;
+	if (!set && copy_to_user(argp->entries, e, done * sizeof(*e)))
+		r = -EFAULT;
+	kfree(e);
+	return r ? r : done;
 }

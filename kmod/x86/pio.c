@@ -78,8 +78,8 @@ int kl_emulate_string_io(struct kl_vcpu *vcpu, const struct kl_io *io)
 		return kl_emulation_failed(vcpu, &in);
 	if (!kl_translate_operand(vcpu, in.ea, io->in, &gpa, &verdict))
 		return verdict;
-	if (!kl_gfn_to_memslot(vcpu->vm, gpa >> PAGE_SHIFT))
-		return kl_emulation_failed(vcpu, &in);	/* string I/O from or to MMIO */
+	if (!kl_gfn_is_ram(vcpu->vm, gpa >> PAGE_SHIFT, io->in))
+		return kl_emulation_failed(vcpu, &in);	/* string I/O from or to MMIO (or into a ROM) */
 	if (down)
 		gpa -= (n - 1) * io->size;
 

@@ -7,6 +7,8 @@
  * calls in with decoded facts and applies the decisions to its control
  * block.
  */
+#include <linux/slab.h>
+#include <asm/fpu/api.h>
 #include <linux/kvm.h>
 #include <asm/processor-flags.h>
 #include <asm/trapnr.h>
@@ -253,7 +255,24 @@ int kl_set_efer(struct kl_vcpu *vcpu, u64 val)
 
 u64 kl_apic_base(struct kl_vcpu *vcpu)
 {
-	return 0xfee00000ULL | BIT(11) | (vcpu->id == 0 ? BIT(8) : 0);
+	return vcpu->apic_base;
+}
+
+/*
+ * The local APIC is userspace's; IA32_APIC_BASE is kept here so that the
+ * guest and the VMM see one value (run->apic_base after every exit, where
+ * QEMU learns that the guest disabled its APIC). xAPIC only: the x2APIC
+ * bit, the reserved bits and a base above MAXPHYADDR are refused.
+ */
+bool kl_set_apic_base(struct kl_vcpu *vcpu, u64 val)
+{
+	u64 reserved = ~(GENMASK_ULL(kl_maxphyaddr(vcpu) - 1, 12) | MSR_IA32_APICBASE_ENABLE |
+			 MSR_IA32_APICBASE_BSP);
+
+	if (val & reserved)
+		return false;
+	vcpu->apic_base = val;
+	return true;
 }
 
 /* ---- KVM_GET/SET_SREGS ---- */
@@ -267,6 +286,7 @@ void kl_get_sregs(struct kl_vcpu *vcpu, struct kvm_sregs *sr)
 	sr->cr3 = vcpu->cr3;
 	sr->cr4 = vcpu->cr4;
 	sr->efer = vcpu->efer;
+	sr->cr8 = vcpu->cr8;
 	sr->apic_base = kl_apic_base(vcpu);
 }
 
@@ -290,6 +310,8 @@ static int check_sregs(const struct kvm_sregs *sr)
 		return -EINVAL;
 	if (lma && (sr->cr3 & ~0x000ffffffffff018ULL))
 		return -EINVAL;
+	if (sr->cr8 > 15)
+		return -EINVAL;
 	return 0;
 }
 
@@ -299,7 +321,10 @@ int kl_set_sregs(struct kl_vcpu *vcpu, const struct kvm_sregs *sr)
 
 	if (r)
 		return r;
+	if (sr->apic_base != vcpu->apic_base && !kl_set_apic_base(vcpu, sr->apic_base))
+		return -EINVAL;
 	kl_vendor->set_segments(vcpu, sr);
+	vcpu->cr8 = sr->cr8;
 	vcpu->cr0 = sr->cr0 | X86_CR0_ET;
 	vcpu->cr2 = sr->cr2;
 	vcpu->cr3 = sr->cr3;
@@ -324,17 +349,102 @@ void kl_vcpu_reset(struct kl_vcpu *vcpu)
 	vcpu->rip = 0xfff0;
 	vcpu->rflags = 2;
 	vcpu->cr0 = X86_CR0_ET | X86_CR0_NW | X86_CR0_CD;
-	vcpu->cr2 = vcpu->cr3 = vcpu->cr4 = vcpu->efer = 0;
+	vcpu->cr2 = vcpu->cr3 = vcpu->cr4 = vcpu->efer = vcpu->cr8 = 0;
+	vcpu->apic_base = 0xfee00000ULL | MSR_IA32_APICBASE_ENABLE |
+			  (vcpu->id == 0 ? MSR_IA32_APICBASE_BSP : 0);
+	vcpu->mp_state = KVM_MP_STATE_RUNNABLE;
 	memset(vcpu->dr, 0, sizeof(vcpu->dr));
 	vcpu->dr[6] = 0xffff0ff0;
 	vcpu->dr[7] = 0x400;
 	vcpu->msrs = (struct kl_msrs) { .pat = DEFAULT_PAT };
+	memset(&vcpu->mce, 0, sizeof(vcpu->mce));
+	vcpu->mce.mcg_cap = KL_MAX_MCE_BANKS;
+	memset(vcpu->fpu, 0, sizeof(*vcpu->fpu));
+	vcpu->fpu->cwd = 0x37f;
+	vcpu->fpu->mxcsr = 0x1f80;
 	vcpu->event.valid = false;
 	vcpu->triple_fault = false;
 	vcpu->irq_pending = false;
 	vcpu->mmio_pending = false;
 	vcpu->mmio_compare = false;
 	vcpu->pio_in.pending = false;
+}
+
+/* An INIT: RESET's registers, but the MSRs, x87/SSE state and IA32_APIC_BASE stay. */
+void kl_vcpu_init_event(struct kl_vcpu *vcpu)
+{
+	struct kl_msrs msrs = vcpu->msrs;
+	u64 mcg_cap = vcpu->mce.mcg_cap, mcg_ctl = vcpu->mce.mcg_ctl;
+	struct fxregs_state fpu = *vcpu->fpu;
+	u64 apic_base = vcpu->apic_base;
+
+	kl_vendor->vcpu_reset(vcpu);
+	kl_vcpu_reset(vcpu);
+	vcpu->msrs = msrs;
+	vcpu->mce.mcg_cap = mcg_cap;		/* the banks' contents are lost */
+	vcpu->mce.mcg_ctl = mcg_ctl;
+	*vcpu->fpu = fpu;
+	vcpu->apic_base = apic_base;
+	kl_mmu_mode_changed(vcpu);
+}
+
+/* ---- KVM_GET/SET_FPU: the FXSAVE image in KVM's layout ---- */
+
+void kl_get_fpu(struct kl_vcpu *vcpu, struct kvm_fpu *f)
+{
+	const struct fxregs_state *fx = vcpu->fpu;
+
+	memset(f, 0, sizeof(*f));
+	memcpy(f->fpr, fx->st_space, sizeof(f->fpr));
+	f->fcw = fx->cwd;
+	f->fsw = fx->swd;
+	f->ftwx = fx->twd;
+	f->last_opcode = fx->fop;
+	f->last_ip = fx->rip;
+	f->last_dp = fx->rdp;
+	memcpy(f->xmm, fx->xmm_space, sizeof(f->xmm));
+	f->mxcsr = fx->mxcsr;
+}
+
+/* FXSAVE's MXCSR_MASK (0 means the CPU's default, 0xffbf: no DAZ). */
+u32 kl_mxcsr_mask(void)
+{
+	static u32 mask;
+	struct fxregs_state *fx;
+
+	if (READ_ONCE(mask))
+		return mask;
+	fx = kzalloc(sizeof(*fx), GFP_KERNEL);	/* 512 bytes: aligned as FXSAVE needs */
+	if (!fx)
+		return 0xffbf;
+	kernel_fpu_begin();
+	asm volatile("fxsave64 %0" : "=m"(*fx));
+	kernel_fpu_end();
+	WRITE_ONCE(mask, fx->mxcsr_mask ? fx->mxcsr_mask : 0xffbf);
+	kfree(fx);
+	return mask;
+}
+
+/*
+ * An MXCSR with a bit the CPU does not have would fault the FXRSTOR at the
+ * next entry, in the host: refused here. The mask is the CPU's own.
+ */
+int kl_set_fpu(struct kl_vcpu *vcpu, const struct kvm_fpu *f)
+{
+	struct fxregs_state *fx = vcpu->fpu;
+
+	if (f->mxcsr & ~kl_mxcsr_mask())
+		return -EINVAL;
+	memcpy(fx->st_space, f->fpr, sizeof(f->fpr));
+	fx->cwd = f->fcw;
+	fx->swd = f->fsw;
+	fx->twd = f->ftwx;
+	fx->fop = f->last_opcode;
+	fx->rip = f->last_ip;
+	fx->rdp = f->last_dp;
+	memcpy(fx->xmm_space, f->xmm, sizeof(f->xmm));
+	fx->mxcsr = f->mxcsr;
+	return 0;
 }
 
 /* ---- one trip into the guest ---- */

@@ -34,18 +34,31 @@ void kl_requeue_event(struct kl_vcpu *vcpu, u8 vector, bool exception, bool has_
 
 /* ---- registers (x86.c) ---- */
 void kl_vcpu_reset(struct kl_vcpu *vcpu);
+void kl_vcpu_init_event(struct kl_vcpu *vcpu);
+void kl_get_fpu(struct kl_vcpu *vcpu, struct kvm_fpu *fpu);
+int kl_set_fpu(struct kl_vcpu *vcpu, const struct kvm_fpu *fpu);
+u32 kl_mxcsr_mask(void);	/* the MXCSR bits this CPU has (svm.c reads it once) */
 int kl_set_cr0(struct kl_vcpu *vcpu, u64 val);
 int kl_set_cr3(struct kl_vcpu *vcpu, u64 val);
 int kl_set_cr4(struct kl_vcpu *vcpu, u64 val);
 int kl_set_efer(struct kl_vcpu *vcpu, u64 val);
 void kl_get_sregs(struct kl_vcpu *vcpu, struct kvm_sregs *sregs);
 int kl_set_sregs(struct kl_vcpu *vcpu, const struct kvm_sregs *sregs);
-/* IA32_APIC_BASE as the guest reads it: xAPIC at 0xfee00000, enabled, vCPU 0 the BSP. */
+/* IA32_APIC_BASE: xAPIC at 0xfee00000, enabled, vCPU 0 the BSP after RESET. */
 u64 kl_apic_base(struct kl_vcpu *vcpu);
+bool kl_set_apic_base(struct kl_vcpu *vcpu, u64 val);
 
 /* ---- MSRs (msr.c) and CPUID (cpuid.c) ---- */
 bool kl_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val);
 bool kl_set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val);
+int kl_get_msr_index_list(struct kvm_msr_list __user *argp);
+/* ---- machine checks (mce.c) ---- */
+u64 kl_mce_cap_supported(void);
+int kl_setup_mce(struct kl_vcpu *vcpu, const u64 __user *argp);
+int kl_inject_mce(struct kl_vcpu *vcpu, const struct kvm_x86_mce __user *argp);
+bool kl_mce_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val);
+bool kl_mce_set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val, bool host);
+int kl_vcpu_msrs(struct kl_vcpu *vcpu, struct kvm_msrs __user *argp, bool set);
 const struct kvm_cpuid_entry2 *kl_find_cpuid(struct kl_vcpu *vcpu, u32 func, u32 index);
 int kl_maxphyaddr(struct kl_vcpu *vcpu);
 int kl_get_supported_cpuid(struct kvm_cpuid2 __user *argp);
