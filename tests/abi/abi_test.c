@@ -852,6 +852,233 @@ static void string_compare_mmio(int dev, unsigned long type, const char *name)
 	guest_close(&g);
 }
 
+/* ---- the ioctls a VMM such as QEMU uses (userspace irqchip) ---- */
+
+static void vmm_capabilities(int dev)
+{
+	static const struct { long cap; const char *name; } caps[] = {
+		{ KVM_CAP_DESTROY_MEMORY_REGION_WORKS, "destroy_memory_region_works" },
+		{ KVM_CAP_JOIN_MEMORY_REGIONS_WORKS, "join_memory_regions_works" },
+		{ KVM_CAP_SET_TSS_ADDR, "set_tss_addr" }, { KVM_CAP_EXT_CPUID, "ext_cpuid" },
+		{ KVM_CAP_MP_STATE, "mp_state" }, { KVM_CAP_IRQ_ROUTING, "irq_routing" },
+		{ KVM_CAP_MCE, "mce" }, { KVM_CAP_IMMEDIATE_EXIT, "immediate_exit" },
+	};
+	struct { struct kvm_msr_list head; uint32_t idx[200]; } list = { .head.nmsrs = 1 };
+	bool tsc = false, pat = false, sysenter = false;
+	uint64_t mce_cap = 0;
+	char name[64];
+
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		snprintf(name, sizeof(name), "cap_%s", caps[i].name);
+		check(name, ioctl(dev, KVM_CHECK_EXTENSION, caps[i].cap) > 0, "%s", "not reported");
+	}
+	expect_errno("msr_index_list_too_small", ioctl(dev, KVM_GET_MSR_INDEX_LIST, &list), E2BIG);
+	check("msr_index_list_says_how_many", list.head.nmsrs > 1 && list.head.nmsrs <= 200,
+	      "nmsrs %u", list.head.nmsrs);
+	list.head.nmsrs = 200;
+	check("msr_index_list", ioctl(dev, KVM_GET_MSR_INDEX_LIST, &list) == 0, "errno %d", errno);
+	for (uint32_t i = 0; i < list.head.nmsrs && i < 200; i++) {
+		tsc |= list.idx[i] == 0x10;
+		pat |= list.idx[i] == 0x277;
+		sysenter |= list.idx[i] == 0x174;
+	}
+	check("msr_index_list_has_tsc_pat_sysenter", tsc && pat && sysenter, "%d %d %d",
+	      tsc, pat, sysenter);
+	expect_errno("msr_index_list_bad_pointer", ioctl(dev, KVM_GET_MSR_INDEX_LIST, (void *)8), EFAULT);
+	check("mce_cap_supported", ioctl(dev, KVM_X86_GET_MCE_CAP_SUPPORTED, &mce_cap) == 0 &&
+	      (mce_cap & (1 << 8)) && ioctl(dev, KVM_CHECK_EXTENSION, KVM_CAP_MCE) >= 10,
+	      "cap %#llx", (unsigned long long)mce_cap);
+}
+
+static int msrs(int vcpu, unsigned long op, struct kvm_msr_entry *e, uint32_t n)
+{
+	struct { struct kvm_msrs head; struct kvm_msr_entry e[8]; } m = { .head.nmsrs = n };
+
+	memcpy(m.e, e, n * sizeof(*e));
+	int r = ioctl(vcpu, op, &m);
+
+	memcpy(e, m.e, n * sizeof(*e));
+	return r;
+}
+
+static void vmm_msrs(int vcpu)
+{
+	struct kvm_msr_entry set[5] = {
+		{ .index = 0x174, .data = 0x10 },			/* SYSENTER_CS */
+		{ .index = 0x277, .data = 0x0007040600070406ULL },	/* PAT: its RESET value */
+		{ .index = 0x10, .data = 1ULL << 40 },			/* TSC */
+		{ .index = 0x2ff, .data = 0xc06 },			/* MTRRdefType: E FE WB */
+		{ .index = 0x1b, .data = 0xfee00900 },			/* APIC base: enabled BSP */
+	}, get[5], bad[3] = {
+		{ .index = 0x174, .data = 0x8 },
+		{ .index = 0x277, .data = 0x0202020202020202ULL },	/* PAT type 2: reserved */
+		{ .index = 0x175, .data = 0x1000 },
+	};
+	struct { struct kvm_msrs head; struct kvm_msr_entry e[1]; } big = { .head.nmsrs = 100000 };
+	uint64_t mcg = 10 | (1 << 8);
+
+	check("set_msrs_all", msrs(vcpu, KVM_SET_MSRS, set, 5) == 5, "errno %d", errno);
+	for (int i = 0; i < 5; i++)
+		get[i] = (struct kvm_msr_entry) { .index = set[i].index };
+	check("get_msrs_all", msrs(vcpu, KVM_GET_MSRS, get, 5) == 5, "errno %d", errno);
+	check("msrs_read_back", get[0].data == 0x10 && get[1].data == set[1].data &&
+	      get[2].data >= 1ULL << 40 && get[3].data == 0xc06 && get[4].data == 0xfee00900,
+	      "%#llx %#llx %#llx %#llx %#llx", (unsigned long long)get[0].data,
+	      (unsigned long long)get[1].data, (unsigned long long)get[2].data,
+	      (unsigned long long)get[3].data, (unsigned long long)get[4].data);
+	check("set_msrs_stops_at_a_bad_value", msrs(vcpu, KVM_SET_MSRS, bad, 3) == 1,
+	      "errno %d", errno);
+	bad[0] = (struct kvm_msr_entry) { .index = 0x4b564dff };	/* no such MSR */
+	check("get_msrs_stops_at_an_unknown_msr", msrs(vcpu, KVM_GET_MSRS, bad, 1) == 0,
+	      "errno %d", errno);
+	expect_errno("msrs_too_many", ioctl(vcpu, KVM_SET_MSRS, &big), E2BIG);
+	expect_errno("msrs_bad_pointer", ioctl(vcpu, KVM_GET_MSRS, (void *)8), EFAULT);
+	/* Machine checks: KVM_MAX_MCE_BANKS (32) until KVM_X86_SETUP_MCE says how many. */
+	bad[0] = (struct kvm_msr_entry) { .index = 0x179 };		/* MCG_CAP */
+	check("mce_default_banks", msrs(vcpu, KVM_GET_MSRS, bad, 1) == 1 && bad[0].data == 32,
+	      "cap %#llx", (unsigned long long)bad[0].data);
+	mcg = 0;
+	expect_errno("setup_mce_no_banks", ioctl(vcpu, KVM_X86_SETUP_MCE, &mcg), EINVAL);
+	mcg = 10 | (1 << 8);
+	check("setup_mce", ioctl(vcpu, KVM_X86_SETUP_MCE, &mcg) == 0, "errno %d", errno);
+	bad[0] = (struct kvm_msr_entry) { .index = 0x179 };		/* MCG_CAP */
+	bad[1] = (struct kvm_msr_entry) { .index = 0x400 };
+	check("mce_banks_after_setup", msrs(vcpu, KVM_GET_MSRS, bad, 2) == 2 &&
+	      bad[0].data == mcg && bad[1].data == ~0ULL, "cap %#llx ctl %#llx",
+	      (unsigned long long)bad[0].data, (unsigned long long)bad[1].data);
+}
+
+static void vmm_fpu_and_state(int vm, int vcpu)
+{
+	struct kvm_fpu fpu = { 0 }, back = { 0 };
+	struct kvm_mp_state mp;
+	struct kvm_sregs sregs;
+	struct {
+		struct kvm_irq_routing head;
+		struct kvm_irq_routing_entry e[1];
+	} routes = { .head.nr = 1, .e[0] = { .gsi = 5, .type = KVM_IRQ_ROUTING_MSI,
+					    .u.msi = { .address_lo = 0xfee00000, .data = 0x41 } } };
+
+	/* kvmlab starts the FPU at its FNINIT state; KVM's reads as zeros until first used. */
+	check("get_fpu", ioctl(vcpu, KVM_GET_FPU, &fpu) == 0 &&
+	      (!kvmlab_device || (fpu.fcw == 0x37f && fpu.mxcsr == 0x1f80)),
+	      "fcw %#x mxcsr %#x", fpu.fcw, fpu.mxcsr);
+	fpu.mxcsr = 0x1f80;
+	fpu.fcw = 0x27f;
+	memset(fpu.xmm[3], 0xa5, 16);
+	check("set_fpu", ioctl(vcpu, KVM_SET_FPU, &fpu) == 0, "errno %d", errno);
+	check("fpu_reads_back", ioctl(vcpu, KVM_GET_FPU, &back) == 0 && back.fcw == 0x27f &&
+	      !memcmp(back.xmm[3], fpu.xmm[3], 16), "fcw %#x", back.fcw);
+	expect_errno("set_fpu_bad_pointer", ioctl(vcpu, KVM_SET_FPU, (void *)8), EFAULT);
+	check("get_mp_state", ioctl(vcpu, KVM_GET_MP_STATE, &mp) == 0 &&
+	      mp.mp_state == KVM_MP_STATE_RUNNABLE, "errno %d state %u", errno, mp.mp_state);
+	mp.mp_state = 99;
+	expect_errno("set_mp_state_unknown", ioctl(vcpu, KVM_SET_MP_STATE, &mp), EINVAL);
+	check("set_tss_addr", ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL) == 0, "errno %d", errno);
+	ioctl(vcpu, KVM_GET_SREGS, &sregs);
+	check("sregs_apic_base_and_cr8", sregs.apic_base == 0xfee00900 && sregs.cr8 == 0,
+	      "apic_base %#llx cr8 %llu", (unsigned long long)sregs.apic_base,
+	      (unsigned long long)sregs.cr8);
+	if (!kvmlab_device)
+		return;
+	/*
+	 * What kvmlab offers beyond Linux KVM without an in-kernel irqchip:
+	 * INIT for a VMM's own APIC, an MSI routing table (core/irq.c), and
+	 * checks KVM leaves to the hardware.
+	 */
+	expect_errno("set_fpu_bad_mxcsr", ({ back.mxcsr = 1U << 31;
+		     ioctl(vcpu, KVM_SET_FPU, &back); }), EINVAL);
+	mp.mp_state = KVM_MP_STATE_INIT_RECEIVED;
+	check("set_mp_state_init", ioctl(vcpu, KVM_SET_MP_STATE, &mp) == 0, "errno %d", errno);
+	ioctl(vcpu, KVM_GET_SREGS, &sregs);
+	check("init_state", sregs.cs.selector == 0xf000 && sregs.cs.base == 0xffff0000 &&
+	      ioctl(vcpu, KVM_GET_MP_STATE, &mp) == 0 && mp.mp_state == KVM_MP_STATE_INIT_RECEIVED,
+	      "cs %#x base %#llx state %u", sregs.cs.selector,
+	      (unsigned long long)sregs.cs.base, mp.mp_state);
+	mp.mp_state = KVM_MP_STATE_SIPI_RECEIVED;
+	expect_errno("set_mp_state_sipi_needs_an_apic", ioctl(vcpu, KVM_SET_MP_STATE, &mp), EINVAL);
+	mp.mp_state = KVM_MP_STATE_RUNNABLE;
+	ioctl(vcpu, KVM_SET_MP_STATE, &mp);
+	expect_errno("set_tss_addr_past_4g", ioctl(vm, KVM_SET_TSS_ADDR, 0xffffffffUL), EINVAL);
+	check("gsi_routing_msi", ioctl(vm, KVM_SET_GSI_ROUTING, &routes) == 0, "errno %d", errno);
+	routes.e[0].type = KVM_IRQ_ROUTING_IRQCHIP;
+	expect_errno("gsi_routing_irqchip_refused", ioctl(vm, KVM_SET_GSI_ROUTING, &routes), EINVAL);
+	routes.head.nr = 100000;
+	expect_errno("gsi_routing_too_many", ioctl(vm, KVM_SET_GSI_ROUTING, &routes), EINVAL);
+	expect_errno("gsi_routing_bad_pointer", ioctl(vm, KVM_SET_GSI_ROUTING, (void *)8), EFAULT);
+	ioctl(vcpu, KVM_GET_SREGS, &sregs);
+	sregs.cr8 = 16;
+	expect_errno("sregs_cr8_too_large", ioctl(vcpu, KVM_SET_SREGS, &sregs), EINVAL);
+	sregs.cr8 = 0;
+	sregs.apic_base = 0xfee00c00;		/* x2APIC mode: not offered */
+	expect_errno("sregs_x2apic_refused", ioctl(vcpu, KVM_SET_SREGS, &sregs), EINVAL);
+}
+
+/*
+ * A port read completes on top of whatever registers the VMM set during
+ * the exit, unless it moved RIP, which voids the read (QEMU's vmport does
+ * so), as on KVM. cr8 and apic_base come back in kvm_run at every exit.
+ *   0x1000: in $0x10,%al; mov %al,%bl; hlt   0x1010: mov $0x77,%bl; hlt
+ */
+static void vmm_pending_in(int dev)
+{
+	static const uint8_t code[] = { 0xe4, 0x10, 0x88, 0xc3, 0xf4 }, other[] = { 0xb3, 0x77, 0xf4 };
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct guest g;
+	bool ok[2] = { false, false };
+
+	if (!guest_open(&g, dev, 0, "pending_in"))
+		return;
+	memcpy(g.mem + 0x1000, code, sizeof(code));
+	memcpy(g.mem + 0x1010, other, sizeof(other));
+	for (int moved = 0; moved < 2; moved++) {
+		start_real_mode(g.vcpu, 0x1000);
+		ioctl(g.vcpu, KVM_GET_SREGS, &sregs);
+		sregs.cr8 = 3;
+		ioctl(g.vcpu, KVM_SET_SREGS, &sregs);
+		g.run->cr8 = 3;			/* what a VMM's APIC keeps there */
+		alarm(10);
+		ioctl(g.vcpu, KVM_RUN, 0);
+		if (g.run->exit_reason != KVM_EXIT_IO || g.run->io.port != 0x10)
+			break;
+		ok[moved] = g.run->cr8 == 3 && g.run->apic_base == 0xfee00900;
+		ioctl(g.vcpu, KVM_GET_REGS, &regs);
+		regs.rcx = 0x1234;
+		regs.rax = 0x1100;
+		if (moved)
+			regs.rip = 0x1010;
+		ioctl(g.vcpu, KVM_SET_REGS, &regs);
+		*((uint8_t *)g.run + g.run->io.data_offset) = 0x5a;
+		ioctl(g.vcpu, KVM_RUN, 0);
+		alarm(0);
+		ioctl(g.vcpu, KVM_GET_REGS, &regs);
+		ok[moved] &= g.run->exit_reason == KVM_EXIT_HLT && regs.rcx == 0x1234 &&
+			     (moved ? (regs.rax & 0xffff) == 0x1100 && (regs.rbx & 0xff) == 0x77
+				    : (regs.rax & 0xffff) == 0x115a && (regs.rbx & 0xff) == 0x5a);
+	}
+	check("in_completes_on_new_registers", ok[0], "exit %u", g.run->exit_reason);
+	check("in_voided_when_rip_moved", ok[1], "exit %u", g.run->exit_reason);
+	guest_close(&g);
+}
+
+static void vmm_abi(int dev)
+{
+	int vm = ioctl(dev, KVM_CREATE_VM, 0), vcpu;
+
+	vmm_capabilities(dev);
+	if (vm < 0)
+		return;
+	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	if (vcpu >= 0) {
+		vmm_msrs(vcpu);
+		vmm_fpu_and_state(vm, vcpu);
+		close(vcpu);
+	}
+	close(vm);
+	vmm_pending_in(dev);
+}
+
 extern const uint8_t modes_guest_start[], modes_guest_end[];
 
 /*
@@ -1027,6 +1254,7 @@ int main(int argc, char **argv)
 	memslots(vm, mem);
 	vcpu_checks(dev, vm);
 	stats(vm);
+	vmm_abi(dev);
 	close(vm);
 	run_without_memory(dev);
 	interrupts(dev);
