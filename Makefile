@@ -6,7 +6,7 @@ PYTHON   := /usr/bin/python3
 DEB_PKGS := build-essential qemu-system-x86 linux-image-amd64 linux-headers-amd64 \
             busybox-static cpio kmod gnuplot-nox python3-pytest libpfm4-dev gcc-multilib
 
-.PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test fuzz-benchmark clean
+.PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test test-qemu fuzz-benchmark clean
 
 all: build
 
@@ -67,6 +67,11 @@ fuzz-benchmark: deps build
 # The unit tests first: they take seconds and need no test machine.
 test: deps build unit
 	$(PYTHON) -m pytest -q tests
+
+# Debian's Linux under unmodified QEMU on every kvmlab strategy (about 5 min;
+# `make test` runs it under kvmlab-cached and kvmlab-npt only).
+test-qemu: deps build
+	KVMLAB_QEMU_ALL=1 $(PYTHON) -m pytest -q tests/test_qemu.py
 
 clean:
 	rm -rf $(BUILD)

@@ -3,9 +3,17 @@ mode, runs its option ROMs (kvmvapic, multiboot) and boots a Multiboot
 kernel of ours, which reports through the serial port and exits through
 isa-debug-exit. One test-machine boot runs QEMU under all six hypervisors
 (testmachine/vmm loads each in turn and points /dev/kvm at it)."""
+import os
 import re
 
 from conftest import ALL_HVS, KVMLAB, TOP, assert_dmesg_clean, run
+
+# Linux under QEMU takes about a minute per hypervisor here: `make test` boots it under a
+# slice, `make test-qemu` (KVMLAB_QEMU_ALL=1) under every kvmlab strategy. Under Linux KVM
+# (either mode) the same guest segfaults in its last command in this test machine and QEMU
+# does not exit: not a yardstick yet (issue 14's note).
+KVMLAB_HVS = [hv for hv in ALL_HVS if hv.startswith("kvmlab-")]
+LINUX_HVS = KVMLAB_HVS if os.environ.get("KVMLAB_QEMU_ALL") else ["kvmlab-cached", "kvmlab-npt"]
 
 QEMU_ARGS = ("-machine pc -m 64 -nographic -no-reboot -nic none -vga none "
              "-device isa-debug-exit,iobase=0xf4,iosize=4 -kernel input/multiboot-hello.elf")
@@ -41,3 +49,44 @@ def test_qemu_command_checks_its_arguments(tmp_path):
     assert r.returncode == 2 and "-kernel: no file" in r.stderr
     r = run([KVMLAB, "--results", tmp_path, "qemu", "--hv", "kvmlab-npt"])
     assert r.returncode == 2 and "no QEMU arguments" in r.stderr
+
+
+LINUX = """hv=$1
+rm -f /tmp/in /tmp/out; mkfifo /tmp/in
+# Type when the shell is there: a PC's UART drops what arrives while Linux probes it.
+( while ! grep -q 'shell ready' /tmp/out 2>/dev/null; do sleep 1; done; sleep 2
+  printf 'echo QEMU-GUEST $(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo); exit 0\\n'
+  sleep 120 ) > /tmp/in &
+timeout 300 sh bin/vmm $hv -machine pc -m 256 -nographic -no-reboot -nic none -vga none \\
+    -device isa-debug-exit,iobase=0xf4,iosize=4 -kernel input/vmlinuz \\
+    -initrd input/linux-initrd.cpio -append "console=ttyS0 quiet" < /tmp/in > /tmp/out 2>&1
+echo "== $hv status $?"
+grep -a 'QEMU-GUEST [0-9]' /tmp/out
+kill $! 2>/dev/null
+"""
+
+
+def test_qemu_boots_debian_linux_to_a_shell(tmp_path):
+    """SeaBIOS, then the test machine's own Debian kernel and the busybox
+    initramfs through QEMU's -kernel/-initrd; a command typed at the shell
+    runs and the guest powers off through isa-debug-exit."""
+    layer = TOP / "build" / "testmachine" / "qemu-layer.cpio"
+    r = run(["make", "-s", "-C", TOP / "testmachine", f"BUILD={TOP / 'build'}", "qemu-layer"])
+    assert r.returncode == 0, r.stderr
+    script = tmp_path / "linux.sh"
+    script.write_text(LINUX)
+    boot = TOP / "build" / "workloads" / "boot"
+    r = run([TOP / "testmachine" / "run", "--results", tmp_path / "r", "--timeout", 2400,
+             "--mem", 3072, "--layer", layer, "--add", boot / "vmlinuz",
+             "--add", boot / "linux-initrd.cpio", "--add", script, "--",
+             "sh", "-c", " ".join(f"sh input/linux.sh {hv};" for hv in LINUX_HVS)], timeout=2500)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    lines = set()
+    for hv in LINUX_HVS:
+        part = r.stdout[r.stdout.index(f"== {hv} status"):]
+        assert part.startswith(f"== {hv} status 1"), r.stdout[-3000:]
+        line = re.search(r"QEMU-GUEST [0-9][^\r\n]*", part)
+        assert line, part[:500]
+        lines.add(line.group(0).strip())
+    assert len(lines) == 1 and "cpus=1" in lines.pop()
+    assert_dmesg_clean(tmp_path / "r")
