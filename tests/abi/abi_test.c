@@ -946,6 +946,16 @@ static void vmm_msrs(int vcpu)
 	check("mce_banks_after_setup", msrs(vcpu, KVM_GET_MSRS, bad, 2) == 2 &&
 	      bad[0].data == mcg && bad[1].data == ~0ULL, "cap %#llx ctl %#llx",
 	      (unsigned long long)bad[0].data, (unsigned long long)bad[1].data);
+	/* A corrected error injected into bank 1 is logged there, with no #MC. */
+	struct kvm_x86_mce mce = { .status = (1ULL << 63) | 0x10, .addr = 0x1000, .bank = 1 };
+	int injected = ioctl(vcpu, KVM_X86_SET_MCE, &mce);
+
+	bad[0] = (struct kvm_msr_entry) { .index = 0x405 };		/* MC1_STATUS */
+	check("set_mce_corrected_logged", injected == 0 && msrs(vcpu, KVM_GET_MSRS, bad, 1) == 1 &&
+	      bad[0].data == mce.status, "set %d status %#llx", injected,
+	      (unsigned long long)bad[0].data);
+	mce.bank = 20;
+	expect_errno("set_mce_no_such_bank", ioctl(vcpu, KVM_X86_SET_MCE, &mce), EINVAL);
 }
 
 static void vmm_fpu_and_state(int vm, int vcpu)
@@ -975,6 +985,12 @@ static void vmm_fpu_and_state(int vm, int vcpu)
 	mp.mp_state = 99;
 	expect_errno("set_mp_state_unknown", ioctl(vcpu, KVM_SET_MP_STATE, &mp), EINVAL);
 	check("set_tss_addr", ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL) == 0, "errno %d", errno);
+	struct { struct kvm_signal_mask head; uint8_t set[8]; } sig = { .head.len = 8 };
+
+	check("set_signal_mask", ioctl(vcpu, KVM_SET_SIGNAL_MASK, &sig) == 0 &&
+	      ioctl(vcpu, KVM_SET_SIGNAL_MASK, NULL) == 0, "errno %d", errno);
+	sig.head.len = 4;
+	expect_errno("set_signal_mask_bad_length", ioctl(vcpu, KVM_SET_SIGNAL_MASK, &sig), EINVAL);
 	ioctl(vcpu, KVM_GET_SREGS, &sregs);
 	check("sregs_apic_base_and_cr8", sregs.apic_base == 0xfee00900 && sregs.cr8 == 0,
 	      "apic_base %#llx cr8 %llu", (unsigned long long)sregs.apic_base,
@@ -1062,6 +1078,48 @@ static void vmm_pending_in(int dev)
 	guest_close(&g);
 }
 
+/*
+ * A KVM_MEM_READONLY slot (a ROM) at 1 MiB: reads come from its memory,
+ * a write exits as MMIO and leaves the memory as it was.
+ *   mov $0xffff,%ax; mov %ax,%ds; mov 0x10,%bx; movw $0x5678,0x10; hlt
+ */
+static void readonly_slot(int dev, unsigned long type, const char *name)
+{
+	static const uint8_t code[] = { 0xb8, 0xff, 0xff, 0x8e, 0xd8, 0x8b, 0x1e, 0x10, 0x00,
+					0xc7, 0x06, 0x10, 0x00, 0x78, 0x56, 0xf4 };
+	uint16_t *rom = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct kvm_regs regs = { 0 };
+	bool mmio = false, hlt = false;
+	char what[64];
+	struct guest g;
+
+	snprintf(what, sizeof(what), "readonly_slot_%s", name);
+	if (rom == MAP_FAILED || !guest_open(&g, dev, type, what))
+		return;
+	rom[0] = 0x1234;
+	check(what, kc_set_memslot(g.vm, 5, KVM_MEM_READONLY, 0x100000, 4096, rom) == 0,
+	      "KVM_SET_USER_MEMORY_REGION: errno %d", errno);
+	memcpy(g.mem + 0x1000, code, sizeof(code));
+	start_real_mode(g.vcpu, 0x1000);
+	for (int i = 0; i < 4 && !hlt; i++) {
+		alarm(10);
+		if (ioctl(g.vcpu, KVM_RUN, 0))
+			break;
+		alarm(0);
+		if (g.run->exit_reason == KVM_EXIT_MMIO)
+			mmio = g.run->mmio.is_write && g.run->mmio.phys_addr == 0x100000 &&
+			       g.run->mmio.len == 2 && !memcmp(g.run->mmio.data, "\x78\x56", 2);
+		hlt = g.run->exit_reason == KVM_EXIT_HLT;
+	}
+	alarm(0);
+	ioctl(g.vcpu, KVM_GET_REGS, &regs);
+	check(what, mmio && hlt && (regs.rbx & 0xffff) == 0x1234 && rom[0] == 0x1234,
+	      "mmio %d hlt %d (exit %u) bx %#llx rom %#x", mmio, hlt, g.run->exit_reason,
+	      (unsigned long long)regs.rbx, rom[0]);
+	guest_close(&g);
+	munmap(rom, 4096);
+}
+
 static void vmm_abi(int dev)
 {
 	int vm = ioctl(dev, KVM_CREATE_VM, 0), vcpu;
@@ -1077,6 +1135,12 @@ static void vmm_abi(int dev)
 	}
 	close(vm);
 	vmm_pending_in(dev);
+	readonly_slot(dev, 0, "default");
+	for (unsigned long n = 1; n <= 4 && kvmlab_device; n++) {
+		static const char *const names[] = { "", "vtlb", "shadow", "cached", "npt" };
+
+		readonly_slot(dev, 0x4b4c0000UL | n, names[n]);
+	}
 }
 
 extern const uint8_t modes_guest_start[], modes_guest_end[];
