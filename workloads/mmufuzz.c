@@ -253,7 +253,7 @@ static bool walk_stops(pte_t e, int level)
 	if (!(e & PTE_PS))
 		return false;
 	if (KL_PAGING_LEVELS == 4)
-		return level <= 3 || level == 4;	/* PS in a PML4E: reserved */
+		return true;	/* a large page, or (PML4E) reserved: either way the walk ends */
 	if (KL_PAGING_LEVELS == 3)
 		return level == 2;			/* PDPTEs have no PS */
 	return pse();
