@@ -24,6 +24,7 @@
 #include <linux/mutex.h>
 #include <linux/kref.h>
 #include <linux/types.h>
+#include <linux/wait.h>
 #include <kvmlab/x86.h>
 
 #define KL_MAX_SLOTS		32
@@ -119,6 +120,7 @@ struct kl_vm {
 	void *mmu_priv;
 	u64 memslots_gen;		/* bumped by every memslot change */
 	struct kl_vm_stat stat;
+	struct list_head stats_node;	/* on the module's VM list (core/stats.c) */
 	/* Under lock: what KVM_SET_TSS_ADDR and KVM_SET_GSI_ROUTING set (core/irq.c). */
 	u64 tss_addr;
 	struct kvm_irq_routing_entry *irq_routes;
@@ -162,6 +164,17 @@ struct kl_msrs {
  */
 enum kl_request {
 	KL_REQ_TLB_FLUSH,	/* the guest's hardware TLB entries are stale */
+	/*
+	 * Leave KVM_RUN (KVM_EXIT_INTR, -EINTR, as for a signal) so that a
+	 * memslot change can take this vCPU's lock; the VMM re-enters.
+	 */
+	KL_REQ_EXIT_TO_USER,
+};
+
+/* vcpu->mode: whether a kick must interrupt the CPU the vCPU runs on. */
+enum kl_vcpu_mode {
+	KL_OUTSIDE_GUEST_MODE,
+	KL_IN_GUEST_MODE,
 };
 
 /* An INS batch handed to userspace, stored at the next KVM_RUN (x86/pio.c). */
@@ -179,6 +192,9 @@ struct kl_vcpu {
 	struct kvm_run *run;
 	struct mutex lock;		/* one ioctl at a time */
 	unsigned long requests;
+	int mode;			/* enum kl_vcpu_mode, set by the vCPU itself */
+	int cpu;			/* the host CPU of the last entry */
+	wait_queue_head_t wq;		/* a parked vCPU sleeps here until kicked */
 
 	/* Vendor-neutral guest state, authoritative between exits. */
 	u64 regs[KL_NR_REGS];		/* RSP and RAX live here too */
@@ -252,6 +268,17 @@ static inline bool kl_check_request(struct kl_vcpu *vcpu, enum kl_request req)
 	return test_and_clear_bit(req, &vcpu->requests);
 }
 
+/*
+ * Kicks (core/vcpu.c): make a request and get the vCPU to see it now, out
+ * of guest mode (an IPI to its CPU: the physical interrupt forces an exit)
+ * or out of a parked sleep. The vendor brackets each entry with
+ * kl_enter_guest_mode/kl_exit_guest_mode, interrupts off; false from the
+ * first means a request came: do not enter.
+ */
+void kl_vcpu_kick(struct kl_vcpu *vcpu, enum kl_request req);
+bool kl_enter_guest_mode(struct kl_vcpu *vcpu);
+void kl_exit_guest_mode(struct kl_vcpu *vcpu);
+
 /* ---- core services (core/) ---- */
 int kl_create_vm(unsigned long type);
 int kl_vm_create_vcpu(struct kl_vm *vm, unsigned long id);
@@ -259,6 +286,15 @@ void kl_vm_get(struct kl_vm *vm);
 void kl_vm_put(struct kl_vm *vm);
 void kl_vcpu_free(struct kl_vcpu *vcpu);
 int kl_vm_stats_fd(struct kl_vm *vm);
+/*
+ * Module-wide totals (core/stats.c), as Linux KVM's debugfs files: every
+ * live VM's counters plus those of the VMs that ended since the module
+ * loaded, in /sys/kernel/debug/kvmlab/<stat>.
+ */
+void kl_stats_init(void);
+void kl_stats_exit(void);
+void kl_stats_vm_add(struct kl_vm *vm);
+void kl_stats_vm_retire(struct kl_vm *vm);
 int kl_set_gsi_routing(struct kl_vm *vm, struct kvm_irq_routing __user *argp);
 void kl_free_gsi_routing(struct kl_vm *vm);
 int kl_vcpu_stats_fd(struct kl_vcpu *vcpu);

@@ -98,6 +98,7 @@ static void vm_release(struct kref *ref)
 	struct kl_vcpu *vcpus[KL_MAX_VCPUS];
 	int n;
 
+	kl_stats_vm_retire(vm);
 	mutex_lock(&vm->mmu_lock);
 	n = vm->nr_vcpus;
 	memcpy(vcpus, vm->vcpus, n * sizeof(vcpus[0]));
@@ -156,6 +157,7 @@ int kl_create_vm(unsigned long type)
 	if (!vm)
 		goto out_hw;
 	kref_init(&vm->ref);
+	INIT_LIST_HEAD(&vm->stats_node);
 	mutex_init(&vm->lock);
 	mutex_init(&vm->mmu_lock);
 	vm->mmu = mmu;
@@ -165,6 +167,7 @@ int kl_create_vm(unsigned long type)
 	if (r)
 		goto out_mm;
 	__module_get(THIS_MODULE);
+	kl_stats_vm_add(vm);
 	fd = anon_inode_getfd("kvmlab-vm", &vm_fops, vm, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		kl_vm_put(vm);	/* undoes everything, hardware and module ref included */
@@ -248,15 +251,21 @@ static long vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 			return -EFAULT;
 		/*
 		 * vCPUs hold vcpu->lock while running; take them all, so no
-		 * guest runs on mappings being removed. A vCPU that never leaves
-		 * the guest makes this wait (KVM would kick it out): the wait is
-		 * killable, so such a VMM can always be killed.
+		 * guest runs on mappings being removed. Each is kicked out of
+		 * KVM_RUN first (KVM_EXIT_INTR; the VMM re-enters and waits
+		 * here), so the change never waits on a guest's next exit.
 		 */
 		if (mutex_lock_killable(&vm->lock))
 			return -EINTR;
+		/* Running vCPUs are kicked out to userspace, not waited for. */
 		for (n = 0; n < vm->nr_vcpus; n++)
+			kl_vcpu_kick(vm->vcpus[n], KL_REQ_EXIT_TO_USER);
+		for (n = 0; n < vm->nr_vcpus; n++) {
 			if (mutex_lock_killable(&vm->vcpus[n]->lock))
 				break;
+			/* Out of KVM_RUN now: an unserved kick must not end its next one. */
+			clear_bit(KL_REQ_EXIT_TO_USER, &vm->vcpus[n]->requests);
+		}
 		r = n == vm->nr_vcpus ? set_memory_region(vm, &m) : -EINTR;
 		while (n-- > 0)
 			mutex_unlock(&vm->vcpus[n]->lock);
@@ -357,6 +366,7 @@ static struct miscdevice kl_dev = {
 static int __init kvmlab_init(void)
 {
 	char valid[128] = "";
+	int r;
 
 	kl_mmu = kl_mmu_find(mmu);
 	if (!kl_mmu) {
@@ -379,7 +389,11 @@ static int __init kvmlab_init(void)
 		return -ENODEV;
 	}
 	pr_info("kvmlab: loaded, mmu=%s, vendor=%s\n", kl_mmu->name, kl_vendor->name);
-	return misc_register(&kl_dev);
+	kl_stats_init();
+	r = misc_register(&kl_dev);
+	if (r)
+		kl_stats_exit();
+	return r;
 }
 
 static void __exit kvmlab_exit(void)
@@ -388,6 +402,7 @@ static void __exit kvmlab_exit(void)
 	long pinned = atomic_long_read(&kl_pinned_pages_live);
 
 	misc_deregister(&kl_dev);
+	kl_stats_exit();
 	if (tables || pinned)
 		pr_err("kvmlab: leaked %ld table pages and %ld pinned guest pages\n",
 		       tables, pinned);

@@ -6,6 +6,7 @@
  * kvmlab counts; names follow Linux KVM where the meaning is the same.
  */
 #include <linux/anon_inodes.h>
+#include <linux/debugfs.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/sched.h>
@@ -164,4 +165,116 @@ int kl_vcpu_stats_fd(struct kl_vcpu *vcpu)
 
 	snprintf(id, sizeof(id), "kvmlab-%d/vcpu-%d", task_pid_nr(current), vcpu->id);
 	return open_stats(vcpu->vm, vcpu_stats, ARRAY_SIZE(vcpu_stats), &vcpu->stat, id);
+}
+
+/*
+ * ---- module-wide totals ----
+ *
+ * What a VMM that is not ours leaves behind: QEMU closes its VM when it
+ * exits, so its counters are read here, summed over the VMs alive now and
+ * the ones that have ended (retired). Cumulative counters add up, peaks
+ * take the largest, instant values count only live VMs. vm_list_lock is
+ * module-wide and taken before any VM's mmu_lock (under which the vCPU
+ * array is published).
+ */
+static DEFINE_MUTEX(vm_list_lock);
+static LIST_HEAD(vm_list);
+static struct kl_vm_stat retired_vm;
+static struct kl_vcpu_stat retired_vcpu;
+static struct dentry *debugfs_dir;
+
+static u64 *stat_ptr(const void *values, const struct stat_def *d)
+{
+	return (u64 *)((u8 *)values + d->offset);
+}
+
+static void fold(void *total, const void *values, const struct stat_def *d, bool live)
+{
+	u64 v = *stat_ptr(values, d), *t = stat_ptr(total, d);
+
+	switch (d->flags & KVM_STATS_TYPE_MASK) {
+	case KVM_STATS_TYPE_PEAK:
+		*t = max(*t, v);
+		break;
+	case KVM_STATS_TYPE_INSTANT:
+		if (live)
+			*t += v;
+		break;
+	default:
+		*t += v;
+	}
+}
+
+static void fold_vm(struct kl_vm_stat *vm_total, struct kl_vcpu_stat *vcpu_total,
+		    struct kl_vm *vm, bool live)
+{
+	for (int i = 0; i < ARRAY_SIZE(vm_stats); i++)
+		fold(vm_total, &vm->stat, &vm_stats[i], live);
+	mutex_lock(&vm->mmu_lock);
+	for (int v = 0; v < vm->nr_vcpus; v++)
+		for (int i = 0; i < ARRAY_SIZE(vcpu_stats); i++)
+			fold(vcpu_total, &vm->vcpus[v]->stat, &vcpu_stats[i], live);
+	mutex_unlock(&vm->mmu_lock);
+}
+
+void kl_stats_vm_add(struct kl_vm *vm)
+{
+	mutex_lock(&vm_list_lock);
+	list_add_tail(&vm->stats_node, &vm_list);
+	mutex_unlock(&vm_list_lock);
+}
+
+/* At release, before the vCPUs go: their counts join the retired totals. */
+void kl_stats_vm_retire(struct kl_vm *vm)
+{
+	mutex_lock(&vm_list_lock);
+	if (!list_empty(&vm->stats_node)) {
+		fold_vm(&retired_vm, &retired_vcpu, vm, false);
+		list_del_init(&vm->stats_node);
+	}
+	mutex_unlock(&vm_list_lock);
+}
+
+static int total_get(void *data, u64 *val)
+{
+	const struct stat_def *d = data;
+	bool is_vm = d >= vm_stats && d < vm_stats + ARRAY_SIZE(vm_stats);
+	struct kl_vm_stat *vm_total = kmalloc(sizeof(*vm_total), GFP_KERNEL);
+	struct kl_vcpu_stat *vcpu_total = kmalloc(sizeof(*vcpu_total), GFP_KERNEL);
+	struct kl_vm *vm;
+
+	if (!vm_total || !vcpu_total) {
+		kfree(vm_total);
+		kfree(vcpu_total);
+		return -ENOMEM;
+	}
+	mutex_lock(&vm_list_lock);
+	*vm_total = retired_vm;
+	*vcpu_total = retired_vcpu;
+	list_for_each_entry(vm, &vm_list, stats_node)
+		fold_vm(vm_total, vcpu_total, vm, true);
+	mutex_unlock(&vm_list_lock);
+	*val = *stat_ptr(is_vm ? (void *)vm_total : (void *)vcpu_total, d);
+	kfree(vm_total);
+	kfree(vcpu_total);
+	return 0;
+}
+
+DEFINE_DEBUGFS_ATTRIBUTE(total_fops, total_get, NULL, "%llu\n");
+
+void kl_stats_init(void)
+{
+	/* Without debugfs the totals are simply not offered; nothing else changes. */
+	debugfs_dir = debugfs_create_dir("kvmlab", NULL);
+	for (int i = 0; i < ARRAY_SIZE(vm_stats); i++)
+		debugfs_create_file_unsafe(vm_stats[i].name, 0444, debugfs_dir,
+					   (void *)&vm_stats[i], &total_fops);
+	for (int i = 0; i < ARRAY_SIZE(vcpu_stats); i++)
+		debugfs_create_file_unsafe(vcpu_stats[i].name, 0444, debugfs_dir,
+					   (void *)&vcpu_stats[i], &total_fops);
+}
+
+void kl_stats_exit(void)
+{
+	debugfs_remove_recursive(debugfs_dir);
 }

@@ -103,6 +103,59 @@ static void report_interruptibility(struct kl_vcpu *vcpu)
 	run->cr8 = vcpu->cr8;
 }
 
+static void kick_ipi(void *unused)
+{
+	/* Nothing to do: the interrupt itself made the guest exit. */
+}
+
+void kl_vcpu_kick(struct kl_vcpu *vcpu, enum kl_request req)
+{
+	int cpu, me;
+
+	kl_make_request(vcpu, req);
+	/* Pairs with the barrier in kl_enter_guest_mode: one of us sees the other. */
+	smp_mb__after_atomic();
+	wake_up_interruptible(&vcpu->wq);
+	me = get_cpu();
+	cpu = READ_ONCE(vcpu->cpu);
+	if (READ_ONCE(vcpu->mode) == KL_IN_GUEST_MODE && cpu != me && cpu_online(cpu))
+		smp_call_function_single(cpu, kick_ipi, NULL, 0);
+	put_cpu();
+}
+
+/*
+ * Requests that stop an entry rather than being handled before one. The
+ * kicker clears it once it holds the vCPU's lock: a VMM that re-enters at
+ * once keeps leaving until then.
+ */
+static bool exit_requested(struct kl_vcpu *vcpu)
+{
+	return test_bit(KL_REQ_EXIT_TO_USER, &vcpu->requests);
+}
+
+bool kl_enter_guest_mode(struct kl_vcpu *vcpu)
+{
+	WRITE_ONCE(vcpu->cpu, smp_processor_id());
+	WRITE_ONCE(vcpu->mode, KL_IN_GUEST_MODE);
+	smp_mb();
+	if (!exit_requested(vcpu))
+		return true;
+	WRITE_ONCE(vcpu->mode, KL_OUTSIDE_GUEST_MODE);
+	return false;
+}
+
+void kl_exit_guest_mode(struct kl_vcpu *vcpu)
+{
+	WRITE_ONCE(vcpu->mode, KL_OUTSIDE_GUEST_MODE);
+}
+
+/* Why KVM_RUN must return to userspace now: a signal, immediate_exit or a kick. */
+static bool must_leave(struct kl_vcpu *vcpu)
+{
+	return READ_ONCE(vcpu->run->immediate_exit) || signal_pending(current) ||
+	       exit_requested(vcpu);
+}
+
 static int run_loop(struct kl_vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
@@ -111,7 +164,7 @@ static int run_loop(struct kl_vcpu *vcpu)
 	complete_mmio(vcpu);
 	/* KVM_EXIT_IO "in": userspace has put the data in place; nothing to do. */
 	for (;;) {
-		if (READ_ONCE(run->immediate_exit) || signal_pending(current)) {
+		if (must_leave(vcpu)) {
 			run->exit_reason = KVM_EXIT_INTR;
 			return -EINTR;
 		}
@@ -128,7 +181,7 @@ static int run_loop(struct kl_vcpu *vcpu)
  * (KVM_SET_MP_STATE: INIT_RECEIVED applies INIT's register state,
  * UNINITIALIZED leaves them), then starts it at the SIPI vector with
  * KVM_SET_SREGS and RUNNABLE, as QEMU does with its own APIC. KVM_RUN on a
- * parked vCPU sleeps until a signal, as Linux KVM's does. A HALTED one
+ * parked vCPU sleeps until a signal, as Linux KVM's does, or a kick. A HALTED one
  * (restored so) wakes when an interrupt is queued, and otherwise exits
  * with KVM_EXIT_HLT for userspace to wait on its devices.
  */
@@ -144,16 +197,11 @@ static int run_parked(struct kl_vcpu *vcpu)
 		run->exit_reason = KVM_EXIT_HLT;
 		return 0;
 	}
-	for (;;) {
-		if (READ_ONCE(run->immediate_exit) || signal_pending(current)) {
-			run->exit_reason = KVM_EXIT_INTR;
-			return -EINTR;
-		}
-		set_current_state(TASK_INTERRUPTIBLE);
-		if (!signal_pending(current) && !READ_ONCE(run->immediate_exit))
-			schedule();
-		__set_current_state(TASK_RUNNING);
-	}
+	/* immediate_exit is userspace's to set at any time: look at it now and then. */
+	while (!must_leave(vcpu))
+		wait_event_interruptible_timeout(vcpu->wq, exit_requested(vcpu), HZ / 10);
+	run->exit_reason = KVM_EXIT_INTR;
+	return -EINTR;
 }
 
 int kl_vcpu_run(struct kl_vcpu *vcpu)
@@ -316,6 +364,8 @@ static struct kl_vcpu *vcpu_alloc(struct kl_vm *vm, unsigned long id, int *err)
 	vcpu->vm = vm;
 	vcpu->id = id;
 	mutex_init(&vcpu->lock);
+	init_waitqueue_head(&vcpu->wq);
+	vcpu->cpu = -1;
 	kl_vcpu_reset(vcpu);
 	r = kl_vendor->vcpu_create(vcpu);
 	if (r)

@@ -453,6 +453,24 @@ static void save_state(struct kl_vcpu *vcpu)
 	save_exit_int_info(vcpu, vmcb->control.exit_int_info, vmcb->control.exit_int_info_err);
 }
 
+/*
+ * A kick came between loading the VMCB and VMRUN: end as if an interrupt
+ * had arrived before the first guest instruction. An event being injected
+ * was not delivered, so it goes back through EXITINTINFO, as the hardware
+ * reports an interrupted delivery.
+ */
+static void cancel_entry(struct vmcb *vmcb)
+{
+	struct vmcb_control_area *c = &vmcb->control;
+
+	c->exit_code = SVM_EXIT_INTR;
+	c->exit_info_1 = 0;
+	c->exit_info_2 = 0;
+	c->exit_int_info = c->event_inj;
+	c->exit_int_info_err = c->event_inj_err;
+	c->event_inj = 0;
+}
+
 static void enter_guest(struct kl_vcpu *vcpu)
 {
 	struct svm_vcpu *svm = to_svm(vcpu);
@@ -480,9 +498,14 @@ static void enter_guest(struct kl_vcpu *vcpu)
 	 * starves RCU grace periods on this CPU. KVM does the same.
 	 */
 	rcu_virt_note_context_switch(cpu);
-	asm volatile("clgi" ::: "memory");
-	kl_svm_vmrun(svm->vmcb_pa, vcpu->regs, page_to_phys(sd->host_vmsave));
-	asm volatile("stgi" ::: "memory");
+	if (kl_enter_guest_mode(vcpu)) {
+		asm volatile("clgi" ::: "memory");
+		kl_svm_vmrun(svm->vmcb_pa, vcpu->regs, page_to_phys(sd->host_vmsave));
+		asm volatile("stgi" ::: "memory");
+		kl_exit_guest_mode(vcpu);
+	} else {
+		cancel_entry(svm->vmcb);
+	}
 	asm volatile("fxsave64 %0" : "=m"(*vcpu->fpu));
 	local_irq_enable();
 	kernel_fpu_end();
