@@ -5,11 +5,14 @@
  *
  * Boots any Multiboot kernel or Linux bzImage under one hypervisor with the
  * device model (a bzImage at its 64-bit entry, or with --real-mode-entry at
- * its 16-bit setup code with a minimal BIOS, as a BIOS boot loader would): the guest's console on stdout, stdin as its console input
- * (a terminal is put in character mode; Ctrl-C ends kvmlab),
- * and the counters of the whole run on stderr at the end. The exit status
- * follows QEMU's isa-debug-exit: 2v+1 when the guest wrote v to port 0xf4;
- * 2 when it could not (an error, a timeout, a reset), with the reason.
+ * its 16-bit setup code with a minimal BIOS, as a BIOS boot loader would):
+ * the guest's console on stdout, stdin as its console input, and the
+ * counters of the whole run on stderr at the end. A terminal on stdin is put
+ * in raw mode while the guest runs, so every key goes to the guest (Ctrl-C
+ * included); Ctrl-] ends the run. The exit status follows QEMU's
+ * isa-debug-exit: 2v+1 when the guest wrote v to port 0xf4; 130 when Ctrl-]
+ * ended it; 2 when it could not (an error, a timeout, a reset), with the
+ * reason.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -26,6 +29,8 @@
 #include "../run/vm.h"
 
 #define EXIT_BOOT_FAILED	2
+#define EXIT_BOOT_STOPPED	130	/* as a shell reports a program ended from the terminal */
+#define CONSOLE_ESCAPE		0x1d	/* Ctrl-], as telnet and virsh console */
 #define EXIT_USAGE_BOOT		64
 
 struct boot_opts {
@@ -102,22 +107,27 @@ static void restore_tty(void)
 }
 
 /*
- * A terminal on stdin: keys go to the guest as typed (no line editing or
- * echo here: the guest echoes), Ctrl-C still ends kvmlab.
+ * A terminal on stdin: raw mode, so keys go to the guest as typed (no line
+ * editing, echo or signals here: the guest echoes, and Ctrl-C is the
+ * guest's); the escape byte ends the run. atexit restores the terminal on
+ * every way out of main.
  */
-static void raw_tty(void)
+static bool raw_tty(void)
 {
 	struct termios t;
 
 	if (!isatty(0) || tcgetattr(0, &saved_tty))
-		return;
+		return false;
 	t = saved_tty;
-	t.c_lflag &= ~(ICANON | ECHO);
-	t.c_iflag &= ~ICRNL;
+	t.c_lflag &= ~(ICANON | ECHO | ISIG | IEXTEN);
+	t.c_iflag &= ~(ICRNL | INLCR | IXON);
 	t.c_cc[VMIN] = 1;
 	t.c_cc[VTIME] = 0;
-	if (tcsetattr(0, TCSANOW, &t) == 0)
-		atexit(restore_tty);
+	if (tcsetattr(0, TCSANOW, &t))
+		return false;
+	atexit(restore_tty);
+	fprintf(stderr, "kvmlab boot: console attached (Ctrl-] ends the run)\r\n");
+	return true;
 }
 
 static void print_counters(const struct run_result *r)
@@ -157,7 +167,8 @@ int cmd_boot(int argc, char **argv)
 	}
 	if (hv_prepare(o->hv, NULL))
 		goto out;
-	raw_tty();
+	if (raw_tty())
+		io.escape = CONSOLE_ESCAPE;
 	kfd = kmsg_open();
 	{
 		struct run_config cfg = {
@@ -176,6 +187,8 @@ int cmd_boot(int argc, char **argv)
 	print_counters(r);
 	if (bad[0])
 		fprintf(stderr, "kvmlab boot: the host's kernel log is not clean: %s\n", bad);
+	else if (!strcmp(r->status, "stopped"))
+		rc = EXIT_BOOT_STOPPED;
 	else if (r->exit_code >= 0 && strcmp(r->status, "timeout") && strcmp(r->status, "error"))
 		rc = ((r->exit_code << 1) | 1) & 0xff;	/* as QEMU's process would exit */
 out:

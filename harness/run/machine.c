@@ -42,6 +42,9 @@ struct machine {
 	uint64_t begin_tsc, t0;
 	bool in_phase;
 	bool input_eof;
+	bool user_quit;		/* the console's escape byte arrived */
+	uint8_t pending[256];	/* console input the guest's UART has no room for yet */
+	size_t pending_len;
 	unsigned int spins;	/* KVM_RUN calls: console input is polled every 64 */
 };
 
@@ -95,17 +98,32 @@ static void stop_timer(struct machine *m)
  * Console input into the UART, as much as it has room for. Only while the
  * guest listens (receive interrupts on and wired to the PIC through OUT2):
  * a driver probing or starting up reads and flushes the FIFO, and piped
- * input must not be lost to that.
+ * input must not be lost to that. What arrives before the guest listens
+ * waits in m->pending; the rest stays unread in the pipe. The escape byte
+ * of a terminal (Ctrl-]) is never the guest's: it ends the run.
  */
+static void deliver_input(struct machine *m)
+{
+	size_t room = UART_RX_SIZE - m->dev.uart.rx_len, n = m->pending_len;
+
+	if (!n || !room || !uart_listening(&m->dev))
+		return;
+	n = n < room ? n : room;
+	devices_uart_input(&m->dev, m->pending, n);
+	memmove(m->pending, m->pending + n, m->pending_len - n);
+	m->pending_len -= n;
+}
+
 static void read_input(struct machine *m, int timeout_ms)
 {
 	const struct boot_io *io = m->cfg->boot_io;
+	size_t space = sizeof(m->pending) - m->pending_len;
 	struct pollfd pfd;
-	uint8_t buf[256];
-	size_t room = UART_RX_SIZE - m->dev.uart.rx_len;
+	uint8_t *esc;
 	ssize_t n;
 
-	if (!io || io->input_fd < 0 || m->input_eof || room == 0 || !uart_listening(&m->dev)) {
+	deliver_input(m);
+	if (!io || io->input_fd < 0 || m->input_eof || !space) {
 		if (timeout_ms > 0)
 			poll(NULL, 0, timeout_ms);
 		return;
@@ -113,11 +131,18 @@ static void read_input(struct machine *m, int timeout_ms)
 	pfd = (struct pollfd) { .fd = io->input_fd, .events = POLLIN };
 	if (poll(&pfd, 1, timeout_ms) <= 0)
 		return;
-	n = read(io->input_fd, buf, room < sizeof(buf) ? room : sizeof(buf));
-	if (n <= 0)
+	n = read(io->input_fd, m->pending + m->pending_len, space);
+	if (n <= 0) {
 		m->input_eof = true;
-	else
-		devices_uart_input(&m->dev, buf, n);
+		return;
+	}
+	esc = io->escape ? memchr(m->pending + m->pending_len, io->escape, (size_t)n) : NULL;
+	if (esc) {
+		n = esc - (m->pending + m->pending_len);
+		m->user_quit = true;
+	}
+	m->pending_len += (size_t)n;
+	deliver_input(m);
 }
 
 static int phase_begin(struct machine *m, uint64_t tsc)
@@ -254,6 +279,10 @@ static int timed_out(void *ctx)
 	struct machine *m = ctx;
 	char state[256];
 
+	if (m->user_quit) {
+		set_status(m->r, "stopped", "ended from the console (Ctrl-])");
+		return 1;
+	}
 	if (!vm_timed_out)
 		return 0;
 	devices_describe(&m->dev, state, sizeof(state));

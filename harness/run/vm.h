@@ -27,6 +27,7 @@ struct check_result {
 struct boot_io {
 	FILE *console;
 	int input_fd;		/* -1: no input */
+	unsigned char escape;	/* this input byte ends the run (0: none) */
 };
 
 struct run_config {
