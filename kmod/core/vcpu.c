@@ -163,6 +163,13 @@ static int run_loop(struct kl_vcpu *vcpu)
 
 	complete_mmio(vcpu);
 	/* KVM_EXIT_IO "in": userspace has put the data in place; nothing to do. */
+	/*
+	 * immediate_exit at entry: the I/O above is completed and nothing
+	 * else happens. As KVM, exit_reason keeps the last exit's, so a VMM
+	 * that completes an exit this way still reads what it was.
+	 */
+	if (READ_ONCE(run->immediate_exit))
+		return -EINTR;
 	for (;;) {
 		if (must_leave(vcpu)) {
 			run->exit_reason = KVM_EXIT_INTR;
@@ -406,6 +413,9 @@ int kl_vm_create_vcpu(struct kl_vm *vm, unsigned long id)
 		return -EINVAL;
 	if (mutex_lock_killable(&vm->lock))
 		return -EINTR;
+	r = -EINVAL;
+	if (vm->max_vcpu_ids && id >= vm->max_vcpu_ids)
+		goto out_unlock;
 	r = -EEXIST;
 	for (int i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpus[i]->id == id)
@@ -482,6 +492,9 @@ long kl_vcpu_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 	}
 	case KVM_SET_CPUID2:
 		r = kl_set_cpuid2(vcpu, argp);
+		break;
+	case KVM_GET_CPUID2:
+		r = kl_get_cpuid2(vcpu, argp);
 		break;
 	case KVM_GET_FPU: {
 		struct kvm_fpu fpu;

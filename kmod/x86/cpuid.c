@@ -6,6 +6,8 @@
  * (KVM_SET_CPUID2), and the lookup a CPUID exit or the walker makes.
  */
 #include <linux/kvm.h>
+#include <linux/slab.h>
+#include <linux/string.h>
 #include <linux/uaccess.h>
 #include <asm/processor.h>
 #include "vendor.h"
@@ -95,16 +97,38 @@ int kl_get_supported_cpuid(struct kvm_cpuid2 __user *argp)
 	return 0;
 }
 
+/* All or nothing: a table that cannot be read whole leaves the old one. */
 int kl_set_cpuid2(struct kl_vcpu *vcpu, struct kvm_cpuid2 __user *argp)
 {
+	struct kvm_cpuid_entry2 *entries;
 	struct kvm_cpuid2 head;
 
 	if (copy_from_user(&head, argp, sizeof(head)))
 		return -EFAULT;
 	if (head.nent > KL_MAX_CPUID)
 		return -E2BIG;
-	if (copy_from_user(vcpu->cpuid, argp->entries, head.nent * sizeof(vcpu->cpuid[0])))
-		return -EFAULT;
+	entries = memdup_user(argp->entries, head.nent * sizeof(*entries));
+	if (IS_ERR(entries))
+		return PTR_ERR(entries);
+	memcpy(vcpu->cpuid, entries, head.nent * sizeof(*entries));
 	vcpu->ncpuid = head.nent;
+	kfree(entries);
+	return 0;
+}
+
+/* KVM_GET_CPUID2: the table as set; -E2BIG with nent = what is needed. */
+int kl_get_cpuid2(struct kl_vcpu *vcpu, struct kvm_cpuid2 __user *argp)
+{
+	struct kvm_cpuid2 head;
+
+	if (copy_from_user(&head, argp, sizeof(head)))
+		return -EFAULT;
+	if (head.nent < vcpu->ncpuid) {
+		head.nent = vcpu->ncpuid;
+		return put_user(head.nent, &argp->nent) ? -EFAULT : -E2BIG;
+	}
+	if (copy_to_user(argp->entries, vcpu->cpuid, vcpu->ncpuid * sizeof(vcpu->cpuid[0])) ||
+	    put_user((u32)vcpu->ncpuid, &argp->nent))
+		return -EFAULT;
 	return 0;
 }

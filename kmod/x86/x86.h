@@ -63,6 +63,7 @@ const struct kvm_cpuid_entry2 *kl_find_cpuid(struct kl_vcpu *vcpu, u32 func, u32
 int kl_maxphyaddr(struct kl_vcpu *vcpu);
 int kl_get_supported_cpuid(struct kvm_cpuid2 __user *argp);
 int kl_set_cpuid2(struct kl_vcpu *vcpu, struct kvm_cpuid2 __user *argp);
+int kl_get_cpuid2(struct kl_vcpu *vcpu, struct kvm_cpuid2 __user *argp);
 
 /* The bits of rSI/rDI/rCX an address size uses (2, 4 or 8 bytes). */
 static inline u64 kl_addr_mask(int size)
