@@ -119,6 +119,8 @@ struct kl_vm {
 	const struct kl_mmu_ops *mmu;
 	void *mmu_priv;
 	u64 memslots_gen;		/* bumped by every memslot change */
+	unsigned int nr_mmu_pages;	/* KVM_SET_NR_MMU_PAGES; 0: the strategy's default */
+	unsigned int max_vcpu_ids;	/* KVM_CAP_MAX_VCPU_ID, enabled; 0: KL_MAX_VCPUS */
 	struct kl_vm_stat stat;
 	struct list_head stats_node;	/* on the module's VM list (core/stats.c) */
 	/* Under lock: what KVM_SET_TSS_ADDR and KVM_SET_GSI_ROUTING set (core/irq.c). */

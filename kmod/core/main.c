@@ -12,6 +12,7 @@
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include "../mmu/mmu.h"
 #include "../x86/vendor.h"
 #include <kvmlab/kvmlab.h>
 
@@ -230,6 +231,32 @@ changed:
 	return 0;
 }
 
+/*
+ * KVM_ENABLE_CAP on the VM: KVM_CAP_MAX_VCPU_ID lowers the vCPU id limit,
+ * once, before any vCPU exists (as KVM: the same value again is no error).
+ */
+static int vm_enable_cap(struct kl_vm *vm, const struct kvm_enable_cap __user *argp)
+{
+	struct kvm_enable_cap cap;
+	int r = 0;
+
+	if (copy_from_user(&cap, argp, sizeof(cap)))
+		return -EFAULT;
+	if (cap.flags || cap.cap != KVM_CAP_MAX_VCPU_ID)
+		return -EINVAL;
+	if (cap.args[0] > KL_MAX_VCPUS)
+		return -EINVAL;
+	mutex_lock(&vm->lock);
+	if (vm->nr_vcpus)
+		r = -EBUSY;
+	else if (vm->max_vcpu_ids && vm->max_vcpu_ids != cap.args[0])
+		r = -EINVAL;
+	else
+		vm->max_vcpu_ids = cap.args[0];
+	mutex_unlock(&vm->lock);
+	return r;
+}
+
 static long check_extension(unsigned long ext);
 
 static long vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
@@ -276,6 +303,16 @@ static long vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 		return kl_vm_stats_fd(vm);
 	case KVM_CHECK_EXTENSION:
 		return arg == KVMLAB_CAP_MMU ? kl_mmu_index(vm->mmu) : check_extension(arg);
+	case KVM_ENABLE_CAP:
+		return vm_enable_cap(vm, argp);
+	case KVM_SET_NR_MMU_PAGES:
+		/* As KVM: at least 64 pages. The next fill over the cap makes room. */
+		if (arg > UINT_MAX)
+			return -EINVAL;
+		WRITE_ONCE(vm->nr_mmu_pages, max(arg, 64UL));
+		return 0;
+	case KVM_GET_NR_MMU_PAGES:
+		return kl_mmu_pages_cap(vm);
 	case KVM_SET_TSS_ADDR:
 		/*
 		 * VMX needs three pages for a real-mode TSS; SVM runs real mode
@@ -311,13 +348,16 @@ static long check_extension(unsigned long ext)
 	case KVM_CAP_JOIN_MEMORY_REGIONS_WORKS:		/* adjacent slots are independent */
 	case KVM_CAP_SET_TSS_ADDR:
 	case KVM_CAP_IRQ_ROUTING:			/* core/irq.c says what it means here */
+	case KVM_CAP_ENABLE_CAP_VM:			/* for KVM_CAP_MAX_VCPU_ID (vm_enable_cap) */
 	case KVM_CAP_MP_STATE:				/* core/vcpu.c: INIT/SIPI with userspace */
 	case KVM_CAP_READONLY_MEM:			/* writes to such a slot exit as MMIO */
+	case KVM_CAP_MMU_SHADOW_CACHE_CONTROL:		/* a per-VM cap on shadow pages */
 		return 1;
 	case KVM_CAP_MCE:				/* x86/mce.c */
 		return KL_MAX_MCE_BANKS;
 	case KVM_CAP_NR_VCPUS:
 	case KVM_CAP_MAX_VCPUS:
+	case KVM_CAP_MAX_VCPU_ID:			/* vCPU ids are below this */
 		return KL_MAX_VCPUS;
 	case KVM_CAP_NR_MEMSLOTS:
 		return KL_MAX_SLOTS;

@@ -250,7 +250,7 @@ static void zap_all(struct kl_vm *vm)
 static void make_room(struct kl_vm *vm)
 {
 	struct cache *c = to_cache(vm);
-	unsigned int cap = max(cached_max_pages, 16U);
+	unsigned int cap = max(kl_mmu_pages_cap(vm), 16U);
 	struct sp *sp, *next;
 
 	list_for_each_entry_safe(sp, next, &c->lru, lru) {
@@ -764,6 +764,7 @@ const struct kl_mmu_ops kl_cached_ops = {
 	.name = "cached",
 	.hw_paging = false,
 	.formats = BIT(KL_PAGING_2LEVEL) | BIT(KL_PAGING_PAE) | BIT(KL_PAGING_4LEVEL),
+	.max_pages = &cached_max_pages,
 	.vm_init = cached_vm_init,
 	.vm_destroy = cached_vm_destroy,
 	.vcpu_init = cached_vcpu_init,

@@ -168,7 +168,7 @@ static void enforce_cap(struct kl_vcpu *vcpu)
 {
 	struct resync *rs = to_rs(vcpu);
 
-	while (kl_stree_over_cap(total_pages(rs), shadow_max_tables)) {
+	while (kl_stree_over_cap(total_pages(rs), kl_mmu_pages_cap(vcpu->vm))) {
 		struct shadow_root *victim = oldest_other(rs);
 
 		if (!victim) {
@@ -273,6 +273,7 @@ const struct kl_mmu_ops kl_shadow_ops = {
 	.name = "shadow",
 	.hw_paging = false,
 	.formats = BIT(KL_PAGING_2LEVEL) | BIT(KL_PAGING_PAE) | BIT(KL_PAGING_4LEVEL),
+	.max_pages = &shadow_max_tables,
 	.vm_init = shadow_vm_init,
 	.vm_destroy = shadow_vm_destroy,
 	.vcpu_init = shadow_vcpu_init,

@@ -53,6 +53,12 @@ struct kl_mmu_ops {
 	bool hw_paging;		/* the CPU walks the guest's tables (NPT) */
 	/* The guest paging formats it shadows: BIT(KL_PAGING_*); paging off always works. */
 	unsigned int formats;
+	/*
+	 * The module parameter capping its shadow pages, which
+	 * KVM_SET_NR_MMU_PAGES overrides per VM (kl_mmu_pages_cap); NULL
+	 * when it keeps no shadow tables (nested paging, as KVM's TDP).
+	 */
+	const unsigned int *max_pages;
 	int (*vm_init)(struct kl_vm *vm);
 	void (*vm_destroy)(struct kl_vm *vm);
 	int (*vcpu_init)(struct kl_vcpu *vcpu);
@@ -75,6 +81,14 @@ struct kl_mmu_ops {
 };
 
 extern const struct kl_mmu_ops kl_vtlb_ops, kl_shadow_ops, kl_cached_ops, kl_npt_ops;
+
+/* The shadow page cap in force: the VM's (KVM_SET_NR_MMU_PAGES) or the module's. */
+static inline unsigned int kl_mmu_pages_cap(struct kl_vm *vm)
+{
+	unsigned int n = READ_ONCE(vm->nr_mmu_pages);
+
+	return n ? n : vm->mmu->max_pages ? READ_ONCE(*vm->mmu->max_pages) : 0;
+}
 
 /* ---- dispatch (mmu.c): the x86 layer and the vendor call these ---- */
 

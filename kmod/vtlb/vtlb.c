@@ -43,7 +43,7 @@ static enum kl_pf_result vtlb_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info
 
 	if (!kl_shadow_walk(vcpu, pf, &w, &result))
 		return result;
-	if (kl_stree_over_cap(tree(vcpu)->nr_pages, vtlb_max_tables)) {
+	if (kl_stree_over_cap(tree(vcpu)->nr_pages, kl_mmu_pages_cap(vcpu->vm))) {
 		vcpu->vm->stat.mmu_recycled += tree(vcpu)->nr_pages - 1;
 		kl_stree_zap_all(vcpu->vm, tree(vcpu));
 		kl_flush_tlb(vcpu);
@@ -110,6 +110,7 @@ const struct kl_mmu_ops kl_vtlb_ops = {
 	.name = "vtlb",
 	.hw_paging = false,
 	.formats = BIT(KL_PAGING_2LEVEL) | BIT(KL_PAGING_PAE) | BIT(KL_PAGING_4LEVEL),
+	.max_pages = &vtlb_max_tables,
 	.vm_init = vtlb_vm_init,
 	.vm_destroy = vtlb_vm_destroy,
 	.vcpu_init = vtlb_vcpu_init,
