@@ -4,7 +4,8 @@
 BUILD    := $(CURDIR)/build
 PYTHON   := /usr/bin/python3
 DEB_PKGS := build-essential qemu-system-x86 linux-image-amd64 linux-headers-amd64 \
-            busybox-static cpio kmod gnuplot-nox python3-pytest libpfm4-dev gcc-multilib
+            busybox-static cpio kmod gnuplot-nox python3-pytest libpfm4-dev gcc-multilib \
+            linux-source-6.1
 
 .PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test test-qemu fuzz-benchmark clean
 

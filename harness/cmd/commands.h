@@ -14,5 +14,7 @@ int cmd_sweep_merge(int argc, char **argv);
 int cmd_table(const char *dir);			/* cmd_results.c */
 int cmd_report(const char *dir);
 int cmd_plot(const char *dir);
+int cmd_kselftest(int argc, char **argv);	/* cmd_kselftest.c */
+int cmd_kselftest_table(const char *dir);
 
 #endif

@@ -11,6 +11,8 @@
  *   kvmlab fuzz mmu --hv H[,H..] [--oracle H] [--paging F] [--seed S] [--ops N] [--mem MB]
  *   kvmlab sweep-plan SPEC RUN_DIR [--check]   (what ./kvmlab sweep still has to run)
  *   kvmlab sweep-merge RUN_DIR CHUNK_DIR
+ *   kvmlab kselftest --hv H[,H..] [--dir DIR] [--test NAME]... [--timeout S]
+ *   kvmlab kselftest-table RUN_DIR
  *   kvmlab list
  *   kvmlab table RUN_DIR
  *   kvmlab plot RUN_DIR
@@ -35,6 +37,9 @@ static int usage(void)
 		"       kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]\n"
 		"       kvmlab fuzz mmu --hv H[,H...] [--oracle H] [--paging 4level|pae|2level]\n"
 		"                       [--seed S] [--ops N] [--mem MB]\n"
+		"       kvmlab kselftest --hv H[,H...] [--dir DIR] [--test NAME]... [--timeout S]\n"
+		"                        [--results DIR] [--run-id ID]\n"
+		"       kvmlab kselftest-table RUN_DIR\n"
 		"       kvmlab list | table RUN_DIR | plot RUN_DIR | report RUN_DIR\n"
 		"       kvmlab sweep-plan SPEC RUN_DIR [--check] | sweep-merge RUN_DIR CHUNK_DIR\n"
 		"       ./kvmlab (the script) runs this inside the test machine; --native here\n");
@@ -58,6 +63,10 @@ int main(int argc, char **argv)
 		return cmd_sweep_plan(argc, argv);
 	if (!strcmp(argv[1], "sweep-merge") && argc == 4)
 		return cmd_sweep_merge(argc, argv);
+	if (!strcmp(argv[1], "kselftest"))
+		return cmd_kselftest(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "kselftest-table") && argc == 3)
+		return cmd_kselftest_table(argv[2]);
 	if (!strcmp(argv[1], "table") && argc == 3)
 		return cmd_table(argv[2]);
 	if (!strcmp(argv[1], "report") && argc == 3)
