@@ -55,6 +55,18 @@
  * (XSETBV is refused), no PCID/SMEP/SMAP/PKU/LA57 (the shadow MMUs do not
  * model them), no VMX/SVM, no x2APIC, no TSC-deadline.
  */
+/*
+ * The hypervisor leaves (0x40000000 up), as every hypervisor has them:
+ * 0x40000000 gives the highest such leaf in EAX and kvmlab's signature in
+ * EBX, ECX, EDX; 0x40000001 the paravirtual features offered, none so far
+ * (a guest looking for KVM's signature does not find it, so it uses none
+ * of KVM's PV features either).
+ */
+#define KL_CPUID_HV_BASE	0x40000000U
+#define KL_CPUID_HV_MAX		0x40000001U
+#define KL_CPUID_SIGNATURE	"kvmlabkvmlab"	/* EBX, ECX, EDX */
+#define KL_CPUID_HV_FEATURES	0U
+
 #define KL_CPUID_MAX_BASIC	7
 #define KL_CPUID_MAX_EXT	0x80000008U
 #define KL_CPUID_1_ECX_KEEP	((1U << 0) | (1U << 9) | (1U << 13) | (1U << 19) | \
@@ -63,8 +75,8 @@
 #define KL_CPUID_1_EDX_APIC	(1U << 9)
 #define KL_CPUID_1_EDX_DROP	(KL_CPUID_1_EDX_APIC | (1U << 21) | (1U << 22) | \
 				 (1U << 28))			/* APIC DS ACPI HTT */
-#define KL_CPUID_7_EBX_KEEP	((1U << 0) | (1U << 3) | (1U << 8) | \
-				 (1U << 9))			/* FSGSBASE BMI1 BMI2 ERMS */
+#define KL_CPUID_7_EBX_KEEP	((1U << 0) | (1U << 1) | (1U << 3) | (1U << 8) | \
+				 (1U << 9))	/* FSGSBASE TSC_ADJUST BMI1 BMI2 ERMS */
 #define KL_CPUID_E1_ECX_KEEP	((1U << 0) | (1U << 5) | (1U << 8))	/* LAHF ABM PREFETCHW */
 #define KL_CPUID_E1_EDX_KEEP	(((1U << 11) | (1U << 20) | (1U << 26) | (1U << 29) | \
 				  0x0183f3ffU) & ~(1U << 27))	/* SYSCALL NX 1GB LM + base; no RDTSCP */

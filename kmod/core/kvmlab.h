@@ -156,6 +156,7 @@ struct kl_msrs {
 	u64 sysenter_cs, sysenter_esp, sysenter_eip;
 	u64 pat;
 	u64 tsc_offset;			/* guest TSC = host TSC + this */
+	u64 tsc_adjust;			/* IA32_TSC_ADJUST */
 	u64 mtrr_deftype, mtrr_fixed[11], mtrr_var[16];	/* kept, not applied */
 };
 
@@ -205,6 +206,7 @@ struct kl_vcpu {
 	u64 cr8;			/* the TPR (the vendor's V_TPR while the guest runs) */
 	u64 apic_base;			/* IA32_APIC_BASE: its enable bit is userspace's LAPIC's */
 	u32 mp_state;			/* KVM_MP_STATE_*: whether KVM_RUN enters the guest */
+	bool has_run;			/* KVM_RUN has entered the guest: CPUID is fixed */
 	bool sigset_active;		/* KVM_SET_SIGNAL_MASK: the mask while in KVM_RUN */
 	sigset_t sigset;
 	u64 dr[8];			/* emulated; never loaded into hardware */

@@ -352,7 +352,12 @@ static long check_extension(unsigned long ext)
 	case KVM_CAP_MP_STATE:				/* core/vcpu.c: INIT/SIPI with userspace */
 	case KVM_CAP_READONLY_MEM:			/* writes to such a slot exit as MMIO */
 	case KVM_CAP_MMU_SHADOW_CACHE_CONTROL:		/* a per-VM cap on shadow pages */
+	case KVM_CAP_VCPU_EVENTS:			/* x86/state.c: what can be */
+	case KVM_CAP_DEBUGREGS:
+	case KVM_CAP_XSAVE:				/* the legacy area: no XSAVE in the guest */
 		return 1;
+	case KVM_CAP_SYNC_REGS:
+		return kl_sync_regs_cap();
 	case KVM_CAP_MCE:				/* x86/mce.c */
 		return KL_MAX_MCE_BANKS;
 	case KVM_CAP_NR_VCPUS:

@@ -12,6 +12,7 @@
 #include <linux/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
+#include <asm/msr.h>
 #include <asm/processor.h>
 #include "../x86/vendor.h"
 
@@ -24,7 +25,7 @@ void kl_internal_error(struct kl_vcpu *vcpu, u32 suberror, u64 data0, u64 data1)
 	vcpu->run->internal.data[1] = data1;
 }
 
-static void get_regs(struct kl_vcpu *vcpu, struct kvm_regs *r)
+void kl_get_regs(struct kl_vcpu *vcpu, struct kvm_regs *r)
 {
 	*r = (struct kvm_regs) {
 		.rax = vcpu->regs[KL_RAX], .rbx = vcpu->regs[KL_RBX],
@@ -39,7 +40,7 @@ static void get_regs(struct kl_vcpu *vcpu, struct kvm_regs *r)
 	};
 }
 
-static void set_regs(struct kl_vcpu *vcpu, const struct kvm_regs *r)
+void kl_set_regs(struct kl_vcpu *vcpu, const struct kvm_regs *r)
 {
 	vcpu->regs[KL_RAX] = r->rax; vcpu->regs[KL_RBX] = r->rbx;
 	vcpu->regs[KL_RCX] = r->rcx; vcpu->regs[KL_RDX] = r->rdx;
@@ -176,6 +177,7 @@ static int run_loop(struct kl_vcpu *vcpu)
 			return -EINTR;
 		}
 		cond_resched();
+		vcpu->has_run = true;
 		r = kl_x86_run_once(vcpu);
 		if (r <= 0)
 			return r;
@@ -219,6 +221,9 @@ int kl_vcpu_run(struct kl_vcpu *vcpu)
 	/* The TPR comes from kvm_run, where userspace's APIC keeps it (as KVM). */
 	if (vcpu->run->cr8 > 15)
 		return -EINVAL;
+	r = kl_sync_regs_in(vcpu);
+	if (r)
+		return r;
 	vcpu->cr8 = vcpu->run->cr8;
 	if (vcpu->sigset_active)
 		sigprocmask(SIG_SETMASK, &vcpu->sigset, &saved);
@@ -226,6 +231,7 @@ int kl_vcpu_run(struct kl_vcpu *vcpu)
 	if (vcpu->sigset_active)
 		sigprocmask(SIG_SETMASK, &saved, NULL);
 	report_interruptibility(vcpu);
+	kl_sync_regs_out(vcpu);
 	return r;
 }
 
@@ -253,6 +259,28 @@ static int set_signal_mask(struct kl_vcpu *vcpu, struct kvm_signal_mask __user *
 	vcpu->sigset = set;
 	vcpu->sigset_active = true;
 	return 0;
+}
+
+/* 4 KiB each way: off the stack. */
+static int xsave_ioctl(struct kl_vcpu *vcpu, struct kvm_xsave __user *argp, bool set)
+{
+	struct kvm_xsave *x;
+	int r;
+
+	if (set) {
+		x = memdup_user(argp, sizeof(*x));
+		if (IS_ERR(x))
+			return PTR_ERR(x);
+		r = kl_set_xsave(vcpu, x);
+	} else {
+		x = kmalloc(sizeof(*x), GFP_KERNEL);
+		if (!x)
+			return -ENOMEM;
+		kl_get_xsave(vcpu, x);
+		r = copy_to_user(argp, x, sizeof(*x)) ? -EFAULT : 0;
+	}
+	kfree(x);
+	return r;
 }
 
 static int set_mp_state(struct kl_vcpu *vcpu, const struct kvm_mp_state __user *argp)
@@ -374,6 +402,8 @@ static struct kl_vcpu *vcpu_alloc(struct kl_vm *vm, unsigned long id, int *err)
 	init_waitqueue_head(&vcpu->wq);
 	vcpu->cpu = -1;
 	kl_vcpu_reset(vcpu);
+	/* A new vCPU's TSC starts at zero, as on KVM (and a CPU at power-on). */
+	vcpu->msrs.tsc_offset = -rdtsc();
 	r = kl_vendor->vcpu_create(vcpu);
 	if (r)
 		goto out_run;
@@ -459,7 +489,7 @@ long kl_vcpu_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 	case KVM_GET_REGS: {
 		struct kvm_regs regs;
 
-		get_regs(vcpu, &regs);
+		kl_get_regs(vcpu, &regs);
 		r = copy_to_user(argp, &regs, sizeof(regs)) ? -EFAULT : 0;
 		break;
 	}
@@ -469,7 +499,7 @@ long kl_vcpu_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 		if (copy_from_user(&regs, argp, sizeof(regs)))
 			r = -EFAULT;
 		else
-			set_regs(vcpu, &regs);
+			kl_set_regs(vcpu, &regs);
 		break;
 	}
 	case KVM_GET_SREGS: {
@@ -509,6 +539,36 @@ long kl_vcpu_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 		r = copy_from_user(&fpu, argp, sizeof(fpu)) ? -EFAULT : kl_set_fpu(vcpu, &fpu);
 		break;
 	}
+	case KVM_GET_VCPU_EVENTS: {
+		struct kvm_vcpu_events ev;
+
+		kl_get_vcpu_events(vcpu, &ev);
+		r = copy_to_user(argp, &ev, sizeof(ev)) ? -EFAULT : 0;
+		break;
+	}
+	case KVM_SET_VCPU_EVENTS: {
+		struct kvm_vcpu_events ev;
+
+		r = copy_from_user(&ev, argp, sizeof(ev)) ? -EFAULT : kl_set_vcpu_events(vcpu, &ev);
+		break;
+	}
+	case KVM_GET_DEBUGREGS: {
+		struct kvm_debugregs d;
+
+		kl_get_debugregs(vcpu, &d);
+		r = copy_to_user(argp, &d, sizeof(d)) ? -EFAULT : 0;
+		break;
+	}
+	case KVM_SET_DEBUGREGS: {
+		struct kvm_debugregs d;
+
+		r = copy_from_user(&d, argp, sizeof(d)) ? -EFAULT : kl_set_debugregs(vcpu, &d);
+		break;
+	}
+	case KVM_GET_XSAVE:
+	case KVM_SET_XSAVE:
+		r = xsave_ioctl(vcpu, argp, ioctl == KVM_SET_XSAVE);
+		break;
 	case KVM_X86_SETUP_MCE:
 		r = kl_setup_mce(vcpu, argp);
 		break;

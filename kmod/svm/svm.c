@@ -257,6 +257,14 @@ static bool svm_interrupt_shadow(struct kl_vcpu *vcpu)
 	       vcpu->rip == vmcb->save.rip;
 }
 
+static void svm_set_interrupt_shadow(struct kl_vcpu *vcpu, bool on)
+{
+	struct vmcb *vmcb = to_svm(vcpu)->vmcb;
+
+	vmcb->control.int_state = on ? SVM_INTERRUPT_SHADOW_MASK : 0;
+	vmcb->save.rip = vcpu->rip;	/* the shadow covers the instruction at RIP */
+}
+
 /* ---- the VMCB ---- */
 
 static void init_vmcb(struct kl_vcpu *vcpu)
@@ -600,5 +608,6 @@ const struct kl_vendor_ops kl_svm_ops = {
 	.set_segments = svm_set_segments,
 	.get_cpl = svm_get_cpl,
 	.interrupt_shadow = svm_interrupt_shadow,
+	.set_interrupt_shadow = svm_set_interrupt_shadow,
 	.run = svm_run,
 };

@@ -71,10 +71,23 @@ static void supported_entry(struct kvm_cpuid_entry2 *e, u32 func, u32 index)
 	}
 }
 
+static void hypervisor_entry(struct kvm_cpuid_entry2 *e, u32 func)
+{
+	*e = (struct kvm_cpuid_entry2) { .function = func };
+	if (func == KL_CPUID_HV_BASE) {
+		e->eax = KL_CPUID_HV_MAX;
+		memcpy(&e->ebx, KL_CPUID_SIGNATURE, 4);
+		memcpy(&e->ecx, KL_CPUID_SIGNATURE + 4, 4);
+		memcpy(&e->edx, KL_CPUID_SIGNATURE + 8, 4);
+	} else {
+		e->eax = KL_CPUID_HV_FEATURES;
+	}
+}
+
 int kl_get_supported_cpuid(struct kvm_cpuid2 __user *argp)
 {
-	static const u32 leaves[] = { 0, 1, 7, 0x80000000, 0x80000001, 0x80000002,
-				      0x80000003, 0x80000004, 0x80000008 };
+	static const u32 leaves[] = { 0, 1, 7, KL_CPUID_HV_BASE, KL_CPUID_HV_MAX, 0x80000000,
+				      0x80000001, 0x80000002, 0x80000003, 0x80000004, 0x80000008 };
 	struct kvm_cpuid2 head;
 	struct kvm_cpuid_entry2 e;
 	u32 n = 0, max_basic = cpuid_eax(0), max_ext = cpuid_eax(0x80000000);
@@ -86,9 +99,12 @@ int kl_get_supported_cpuid(struct kvm_cpuid2 __user *argp)
 	for (int i = 0; i < ARRAY_SIZE(leaves); i++) {
 		u32 f = leaves[i];
 
-		if ((f < 0x80000000 && f > max_basic) || (f >= 0x80000000 && f > max_ext))
+		if (f >= KL_CPUID_HV_BASE && f <= KL_CPUID_HV_MAX)
+			hypervisor_entry(&e, f);
+		else if ((f < 0x80000000 && f > max_basic) || (f >= 0x80000000 && f > max_ext))
 			continue;
-		supported_entry(&e, f, 0);
+		else
+			supported_entry(&e, f, 0);
 		if (copy_to_user(&argp->entries[n++], &e, sizeof(e)))
 			return -EFAULT;
 	}
@@ -110,6 +126,15 @@ int kl_set_cpuid2(struct kl_vcpu *vcpu, struct kvm_cpuid2 __user *argp)
 	entries = memdup_user(argp->entries, head.nent * sizeof(*entries));
 	if (IS_ERR(entries))
 		return PTR_ERR(entries);
+	/*
+	 * Once the guest has run, its CPU cannot change under it: as KVM
+	 * (since 5.16), only the same table again is accepted.
+	 */
+	if (vcpu->has_run && (head.nent != vcpu->ncpuid ||
+			      memcmp(vcpu->cpuid, entries, head.nent * sizeof(*entries)))) {
+		kfree(entries);
+		return -EINVAL;
+	}
 	memcpy(vcpu->cpuid, entries, head.nent * sizeof(*entries));
 	vcpu->ncpuid = head.nent;
 	kfree(entries);

@@ -53,7 +53,8 @@ static u64 *bank_reg(struct kl_vcpu *vcpu, u32 msr)
 	return &vcpu->mce.banks[i][(msr - MSR_IA32_MC0_CTL) % 4];
 }
 
-bool kl_mce_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val)
+/* host: KVM_GET_MSRS, which reads MCG_CTL even when MCG_CAP has none (as KVM). */
+bool kl_mce_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val, bool host)
 {
 	u64 *reg = bank_reg(vcpu, msr);
 
@@ -62,7 +63,7 @@ bool kl_mce_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val)
 	case MSR_IA32_MCG_STATUS: *val = vcpu->mce.mcg_status; return true;
 	case MSR_IA32_MCG_CTL:
 		*val = vcpu->mce.mcg_ctl;
-		return vcpu->mce.mcg_cap & MCG_CTL_P;
+		return host || (vcpu->mce.mcg_cap & MCG_CTL_P);
 	}
 	if (!reg)
 		return false;
@@ -82,7 +83,10 @@ bool kl_mce_set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val, bool host)
 		vcpu->mce.mcg_status = val;
 		return true;
 	case MSR_IA32_MCG_CTL:
-		if (!(vcpu->mce.mcg_cap & MCG_CTL_P) || (val != 0 && val != ~0ULL))
+		/* Without MCG_CTL, userspace may still restore its zero. */
+		if (!(vcpu->mce.mcg_cap & MCG_CTL_P) && (val || !host))
+			return false;
+		if (val != 0 && val != ~0ULL)
 			return false;
 		vcpu->mce.mcg_ctl = val;
 		return true;

@@ -31,7 +31,7 @@
 static const u32 msrs_to_save[] = {
 	MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP,
 	MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK, MSR_KERNEL_GS_BASE,
-	MSR_FS_BASE, MSR_GS_BASE, MSR_EFER, MSR_IA32_CR_PAT, MSR_IA32_TSC,
+	MSR_FS_BASE, MSR_GS_BASE, MSR_EFER, MSR_IA32_CR_PAT, MSR_IA32_TSC, MSR_IA32_TSC_ADJUST,
 	MSR_IA32_APICBASE, MSR_IA32_MISC_ENABLE, MSR_MTRRcap, MSR_MTRRdefType,
 	MSR_MTRRfix64K_00000, MSR_MTRRfix16K_80000, MSR_MTRRfix16K_A0000,
 	MSR_MTRRfix4K_C0000, MSR_MTRRfix4K_C8000, MSR_MTRRfix4K_D0000, MSR_MTRRfix4K_D8000,
@@ -118,7 +118,8 @@ static bool valid_value(struct kl_vcpu *vcpu, u32 msr, u64 val)
 	return true;
 }
 
-bool kl_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val)
+/* host: KVM_GET_MSRS rather than the guest's RDMSR. */
+static bool get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val, bool host)
 {
 	u64 *slot = msr_slot(vcpu, msr);
 	struct kvm_sregs sr;
@@ -134,14 +135,20 @@ bool kl_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val)
 		*val = msr == MSR_FS_BASE ? sr.fs.base : sr.gs.base;
 		break;
 	case MSR_IA32_TSC: *val = rdtsc() + vcpu->msrs.tsc_offset; break;
+	case MSR_IA32_TSC_ADJUST: *val = vcpu->msrs.tsc_adjust; break;
 	case MSR_IA32_APICBASE: *val = kl_apic_base(vcpu); break;
 	case MSR_IA32_MISC_ENABLE: *val = MSR_IA32_MISC_ENABLE_FAST_STRING; break;
 	case MSR_MTRRcap: *val = MTRR_CAP_VALUE; break;
 	case MSR_IA32_UCODE_REV: *val = 0; break;
 	case MSR_KVM_WALL_CLOCK: case MSR_KVM_SYSTEM_TIME: *val = 0; break;	/* kvmclock off */
-	default: return kl_mce_get_msr(vcpu, msr, val);
+	default: return kl_mce_get_msr(vcpu, msr, val, host);
 	}
 	return true;
+}
+
+bool kl_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val)
+{
+	return get_msr(vcpu, msr, val, false);
 }
 
 /*
@@ -172,13 +179,26 @@ static bool set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val, bool host)
 			sr.gs.base = val;
 		kl_vendor->set_segments(vcpu, &sr);
 		return true;
+	/*
+	 * TSC and TSC_ADJUST move together when the guest writes either (the
+	 * SDM's IA32_TSC_ADJUST); userspace sets each alone, as KVM, so that
+	 * restoring both restores both.
+	 */
 	case MSR_IA32_TSC:
-		vcpu->msrs.tsc_offset = val - rdtsc();
+		cur = rdtsc();
+		if (!host)
+			vcpu->msrs.tsc_adjust += val - (cur + vcpu->msrs.tsc_offset);
+		vcpu->msrs.tsc_offset = val - cur;
+		return true;
+	case MSR_IA32_TSC_ADJUST:
+		if (!host)
+			vcpu->msrs.tsc_offset += val - vcpu->msrs.tsc_adjust;
+		vcpu->msrs.tsc_adjust = val;
 		return true;
 	case MSR_IA32_MISC_ENABLE: case MSR_IA32_UCODE_REV:
 		return true;	/* accepted and ignored, as on KVM */
 	case MSR_MTRRcap: case MSR_KVM_WALL_CLOCK: case MSR_KVM_SYSTEM_TIME:
-		return host && kl_get_msr(vcpu, msr, &cur) && cur == val;
+		return host && get_msr(vcpu, msr, &cur, true) && cur == val;
 	}
 	return kl_mce_set_msr(vcpu, msr, val, host);
 }
@@ -229,7 +249,7 @@ int kl_vcpu_msrs(struct kl_vcpu *vcpu, struct kvm_msrs __user *argp, bool set)
 		return PTR_ERR(e);
 	for (; done < head.nmsrs; done++)
 		if (set ? !set_msr(vcpu, e[done].index, e[done].data, true) :
-			  !kl_get_msr(vcpu, e[done].index, &e[done].data))
+			  !get_msr(vcpu, e[done].index, &e[done].data, true))
 			break;
 	if (!set && copy_to_user(argp->entries, e, done * sizeof(*e)))
 		r = -EFAULT;

@@ -104,16 +104,31 @@ int kl_emulate_string_io(struct kl_vcpu *vcpu, const struct kl_io *io)
 	return 0;
 }
 
-/* KVM_RUN is back with an INS batch's data: store it, then move the registers on. */
+/*
+ * KVM_RUN is back with an INS batch's data: store it, then move the
+ * registers on. Userspace may have changed rCX meanwhile (KVM lets it, and
+ * Linux's userspace_io_test does): never store more elements than rCX
+ * still asks for, and let a larger rCX go on with further batches.
+ */
 void kl_complete_string_in(struct kl_vcpu *vcpu)
 {
 	struct kl_string_in *p = &vcpu->pio_in;
 	u8 *data = (u8 *)vcpu->run + vcpu->run->io.data_offset;
+	u64 n = p->count, gpa = p->gpa;
 
 	p->pending = false;
-	if (p->down)
-		reverse_elements(data, p->count, p->size);
-	if (kl_mmu_write_guest(vcpu, p->gpa, data, p->count * p->size))
+	if (p->rep)
+		n = min_t(u64, n, vcpu->regs[KL_RCX] & kl_addr_mask(p->addr_size));
+	if (!n) {
+		vcpu->rip += p->len;
+		return;
+	}
+	if (p->down) {
+		/* The first n elements went down from the batch's top. */
+		reverse_elements(data, n, p->size);
+		gpa += (p->count - n) * p->size;
+	}
+	if (kl_mmu_write_guest(vcpu, gpa, data, n * p->size))
 		return;		/* the memslot went away meanwhile: the guest redoes the batch */
-	advance(vcpu, KL_RDI, p->count, p->size, p->down, p->rep, p->addr_size, p->len);
+	advance(vcpu, KL_RDI, n, p->size, p->down, p->rep, p->addr_size, p->len);
 }

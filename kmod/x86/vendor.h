@@ -27,6 +27,7 @@ struct kl_vendor_ops {
 	int (*get_cpl)(struct kl_vcpu *vcpu);
 	/* An STI or MOV SS interrupt shadow covers the instruction at RIP. */
 	bool (*interrupt_shadow)(struct kl_vcpu *vcpu);
+	void (*set_interrupt_shadow)(struct kl_vcpu *vcpu, bool on);	/* KVM_SET_VCPU_EVENTS */
 	/*
 	 * Enter the guest once and hand the exit to the x86 layer: 1 = go on,
 	 * 0 = to userspace with run->exit_reason set, <0 = an errno for KVM_RUN.

@@ -43,6 +43,18 @@ int kl_set_cr3(struct kl_vcpu *vcpu, u64 val);
 int kl_set_cr4(struct kl_vcpu *vcpu, u64 val);
 int kl_set_efer(struct kl_vcpu *vcpu, u64 val);
 void kl_get_sregs(struct kl_vcpu *vcpu, struct kvm_sregs *sregs);
+void kl_get_regs(struct kl_vcpu *vcpu, struct kvm_regs *regs);
+void kl_set_regs(struct kl_vcpu *vcpu, const struct kvm_regs *regs);
+/* state.c: events, debug registers, XSAVE, KVM_CAP_SYNC_REGS */
+void kl_get_vcpu_events(struct kl_vcpu *vcpu, struct kvm_vcpu_events *ev);
+int kl_set_vcpu_events(struct kl_vcpu *vcpu, const struct kvm_vcpu_events *ev);
+void kl_get_debugregs(struct kl_vcpu *vcpu, struct kvm_debugregs *d);
+int kl_set_debugregs(struct kl_vcpu *vcpu, const struct kvm_debugregs *d);
+void kl_get_xsave(struct kl_vcpu *vcpu, struct kvm_xsave *x);
+int kl_set_xsave(struct kl_vcpu *vcpu, const struct kvm_xsave *x);
+int kl_sync_regs_in(struct kl_vcpu *vcpu);
+void kl_sync_regs_out(struct kl_vcpu *vcpu);
+long kl_sync_regs_cap(void);
 int kl_set_sregs(struct kl_vcpu *vcpu, const struct kvm_sregs *sregs);
 /* IA32_APIC_BASE: xAPIC at 0xfee00000, enabled, vCPU 0 the BSP after RESET. */
 u64 kl_apic_base(struct kl_vcpu *vcpu);
@@ -56,7 +68,7 @@ int kl_get_msr_index_list(struct kvm_msr_list __user *argp);
 u64 kl_mce_cap_supported(void);
 int kl_setup_mce(struct kl_vcpu *vcpu, const u64 __user *argp);
 int kl_inject_mce(struct kl_vcpu *vcpu, const struct kvm_x86_mce __user *argp);
-bool kl_mce_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val);
+bool kl_mce_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val, bool host);
 bool kl_mce_set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val, bool host);
 int kl_vcpu_msrs(struct kl_vcpu *vcpu, struct kvm_msrs __user *argp, bool set);
 const struct kvm_cpuid_entry2 *kl_find_cpuid(struct kl_vcpu *vcpu, u32 func, u32 index);
