@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <linux/kvm.h>
 #include <stdbool.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #include <kvmlab/x86.h>
 #include "../../harness/lib/kvmclient.h"
@@ -1120,6 +1122,196 @@ static void readonly_slot(int dev, unsigned long type, const char *name)
 	munmap(rom, 4096);
 }
 
+/*
+ * The state a VMM saves and restores besides registers (QEMU; Linux's
+ * state_test): CPUID read back, events, debug registers, the XSAVE area,
+ * registers through kvm_run (KVM_CAP_SYNC_REGS), the shadow page limit and
+ * the vCPU id limit.
+ */
+static void vmm_saved_state(int dev, int vm, int vcpu)
+{
+	struct { struct kvm_cpuid2 head; struct kvm_cpuid_entry2 e[8]; } cpuid = {
+		.head.nent = 2,
+		.e = { { .function = 0, .eax = 1 }, { .function = 1, .edx = 1 } },
+	}, back = { .head.nent = 1 };
+	bool found = false;
+	struct kvm_vcpu_events ev, ev2;
+	struct kvm_debugregs dr, dr2;
+	struct kvm_xsave *xs = calloc(1, sizeof(*xs));
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_MAX_VCPU_ID };
+	int vm2;
+
+	check("set_cpuid2", ioctl(vcpu, KVM_SET_CPUID2, &cpuid) == 0, "errno %d", errno);
+	expect_errno("get_cpuid2_too_small", ioctl(vcpu, KVM_GET_CPUID2, &back), E2BIG);
+	back.head.nent = 8;
+	if (ioctl(vcpu, KVM_GET_CPUID2, &back) == 0)
+		for (uint32_t i = 0; i < back.head.nent && i < 8; i++)
+			found |= back.e[i].function == 1;
+	check("get_cpuid2", found && back.head.nent >= 2, "errno %d nent %u", errno,
+	      back.head.nent);
+	expect_errno("get_cpuid2_bad_pointer", ioctl(vcpu, KVM_GET_CPUID2, (void *)8), EFAULT);
+
+	check("get_vcpu_events", ioctl(vcpu, KVM_GET_VCPU_EVENTS, &ev) == 0 &&
+	      !ev.exception.injected && !ev.interrupt.injected && !ev.nmi.injected,
+	      "errno %d", errno);
+	ev.exception.injected = 1;
+	ev.exception.nr = 13;
+	ev.exception.has_error_code = 1;
+	ev.exception.error_code = 0x18;
+	check("set_vcpu_events", ioctl(vcpu, KVM_SET_VCPU_EVENTS, &ev) == 0 &&
+	      ioctl(vcpu, KVM_GET_VCPU_EVENTS, &ev2) == 0 && ev2.exception.injected &&
+	      ev2.exception.nr == 13 && ev2.exception.error_code == 0x18, "errno %d nr %u", errno,
+	      ev2.exception.nr);
+	memset(&ev, 0, sizeof(ev));
+	ioctl(vcpu, KVM_SET_VCPU_EVENTS, &ev);
+	ev.flags = 1U << 31;
+	expect_errno("set_vcpu_events_unknown_flag", ioctl(vcpu, KVM_SET_VCPU_EVENTS, &ev), EINVAL);
+	expect_errno("vcpu_events_bad_pointer", ioctl(vcpu, KVM_SET_VCPU_EVENTS, (void *)8), EFAULT);
+
+	check("get_debugregs", ioctl(vcpu, KVM_GET_DEBUGREGS, &dr) == 0 && dr.dr7 == 0x400,
+	      "errno %d dr7 %#llx", errno, (unsigned long long)dr.dr7);
+	dr.db[2] = 0x1234000;
+	check("set_debugregs", ioctl(vcpu, KVM_SET_DEBUGREGS, &dr) == 0 &&
+	      ioctl(vcpu, KVM_GET_DEBUGREGS, &dr2) == 0 && dr2.db[2] == 0x1234000, "errno %d",
+	      errno);
+	dr.dr7 = 1ULL << 40;
+	expect_errno("set_debugregs_reserved_dr7", ioctl(vcpu, KVM_SET_DEBUGREGS, &dr), EINVAL);
+
+	/* A host whose guest state outgrows 4 KiB needs KVM_GET_XSAVE2 (not offered here). */
+	if (xs && ioctl(dev, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0 &&
+	    ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2) <= (int)sizeof(*xs)) {
+		struct kvm_fpu fpu;
+
+		check("get_xsave", ioctl(vcpu, KVM_GET_XSAVE, xs) == 0 &&
+		      (*(uint64_t *)((uint8_t *)xs->region + 512) & 3) == 3, "errno %d", errno);
+		memset((uint8_t *)xs->region + 160 + 16 * 5, 0x5c, 16);	/* XMM5 */
+		check("set_xsave", ioctl(vcpu, KVM_SET_XSAVE, xs) == 0 &&
+		      ioctl(vcpu, KVM_GET_FPU, &fpu) == 0 && fpu.xmm[5][7] == 0x5c, "errno %d",
+		      errno);
+		expect_errno("xsave_bad_pointer", ioctl(vcpu, KVM_SET_XSAVE, (void *)8), EFAULT);
+	}
+	free(xs);
+
+	check("cap_sync_regs", (ioctl(dev, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS) & 7) == 7,
+	      "%s", "regs, sregs and events not all offered");
+	check("nr_mmu_pages", ioctl(vm, KVM_SET_NR_MMU_PAGES, 100) == 0 &&
+	      ioctl(vm, KVM_GET_NR_MMU_PAGES, 0) == 100, "errno %d", errno);
+
+	vm2 = ioctl(dev, KVM_CREATE_VM, 0);
+	if (vm2 < 0)
+		return;
+	cap.args[0] = ioctl(dev, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPU_ID) + 1;
+	expect_errno("max_vcpu_id_beyond_cap", ioctl(vm2, KVM_ENABLE_CAP, &cap), EINVAL);
+	cap.args[0] = 2;
+	check("max_vcpu_id", ioctl(vm2, KVM_ENABLE_CAP, &cap) == 0, "errno %d", errno);
+	cap.args[0] = 3;
+	expect_errno("max_vcpu_id_twice", ioctl(vm2, KVM_ENABLE_CAP, &cap), EINVAL);
+	expect_errno("vcpu_id_over_max", ioctl(vm2, KVM_CREATE_VCPU, 2), EINVAL);
+	close(vm2);
+}
+
+/*
+ * KVM_CAP_SYNC_REGS: a register written in kvm_run reaches the guest, and
+ * the exit brings the guest's back.
+ *   0x1000: mov %bx,%ax; out %al,$0x10; hlt
+ */
+static void vmm_sync_regs(int dev)
+{
+	static const uint8_t code[] = { 0x89, 0xd8, 0xe6, 0x10, 0xf4 };
+	struct guest g;
+	bool ok;
+
+	if (!guest_open(&g, dev, 0, "sync_regs"))
+		return;
+	memcpy(g.mem + 0x1000, code, sizeof(code));
+	start_real_mode(g.vcpu, 0x1000);
+	g.run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+	ioctl(g.vcpu, KVM_GET_REGS, &g.run->s.regs.regs);
+	g.run->s.regs.regs.rbx = 0x42;
+	g.run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
+	alarm(10);
+	ok = ioctl(g.vcpu, KVM_RUN, 0) == 0 && g.run->exit_reason == KVM_EXIT_IO &&
+	     *((uint8_t *)g.run + g.run->io.data_offset) == 0x42 &&
+	     (g.run->s.regs.regs.rax & 0xff) == 0x42;
+	alarm(0);
+	check("sync_regs_both_ways", ok, "exit %u rax %#llx", g.run->exit_reason,
+	      (unsigned long long)g.run->s.regs.regs.rax);
+	g.run->kvm_valid_regs = 1U << 20;
+	expect_errno("sync_regs_unknown_field", ioctl(g.vcpu, KVM_RUN, 0), EINVAL);
+	g.run->kvm_valid_regs = 0;
+	guest_close(&g);
+}
+
+/*
+ * A memslot change while another thread's vCPU spins in the guest
+ * (0x1000: jmp .) is done at once: the vCPU is kicked out (kvmlab) or
+ * never waited for (KVM), not waited on until it exits by itself.
+ */
+struct spinner {
+	struct guest *g;
+	volatile bool stop;
+	int runs;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void on_sigusr2(int sig)
+{
+	(void)sig;
+}
+
+static void *spin(void *arg)
+{
+	struct spinner *s = arg;
+
+	while (!s->stop) {
+		ioctl(s->g->vcpu, KVM_RUN, 0);
+		s->runs++;
+	}
+	return NULL;
+}
+
+static void vmm_memslot_kick(int dev)
+{
+	static const uint8_t code[] = { 0xeb, 0xfe };
+	struct spinner s = { 0 };
+	struct guest g;
+	pthread_t t;
+	uint8_t *more;
+	uint64_t t0;
+	int r;
+
+	more = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (more == MAP_FAILED || !guest_open(&g, dev, 0, "memslot_kick"))
+		return;
+	memcpy(g.mem + 0x1000, code, sizeof(code));
+	start_real_mode(g.vcpu, 0x1000);
+	signal(SIGUSR2, on_sigusr2);
+	s.g = &g;
+	pthread_create(&t, NULL, spin, &s);
+	usleep(200000);				/* well inside the guest by now */
+	t0 = mono_ns();
+	r = ioctl(g.vm, KVM_SET_USER_MEMORY_REGION, &(struct kvm_userspace_memory_region) {
+		.slot = 1, .guest_phys_addr = 1 << 20, .memory_size = 1 << 16,
+		.userspace_addr = (uint64_t)more });
+	check("memslot_change_while_a_vcpu_runs", r == 0 && mono_ns() - t0 < 2000000000ULL,
+	      "rc %d errno %d after %llu ms", r, errno,
+	      (unsigned long long)(mono_ns() - t0) / 1000000);
+	s.stop = true;
+	g.run->immediate_exit = 1;
+	pthread_kill(t, SIGUSR2);
+	pthread_join(t, NULL);
+	signal(SIGUSR2, SIG_DFL);
+	guest_close(&g);
+	munmap(more, 1 << 16);
+}
+
 static void vmm_abi(int dev)
 {
 	int vm = ioctl(dev, KVM_CREATE_VM, 0), vcpu;
@@ -1131,10 +1323,13 @@ static void vmm_abi(int dev)
 	if (vcpu >= 0) {
 		vmm_msrs(vcpu);
 		vmm_fpu_and_state(vm, vcpu);
+		vmm_saved_state(dev, vm, vcpu);
 		close(vcpu);
 	}
 	close(vm);
 	vmm_pending_in(dev);
+	vmm_sync_regs(dev);
+	vmm_memslot_kick(dev);
 	readonly_slot(dev, 0, "default");
 	for (unsigned long n = 1; n <= 4 && kvmlab_device; n++) {
 		static const char *const names[] = { "", "vtlb", "shadow", "cached", "npt" };
