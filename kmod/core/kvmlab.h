@@ -121,6 +121,7 @@ struct kl_vm {
 	u64 memslots_gen;		/* bumped by every memslot change */
 	unsigned int nr_mmu_pages;	/* KVM_SET_NR_MMU_PAGES; 0: the strategy's default */
 	unsigned int max_vcpu_ids;	/* KVM_CAP_MAX_VCPU_ID, enabled; 0: KL_MAX_VCPUS */
+	bool platform_info_hidden;	/* KVM_CAP_MSR_PLATFORM_INFO disabled: RDMSR 0xce #GPs */
 	struct kl_vm_stat stat;
 	struct list_head stats_node;	/* on the module's VM list (core/stats.c) */
 	/* Under lock: what KVM_SET_TSS_ADDR and KVM_SET_GSI_ROUTING set (core/irq.c). */
@@ -157,6 +158,7 @@ struct kl_msrs {
 	u64 pat;
 	u64 tsc_offset;			/* guest TSC = host TSC + this */
 	u64 tsc_adjust;			/* IA32_TSC_ADJUST */
+	u64 platform_info;		/* MSR_PLATFORM_INFO, as userspace set it */
 	u64 mtrr_deftype, mtrr_fixed[11], mtrr_var[16];	/* kept, not applied */
 };
 

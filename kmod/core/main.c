@@ -233,7 +233,8 @@ changed:
 
 /*
  * KVM_ENABLE_CAP on the VM: KVM_CAP_MAX_VCPU_ID lowers the vCPU id limit,
- * once, before any vCPU exists (as KVM: the same value again is no error).
+ * once, before any vCPU exists (as KVM: the same value again is no error);
+ * KVM_CAP_MSR_PLATFORM_INFO says whether the guest may read that MSR.
  */
 static int vm_enable_cap(struct kl_vm *vm, const struct kvm_enable_cap __user *argp)
 {
@@ -242,7 +243,13 @@ static int vm_enable_cap(struct kl_vm *vm, const struct kvm_enable_cap __user *a
 
 	if (copy_from_user(&cap, argp, sizeof(cap)))
 		return -EFAULT;
-	if (cap.flags || cap.cap != KVM_CAP_MAX_VCPU_ID)
+	if (cap.flags)
+		return -EINVAL;
+	if (cap.cap == KVM_CAP_MSR_PLATFORM_INFO) {
+		WRITE_ONCE(vm->platform_info_hidden, !cap.args[0]);
+		return 0;
+	}
+	if (cap.cap != KVM_CAP_MAX_VCPU_ID)
 		return -EINVAL;
 	if (cap.args[0] > KL_MAX_VCPUS)
 		return -EINVAL;
@@ -355,6 +362,9 @@ static long check_extension(unsigned long ext)
 	case KVM_CAP_VCPU_EVENTS:			/* x86/state.c: what can be */
 	case KVM_CAP_DEBUGREGS:
 	case KVM_CAP_XSAVE:				/* the legacy area: no XSAVE in the guest */
+	case KVM_CAP_GET_MSR_FEATURES:			/* x86/msr.c: the microcode revision */
+	case KVM_CAP_MSR_PLATFORM_INFO:
+	case KVM_CAP_VCPU_ATTRIBUTES:			/* the TSC offset (core/vcpu.c) */
 		return 1;
 	case KVM_CAP_SYNC_REGS:
 		return kl_sync_regs_cap();
@@ -388,6 +398,10 @@ static long dev_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 		return kl_get_supported_cpuid((struct kvm_cpuid2 __user *)arg);
 	case KVM_GET_MSR_INDEX_LIST:
 		return kl_get_msr_index_list((struct kvm_msr_list __user *)arg);
+	case KVM_GET_MSR_FEATURE_INDEX_LIST:
+		return kl_get_msr_feature_index_list((struct kvm_msr_list __user *)arg);
+	case KVM_GET_MSRS:
+		return kl_get_feature_msrs((struct kvm_msrs __user *)arg);
 	case KVM_X86_GET_MCE_CAP_SUPPORTED:
 		return put_user(kl_mce_cap_supported(), (u64 __user *)arg) ? -EFAULT : 0;
 	default:

@@ -261,6 +261,34 @@ static int set_signal_mask(struct kl_vcpu *vcpu, struct kvm_signal_mask __user *
 	return 0;
 }
 
+/*
+ * vCPU device attributes (KVM_{HAS,GET,SET}_DEVICE_ATTR): the TSC offset
+ * (KVM_VCPU_TSC_CTRL/KVM_VCPU_TSC_OFFSET), guest TSC = host TSC + offset,
+ * which a VMM sets to keep a guest's clock across migration.
+ */
+static int device_attr(struct kl_vcpu *vcpu, unsigned int ioctl, struct kvm_device_attr __user *argp)
+{
+	struct kvm_device_attr attr;
+	u64 __user *addr;
+	u64 offset;
+
+	if (copy_from_user(&attr, argp, sizeof(attr)))
+		return -EFAULT;
+	if (attr.group != KVM_VCPU_TSC_CTRL || attr.attr != KVM_VCPU_TSC_OFFSET)
+		return -ENXIO;
+	addr = u64_to_user_ptr(attr.addr);
+	switch (ioctl) {
+	case KVM_GET_DEVICE_ATTR:
+		return put_user(vcpu->msrs.tsc_offset, addr) ? -EFAULT : 0;
+	case KVM_SET_DEVICE_ATTR:
+		if (get_user(offset, addr))
+			return -EFAULT;
+		vcpu->msrs.tsc_offset = offset;
+		return 0;
+	}
+	return 0;	/* KVM_HAS_DEVICE_ATTR */
+}
+
 /* 4 KiB each way: off the stack. */
 static int xsave_ioctl(struct kl_vcpu *vcpu, struct kvm_xsave __user *argp, bool set)
 {
@@ -565,6 +593,11 @@ long kl_vcpu_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 		r = copy_from_user(&d, argp, sizeof(d)) ? -EFAULT : kl_set_debugregs(vcpu, &d);
 		break;
 	}
+	case KVM_HAS_DEVICE_ATTR:
+	case KVM_GET_DEVICE_ATTR:
+	case KVM_SET_DEVICE_ATTR:
+		r = device_attr(vcpu, ioctl, argp);
+		break;
 	case KVM_GET_XSAVE:
 	case KVM_SET_XSAVE:
 		r = xsave_ioctl(vcpu, argp, ioctl == KVM_SET_XSAVE);

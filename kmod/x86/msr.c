@@ -39,8 +39,15 @@ static const u32 msrs_to_save[] = {
 	0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207,	/* MTRRphysBase/Mask 0-7 */
 	0x208, 0x209, 0x20a, 0x20b, 0x20c, 0x20d, 0x20e, 0x20f,
 	MSR_IA32_MCG_CAP, MSR_IA32_MCG_STATUS, MSR_IA32_MCG_CTL, MSR_IA32_UCODE_REV,
-	MSR_KVM_WALL_CLOCK, MSR_KVM_SYSTEM_TIME,
+	MSR_KVM_WALL_CLOCK, MSR_KVM_SYSTEM_TIME, MSR_PLATFORM_INFO,
 };
+
+/*
+ * Feature MSRs (KVM_GET_MSR_FEATURE_INDEX_LIST, KVM_GET_MSRS on the system
+ * fd): what a VMM may give its vCPUs. Only the microcode revision, which
+ * kvmlab's vCPUs report as 0.
+ */
+static const u32 feature_msrs[] = { MSR_IA32_UCODE_REV };
 
 static bool canonical(u64 val)
 {
@@ -140,6 +147,12 @@ static bool get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val, bool host)
 	case MSR_IA32_MISC_ENABLE: *val = MSR_IA32_MISC_ENABLE_FAST_STRING; break;
 	case MSR_MTRRcap: *val = MTRR_CAP_VALUE; break;
 	case MSR_IA32_UCODE_REV: *val = 0; break;
+	case MSR_PLATFORM_INFO:
+		/* KVM_CAP_MSR_PLATFORM_INFO: the VM decides whether its guest may read it. */
+		if (!host && READ_ONCE(vcpu->vm->platform_info_hidden))
+			return false;
+		*val = vcpu->msrs.platform_info;
+		break;
 	case MSR_KVM_WALL_CLOCK: case MSR_KVM_SYSTEM_TIME: *val = 0; break;	/* kvmclock off */
 	default: return kl_mce_get_msr(vcpu, msr, val, host);
 	}
@@ -197,6 +210,12 @@ static bool set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val, bool host)
 		return true;
 	case MSR_IA32_MISC_ENABLE: case MSR_IA32_UCODE_REV:
 		return true;	/* accepted and ignored, as on KVM */
+	case MSR_PLATFORM_INFO:
+		/* Userspace's to set, not the guest's; no CPUID faulting (bit 31) here. */
+		if (!host || (val & MSR_PLATFORM_INFO_CPUID_FAULT))
+			return false;
+		vcpu->msrs.platform_info = val;
+		return true;
 	case MSR_MTRRcap: case MSR_KVM_WALL_CLOCK: case MSR_KVM_SYSTEM_TIME:
 		return host && get_msr(vcpu, msr, &cur, true) && cur == val;
 	}
@@ -213,10 +232,9 @@ bool kl_set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val)
  * needed. The MCE banks (0x400 on) are not listed, as on KVM: how many
  * there are is KVM_X86_SETUP_MCE's choice, per vCPU.
  */
-int kl_get_msr_index_list(struct kvm_msr_list __user *argp)
+static int msr_list(struct kvm_msr_list __user *argp, const u32 *msrs, u32 n)
 {
 	struct kvm_msr_list head;
-	u32 n = ARRAY_SIZE(msrs_to_save);
 
 	if (copy_from_user(&head, argp, sizeof(head)))
 		return -EFAULT;
@@ -224,7 +242,40 @@ int kl_get_msr_index_list(struct kvm_msr_list __user *argp)
 		return -EFAULT;
 	if (head.nmsrs < n)
 		return -E2BIG;
-	return copy_to_user(argp->indices, msrs_to_save, sizeof(msrs_to_save)) ? -EFAULT : 0;
+	return copy_to_user(argp->indices, msrs, n * sizeof(*msrs)) ? -EFAULT : 0;
+}
+
+int kl_get_msr_index_list(struct kvm_msr_list __user *argp)
+{
+	return msr_list(argp, msrs_to_save, ARRAY_SIZE(msrs_to_save));
+}
+
+int kl_get_msr_feature_index_list(struct kvm_msr_list __user *argp)
+{
+	return msr_list(argp, feature_msrs, ARRAY_SIZE(feature_msrs));
+}
+
+/* KVM_GET_MSRS on the system fd: feature MSRs only; the count done, as for a vCPU. */
+int kl_get_feature_msrs(struct kvm_msrs __user *argp)
+{
+	struct kvm_msrs head;
+	struct kvm_msr_entry e;
+	u32 done;
+
+	if (copy_from_user(&head, argp, sizeof(head)))
+		return -EFAULT;
+	if (head.nmsrs >= 256)
+		return -E2BIG;
+	for (done = 0; done < head.nmsrs; done++) {
+		if (copy_from_user(&e, &argp->entries[done], sizeof(e)))
+			return -EFAULT;
+		if (e.index != MSR_IA32_UCODE_REV)
+			break;
+		e.data = 0;
+		if (copy_to_user(&argp->entries[done], &e, sizeof(e)))
+			return -EFAULT;
+	}
+	return done;
 }
 
 #define KL_MAX_IO_MSRS	256	/* as KVM's MAX_IO_MSRS */

@@ -64,6 +64,8 @@ bool kl_set_apic_base(struct kl_vcpu *vcpu, u64 val);
 bool kl_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val);
 bool kl_set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val);
 int kl_get_msr_index_list(struct kvm_msr_list __user *argp);
+int kl_get_msr_feature_index_list(struct kvm_msr_list __user *argp);
+int kl_get_feature_msrs(struct kvm_msrs __user *argp);
 /* ---- machine checks (mce.c) ---- */
 u64 kl_mce_cap_supported(void);
 int kl_setup_mce(struct kl_vcpu *vcpu, const u64 __user *argp);

@@ -1194,6 +1194,32 @@ static void vmm_saved_state(int dev, int vm, int vcpu)
 
 	check("cap_sync_regs", (ioctl(dev, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS) & 7) == 7,
 	      "%s", "regs, sregs and events not all offered");
+	{
+		struct { struct kvm_msr_list head; uint32_t idx[64]; } feat = { .head.nmsrs = 64 };
+		struct kvm_msr_entry pi = { .index = 0xce };	/* MSR_PLATFORM_INFO */
+		uint64_t off = 0, got = 1;
+		struct kvm_device_attr attr = { .group = KVM_VCPU_TSC_CTRL,
+						.attr = KVM_VCPU_TSC_OFFSET,
+						.addr = (uint64_t)&off };
+
+		check("msr_feature_index_list",
+		      ioctl(dev, KVM_GET_MSR_FEATURE_INDEX_LIST, &feat) == 0 && feat.head.nmsrs > 0,
+		      "errno %d", errno);
+		pi.index = feat.idx[0];
+		check("feature_msr_read", msrs(dev, KVM_GET_MSRS, &pi, 1) == 1, "errno %d msr %#x",
+		      errno, pi.index);
+		pi = (struct kvm_msr_entry) { .index = 0xce, .data = 0xff00 };
+		check("platform_info_set_by_host", msrs(vcpu, KVM_SET_MSRS, &pi, 1) == 1 &&
+		      msrs(vcpu, KVM_GET_MSRS, &pi, 1) == 1 && (pi.data & 0xff00) == 0xff00,
+		      "errno %d data %#llx", errno, (unsigned long long)pi.data);
+		off = 123456789;
+		check("tsc_offset_attr", ioctl(vcpu, KVM_HAS_DEVICE_ATTR, &attr) == 0 &&
+		      ioctl(vcpu, KVM_SET_DEVICE_ATTR, &attr) == 0 &&
+		      (attr.addr = (uint64_t)&got, ioctl(vcpu, KVM_GET_DEVICE_ATTR, &attr)) == 0 &&
+		      got == 123456789, "errno %d got %llu", errno, (unsigned long long)got);
+		attr.attr = 99;
+		expect_errno("device_attr_unknown", ioctl(vcpu, KVM_HAS_DEVICE_ATTR, &attr), ENXIO);
+	}
 	check("nr_mmu_pages", ioctl(vm, KVM_SET_NR_MMU_PAGES, 100) == 0 &&
 	      ioctl(vm, KVM_GET_NR_MMU_PAGES, 0) == 100, "errno %d", errno);
 
