@@ -69,17 +69,21 @@ def raw_while_running(t):
     return not attrs[3] & (termios.ICANON | termios.ECHO)
 
 
+def shell_runs_what_is_typed(t, boot_timeout):
+    """At the guest's shell prompt, with the terminal raw, a typed command runs."""
+    assert t.read_until(rb"shell ready", boot_timeout), t.out[-3000:]
+    assert raw_while_running(t)
+    time.sleep(2)
+    t.type(b"echo typed-$((6*7))-here\r")
+    assert t.read_until(rb"typed-42-here", 120), t.out[-3000:]
+
+
 def test_boot_console_from_a_terminal(tmp_path):
     t = Terminal([KVMLAB, "--results", tmp_path, "boot", "--hv", "kvmlab-cached",
                   "--kernel", BOOT / "vmlinuz", "--initrd", BOOT / "linux-initrd.cpio",
                   "--append", "console=ttyS0 quiet"])
     try:
-        assert t.read_until(rb"shell ready", 600), t.out[-3000:]
-        assert raw_while_running(t)
-        time.sleep(2)
-        # The reply a terminal sends to a cursor-position query is input like any other.
-        t.type(b"echo typed-$((6*7))-here\r")
-        assert t.read_until(rb"typed-42-here", 120), t.out[-3000:]
+        shell_runs_what_is_typed(t, 600)
         t.type(b"\x1d")     # Ctrl-]: ends the run
         rc = t.wait(300)
         assert rc == 130, (rc, t.out[-3000:])
@@ -97,11 +101,7 @@ def test_qemu_console_from_a_terminal(tmp_path):
                   "-kernel", BOOT / "vmlinuz", "-initrd", BOOT / "linux-initrd.cpio",
                   "-append", "console=ttyS0 quiet"])
     try:
-        assert t.read_until(rb"shell ready", 900), t.out[-3000:]
-        assert raw_while_running(t)
-        time.sleep(2)
-        t.type(b"echo typed-$((6*7))-here\r")
-        assert t.read_until(rb"typed-42-here", 120), t.out[-3000:]
+        shell_runs_what_is_typed(t, 900)
         t.type(b"exit\r")   # the guest powers off through isa-debug-exit: QEMU exits 1
         rc = t.wait(300)
         assert rc == 1, (rc, t.out[-3000:])

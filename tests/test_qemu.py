@@ -37,7 +37,14 @@ def test_qemu_boots_seabios_and_a_multiboot_kernel_on_every_hypervisor(tmp_path)
         assert "multiboot-hello: 0 failures, checksum 0x802e007b4c2e1b3" in part, part[-2000:]
         assert "PASS PIT interrupts arrive through the PIC and wake HLT" in part
         assert "PASS local APIC timer interrupts arrive, EOI works" in part
+        if hv.startswith("kvmlab-"):
+            # vmm prints the module's counters before it unloads it.
+            assert re.search(r"kvmlab qemu: %s, QEMU status 1; counters.*\s+exits +[1-9]" % hv,
+                             part), part[-2000:]
     assert_dmesg_clean(tmp_path)
+    log = (tmp_path / ".tm" / "dmesg.txt").read_text()
+    kvmlab_runs = sum(hv.startswith("kvmlab-") for hv in ALL_HVS)
+    assert log.count("kvmlab: unloaded, page accounting back to zero") == kvmlab_runs, log[-3000:]
 
 
 def test_qemu_command_checks_its_arguments(tmp_path):
