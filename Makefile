@@ -7,7 +7,7 @@ DEB_PKGS := build-essential qemu-system-x86 linux-image-amd64 linux-headers-amd6
             busybox-static cpio kmod gnuplot-nox python3-pytest libpfm4-dev gcc-multilib \
             linux-source-6.1
 
-.PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test test-qemu fuzz-benchmark clean
+.PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test test-qemu test-kselftest fuzz-benchmark clean
 
 all: build
 
@@ -69,10 +69,15 @@ fuzz-benchmark: deps build
 test: deps build unit
 	$(PYTHON) -m pytest -q tests
 
-# Debian's Linux under unmodified QEMU on every kvmlab strategy (about 5 min;
-# `make test` runs it under kvmlab-cached and kvmlab-npt only).
+# Debian's Linux under unmodified QEMU on every hypervisor (about 5 min; `make
+# test` runs it under Linux KVM's two modes, kvmlab-cached and kvmlab-npt).
 test-qemu: deps build
 	KVMLAB_QEMU_ALL=1 $(PYTHON) -m pytest -q tests/test_qemu.py
+
+# Linux's KVM selftests, the whole list asserted in tests/test_kselftest.py (about 15 min;
+# `make test` runs the ones that take seconds).
+test-kselftest: deps build
+	KVMLAB_KSELFTEST_ALL=1 $(PYTHON) -m pytest -q tests/test_kselftest.py
 
 clean:
 	rm -rf $(BUILD)

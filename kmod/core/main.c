@@ -264,7 +264,7 @@ static int vm_enable_cap(struct kl_vm *vm, const struct kvm_enable_cap __user *a
 	return r;
 }
 
-static long check_extension(unsigned long ext);
+static long check_extension(unsigned long ext, const struct kl_mmu_ops *mmu);
 
 static long vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 {
@@ -309,7 +309,7 @@ static long vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 	case KVM_GET_STATS_FD:
 		return kl_vm_stats_fd(vm);
 	case KVM_CHECK_EXTENSION:
-		return arg == KVMLAB_CAP_MMU ? kl_mmu_index(vm->mmu) : check_extension(arg);
+		return arg == KVMLAB_CAP_MMU ? kl_mmu_index(vm->mmu) : check_extension(arg, vm->mmu);
 	case KVM_ENABLE_CAP:
 		return vm_enable_cap(vm, argp);
 	case KVM_SET_NR_MMU_PAGES:
@@ -344,7 +344,8 @@ static long vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
  * capability reported commits to its ioctls: VMMs call them and give up
  * when they fail, so everything here is implemented in full.
  */
-static long check_extension(unsigned long ext)
+/* mmu: the VM's strategy, or for the system fd the default one (type-0 VMs). */
+static long check_extension(unsigned long ext, const struct kl_mmu_ops *mmu)
 {
 	switch (ext) {
 	case KVM_CAP_USER_MEMORY:
@@ -372,6 +373,7 @@ static long check_extension(unsigned long ext)
 		return KL_MAX_MCE_BANKS;
 	case KVM_CAP_NR_VCPUS:
 	case KVM_CAP_MAX_VCPUS:
+		return kl_mmu_max_vcpus(mmu);
 	case KVM_CAP_MAX_VCPU_ID:			/* vCPU ids are below this */
 		return KL_MAX_VCPUS;
 	case KVM_CAP_NR_MEMSLOTS:
@@ -391,7 +393,7 @@ static long dev_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 	case KVM_CREATE_VM:
 		return kl_create_vm(arg);
 	case KVM_CHECK_EXTENSION:
-		return check_extension(arg);
+		return check_extension(arg, kl_mmu);
 	case KVM_GET_VCPU_MMAP_SIZE:
 		return arg ? -EINVAL : PAGE_SIZE;
 	case KVM_GET_SUPPORTED_CPUID:

@@ -14,6 +14,7 @@
 #include <linux/slab.h>
 #include <asm/msr.h>
 #include <asm/processor.h>
+#include "../mmu/mmu.h"
 #include "../x86/vendor.h"
 
 void kl_internal_error(struct kl_vcpu *vcpu, u32 suberror, u64 data0, u64 data1)
@@ -472,7 +473,8 @@ int kl_vm_create_vcpu(struct kl_vm *vm, unsigned long id)
 	if (mutex_lock_killable(&vm->lock))
 		return -EINTR;
 	r = -EINVAL;
-	if (vm->max_vcpu_ids && id >= vm->max_vcpu_ids)
+	if ((vm->max_vcpu_ids && id >= vm->max_vcpu_ids) ||
+	    vm->nr_vcpus >= kl_mmu_max_vcpus(vm->mmu))
 		goto out_unlock;
 	r = -EEXIST;
 	for (int i = 0; i < vm->nr_vcpus; i++)

@@ -748,10 +748,7 @@ static void cached_vm_destroy(struct kl_vm *vm)
 
 static int cached_vcpu_init(struct kl_vcpu *vcpu)
 {
-	if (vcpu->vm->nr_vcpus > 0) {
-		pr_info_ratelimited("kvmlab: mmu=cached supports one vCPU per VM\n");
-		return -EINVAL;
-	}
+	/* KVM_CAP_MAX_VCPUS says 1 for a cached VM; core/vcpu.c refuses more. */
 	return 0;
 }
 
@@ -765,6 +762,7 @@ const struct kl_mmu_ops kl_cached_ops = {
 	.hw_paging = false,
 	.formats = BIT(KL_PAGING_2LEVEL) | BIT(KL_PAGING_PAE) | BIT(KL_PAGING_4LEVEL),
 	.max_pages = &cached_max_pages,
+	.max_vcpus = 1,		/* shared shadow pages across vCPUs: the SMP issue */
 	.vm_init = cached_vm_init,
 	.vm_destroy = cached_vm_destroy,
 	.vcpu_init = cached_vcpu_init,

@@ -59,6 +59,8 @@ struct kl_mmu_ops {
 	 * when it keeps no shadow tables (nested paging, as KVM's TDP).
 	 */
 	const unsigned int *max_pages;
+	/* vCPUs per VM it runs (KVM_CAP_MAX_VCPUS); 0: KL_MAX_VCPUS. */
+	unsigned int max_vcpus;
 	int (*vm_init)(struct kl_vm *vm);
 	void (*vm_destroy)(struct kl_vm *vm);
 	int (*vcpu_init)(struct kl_vcpu *vcpu);
@@ -81,6 +83,11 @@ struct kl_mmu_ops {
 };
 
 extern const struct kl_mmu_ops kl_vtlb_ops, kl_shadow_ops, kl_cached_ops, kl_npt_ops;
+
+static inline unsigned int kl_mmu_max_vcpus(const struct kl_mmu_ops *mmu)
+{
+	return mmu->max_vcpus ? mmu->max_vcpus : KL_MAX_VCPUS;
+}
 
 /* The shadow page cap in force: the VM's (KVM_SET_NR_MMU_PAGES) or the module's. */
 static inline unsigned int kl_mmu_pages_cap(struct kl_vm *vm)
