@@ -46,6 +46,14 @@ struct ks_opts {
 	uint64_t timeout_s;
 };
 
+/* "x86_64/state_test" -> "state_test": a test may be named either way. */
+static const char *base_name(const char *test)
+{
+	const char *slash = strrchr(test, '/');
+
+	return slash ? slash + 1 : test;
+}
+
 /* The build's list of x86_64 and generic tests, one relative path per line. */
 static int load_list(struct ks_opts *o, char *want[], int nwant)
 {
@@ -57,11 +65,10 @@ static int load_list(struct ks_opts *o, char *want[], int nwant)
 	if (!text)
 		return err("kselftest: no test list in %s (is the kselftest layer in this boot?)", o->dir);
 	for (char *t = strtok_r(text, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
-		const char *base = strrchr(t, '/') ? strrchr(t, '/') + 1 : t;
 		bool take = nwant == 0;
 
 		for (int i = 0; i < nwant && !take; i++)
-			take = !strcmp(want[i], t) || !strcmp(want[i], base);
+			take = !strcmp(want[i], t) || !strcmp(want[i], base_name(t));
 		if (take && o->ntests < MAX_TESTS)
 			o->tests[o->ntests++] = t;
 	}
@@ -70,8 +77,7 @@ static int load_list(struct ks_opts *o, char *want[], int nwant)
 
 		for (int k = 0; k < o->ntests && !found; k++)
 			found = !strcmp(want[i], o->tests[k]) ||
-				!strcmp(want[i], strrchr(o->tests[k], '/') ? strrchr(o->tests[k], '/') + 1
-									    : o->tests[k]);
+				!strcmp(want[i], base_name(o->tests[k]));
 		if (!found)
 			return err("kselftest: no test '%s' in %s", want[i], path);
 	}
@@ -272,12 +278,12 @@ static int run_hv(const struct ks_opts *o, const struct hv *hv, const char *run_
 		return -1;
 	kfd = kmsg_open();
 	for (int i = 0; i < o->ntests; i++) {
-		const char *test = o->tests[i], *base = strrchr(test, '/') ? strrchr(test, '/') + 1 : test;
+		const char *test = o->tests[i];
 		uint64_t t0 = now_ns();
 		const char *result;
 		int rc;
 
-		snprintf(log, sizeof(log), "%s/%s.log", logdir, base);
+		snprintf(log, sizeof(log), "%s/%s.log", logdir, base_name(test));
 		rc = run_test(o, test, log, why, sizeof(why));
 		kmsg_check(kfd, bad, sizeof(bad));
 		if (bad[0]) {

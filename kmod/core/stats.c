@@ -239,24 +239,17 @@ static int total_get(void *data, u64 *val)
 {
 	const struct stat_def *d = data;
 	bool is_vm = d >= vm_stats && d < vm_stats + ARRAY_SIZE(vm_stats);
-	struct kl_vm_stat *vm_total = kmalloc(sizeof(*vm_total), GFP_KERNEL);
-	struct kl_vcpu_stat *vcpu_total = kmalloc(sizeof(*vcpu_total), GFP_KERNEL);
+	struct kl_vm_stat vm_total;
+	struct kl_vcpu_stat vcpu_total;
 	struct kl_vm *vm;
 
-	if (!vm_total || !vcpu_total) {
-		kfree(vm_total);
-		kfree(vcpu_total);
-		return -ENOMEM;
-	}
 	mutex_lock(&vm_list_lock);
-	*vm_total = retired_vm;
-	*vcpu_total = retired_vcpu;
+	vm_total = retired_vm;
+	vcpu_total = retired_vcpu;
 	list_for_each_entry(vm, &vm_list, stats_node)
-		fold_vm(vm_total, vcpu_total, vm, true);
+		fold_vm(&vm_total, &vcpu_total, vm, true);
 	mutex_unlock(&vm_list_lock);
-	*val = *stat_ptr(is_vm ? (void *)vm_total : (void *)vcpu_total, d);
-	kfree(vm_total);
-	kfree(vcpu_total);
+	*val = *stat_ptr(is_vm ? (void *)&vm_total : (void *)&vcpu_total, d);
 	return 0;
 }
 

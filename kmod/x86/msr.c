@@ -49,6 +49,8 @@ static const u32 msrs_to_save[] = {
  */
 static const u32 feature_msrs[] = { MSR_IA32_UCODE_REV };
 
+#define KL_MAX_IO_MSRS	256	/* as KVM's MAX_IO_MSRS */
+
 static bool canonical(u64 val)
 {
 	return (s64)(val << 16) >> 16 == (s64)val;
@@ -255,6 +257,18 @@ int kl_get_msr_feature_index_list(struct kvm_msr_list __user *argp)
 	return msr_list(argp, feature_msrs, ARRAY_SIZE(feature_msrs));
 }
 
+/* A listed feature MSR reads as kvmlab's vCPUs start with it: zero, for each so far. */
+static bool get_feature_msr(u32 msr, u64 *val)
+{
+	for (int i = 0; i < ARRAY_SIZE(feature_msrs); i++) {
+		if (feature_msrs[i] == msr) {
+			*val = 0;
+			return true;
+		}
+	}
+	return false;
+}
+
 /* KVM_GET_MSRS on the system fd: feature MSRs only; the count done, as for a vCPU. */
 int kl_get_feature_msrs(struct kvm_msrs __user *argp)
 {
@@ -264,21 +278,18 @@ int kl_get_feature_msrs(struct kvm_msrs __user *argp)
 
 	if (copy_from_user(&head, argp, sizeof(head)))
 		return -EFAULT;
-	if (head.nmsrs >= 256)
+	if (head.nmsrs >= KL_MAX_IO_MSRS)
 		return -E2BIG;
 	for (done = 0; done < head.nmsrs; done++) {
 		if (copy_from_user(&e, &argp->entries[done], sizeof(e)))
 			return -EFAULT;
-		if (e.index != MSR_IA32_UCODE_REV)
+		if (!get_feature_msr(e.index, &e.data))
 			break;
-		e.data = 0;
 		if (copy_to_user(&argp->entries[done], &e, sizeof(e)))
 			return -EFAULT;
 	}
 	return done;
 }
-
-#define KL_MAX_IO_MSRS	256	/* as KVM's MAX_IO_MSRS */
 
 /*
  * KVM_GET_MSRS / KVM_SET_MSRS: entries in order, stopping at the first the

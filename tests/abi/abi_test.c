@@ -62,6 +62,17 @@ static void expect_errno(const char *name, int rc, int want)
 	      rc, rc == -1 ? e : 0, rc == -1 ? strerror(e) : "-", want, strerror(want));
 }
 
+/* KVM_RUN under a 10 s watchdog: a guest that never exits fails the test, not the boot. */
+static int run_vcpu(int vcpu)
+{
+	int r;
+
+	alarm(10);
+	r = ioctl(vcpu, KVM_RUN, 0);
+	alarm(0);
+	return r;
+}
+
 static int set_slot(int vm, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t size,
 		    uint64_t hva)
 {
@@ -148,9 +159,7 @@ static void run_without_memory(int dev)
 	sregs.cs = kc_flat_segment(8, true, true);
 	ioctl(v->fd, KVM_SET_SREGS, &sregs);
 	ioctl(v->fd, KVM_SET_REGS, &regs);
-	alarm(10);
-	rc = ioctl(v->fd, KVM_RUN, 0);
-	alarm(0);
+	rc = run_vcpu(v->fd);
 	check("run_without_memory", rc == 0 && (v->run->exit_reason == KVM_EXIT_INTERNAL_ERROR ||
 					       v->run->exit_reason == KVM_EXIT_MMIO ||
 					       v->run->exit_reason == KVM_EXIT_SHUTDOWN ||
@@ -462,9 +471,7 @@ static void fault_during_fault_delivery(int dev, unsigned long type, const char 
 	sregs.gdt.limit = 39;
 	ioctl(g.vcpu, KVM_SET_SREGS, &sregs);
 	ioctl(g.vcpu, KVM_SET_REGS, &regs);
-	alarm(10);
-	ioctl(g.vcpu, KVM_RUN, 0);
-	alarm(0);
+	run_vcpu(g.vcpu);
 	if (ist)	/* #DF frame on IST1: error code 0, RIP of the load */
 		ok = g.run->exit_reason == KVM_EXIT_IO && g.run->io.port == 0x13 &&
 		     df_frame[-6] == 0 && df_frame[-5] == 0x1000;
@@ -519,10 +526,8 @@ static void real_mode(int dev, unsigned long type, const char *name)
 	memcpy(g.mem + 0x1050, far, sizeof(far));
 	start_real_mode(g.vcpu, 0x1000);
 	for (int i = 0; i < 4 && !hlt; i++) {
-		alarm(10);
-		if (ioctl(g.vcpu, KVM_RUN, 0))
+		if (run_vcpu(g.vcpu))
 			break;
-		alarm(0);
 		switch (g.run->exit_reason) {
 		case KVM_EXIT_MMIO:
 			memcpy(&word, g.run->mmio.data, 2);
@@ -603,9 +608,7 @@ static void string_io(int dev, unsigned long type, const char *name, bool long64
 		unsigned int bytes;
 		uint8_t *data;
 
-		alarm(10);
-		bad = ioctl(g.vcpu, KVM_RUN, 0) != 0;
-		alarm(0);
+		bad = run_vcpu(g.vcpu) != 0;
 		if (bad || g.run->exit_reason == KVM_EXIT_HLT) {
 			hlt = !bad;
 			break;
@@ -764,9 +767,7 @@ static void string_mmio(int dev, unsigned long type, const char *name)
 	for (int i = 0; i < 40 && !hlt && !bad; i++) {
 		uint32_t v = 0;
 
-		alarm(10);
-		bad = ioctl(g.vcpu, KVM_RUN, 0) != 0;
-		alarm(0);
+		bad = run_vcpu(g.vcpu) != 0;
 		if (bad)
 			break;
 		if (g.run->exit_reason == KVM_EXIT_HLT) {
@@ -828,9 +829,7 @@ static void string_compare_mmio(int dev, unsigned long type, const char *name)
 	memcpy(g.mem + 0x3000, "AB", 2);
 	start_real_mode(g.vcpu, 0x1000);
 	for (int i = 0; i < 20 && !hlt && !bad; i++) {
-		alarm(10);
-		bad = ioctl(g.vcpu, KVM_RUN, 0) != 0;
-		alarm(0);
+		bad = run_vcpu(g.vcpu) != 0;
 		if (bad)
 			break;
 		if (g.run->exit_reason == KVM_EXIT_HLT) {
@@ -1104,10 +1103,8 @@ static void readonly_slot(int dev, unsigned long type, const char *name)
 	memcpy(g.mem + 0x1000, code, sizeof(code));
 	start_real_mode(g.vcpu, 0x1000);
 	for (int i = 0; i < 4 && !hlt; i++) {
-		alarm(10);
-		if (ioctl(g.vcpu, KVM_RUN, 0))
+		if (run_vcpu(g.vcpu))
 			break;
-		alarm(0);
 		if (g.run->exit_reason == KVM_EXIT_MMIO)
 			mmio = g.run->mmio.is_write && g.run->mmio.phys_addr == 0x100000 &&
 			       g.run->mmio.len == 2 && !memcmp(g.run->mmio.data, "\x78\x56", 2);
@@ -1255,11 +1252,9 @@ static void vmm_sync_regs(int dev)
 	ioctl(g.vcpu, KVM_GET_REGS, &g.run->s.regs.regs);
 	g.run->s.regs.regs.rbx = 0x42;
 	g.run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
-	alarm(10);
-	ok = ioctl(g.vcpu, KVM_RUN, 0) == 0 && g.run->exit_reason == KVM_EXIT_IO &&
+	ok = run_vcpu(g.vcpu) == 0 && g.run->exit_reason == KVM_EXIT_IO &&
 	     *((uint8_t *)g.run + g.run->io.data_offset) == 0x42 &&
 	     (g.run->s.regs.regs.rax & 0xff) == 0x42;
-	alarm(0);
 	check("sync_regs_both_ways", ok, "exit %u rax %#llx", g.run->exit_reason,
 	      (unsigned long long)g.run->s.regs.regs.rax);
 	g.run->kvm_valid_regs = 1U << 20;
@@ -1396,9 +1391,7 @@ static void modes16(int dev, unsigned long type, const char *name)
 	memcpy(vm.mem + 0x1000, modes_guest_start, modes_guest_end - modes_guest_start);
 	start_real_mode(v->fd, 0x1000);
 	for (int i = 0; i < 10 && !hlt && !bad; i++) {
-		alarm(10);
-		bad = ioctl(v->fd, KVM_RUN, 0) != 0;
-		alarm(0);
+		bad = run_vcpu(v->fd) != 0;
 		if (bad)
 			break;
 		if (v->run->exit_reason == KVM_EXIT_MMIO && n < 2) {
@@ -1454,9 +1447,7 @@ static void vm86(int dev, unsigned long type, const char *name)
 		goto out;
 	}
 	for (int i = 0; i < 10 && !hlt && !bad; i++) {
-		alarm(10);
-		bad = ioctl(v->fd, KVM_RUN, 0) != 0;
-		alarm(0);
+		bad = run_vcpu(v->fd) != 0;
 		if (bad)
 			break;
 		switch (v->run->exit_reason) {
