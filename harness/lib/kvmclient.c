@@ -43,6 +43,22 @@ int kc_set_memslot(int vm_fd, uint32_t slot, uint32_t flags, uint64_t gpa, uint6
 	return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
 }
 
+int kc_get_dirty_log(int vm_fd, uint32_t slot, uint64_t *bitmap)
+{
+	struct kvm_dirty_log log = { .slot = slot, .dirty_bitmap = bitmap };
+
+	return ioctl(vm_fd, KVM_GET_DIRTY_LOG, &log);
+}
+
+int kc_clear_dirty_log(int vm_fd, uint32_t slot, uint64_t first, uint32_t n, uint64_t *bitmap)
+{
+	struct kvm_clear_dirty_log log = {
+		.slot = slot, .first_page = first, .num_pages = n, .dirty_bitmap = bitmap,
+	};
+
+	return ioctl(vm_fd, KVM_CLEAR_DIRTY_LOG, &log);
+}
+
 int kc_add_ram(struct kc_vm *vm, uint32_t slot, uint64_t gpa, uint64_t bytes)
 {
 	void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,

@@ -45,6 +45,13 @@ int kc_create_vm(struct kc_vm *vm, int sys_fd, unsigned long type);
 /* KVM_SET_USER_MEMORY_REGION. */
 int kc_set_memslot(int vm_fd, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t bytes,
 		   void *hva);
+/*
+ * Dirty logging of a slot made with KVM_MEM_LOG_DIRTY_PAGES: KVM_GET_DIRTY_LOG
+ * into `bitmap` (one bit per page, in longs); KVM_CLEAR_DIRTY_LOG of the bits
+ * set in `bitmap` for pages [first, first + n) (manual protection enabled).
+ */
+int kc_get_dirty_log(int vm_fd, uint32_t slot, uint64_t *bitmap);
+int kc_clear_dirty_log(int vm_fd, uint32_t slot, uint64_t first, uint32_t n, uint64_t *bitmap);
 /* Anonymous memory (lazily backed) in `slot` at `gpa`; becomes vm->mem. */
 int kc_add_ram(struct kc_vm *vm, uint32_t slot, uint64_t gpa, uint64_t bytes);
 /* KVM_CREATE_VCPU and its kvm_run mapping: the new vCPU, or NULL with errno. */

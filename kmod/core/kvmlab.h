@@ -67,6 +67,9 @@ struct kl_vm_stat {
 	u64 mmu_resync;		/* naive resync: shadows re-walked */
 	u64 mmu_resync_checked;	/* ...entries compared with the guest's */
 	u64 mmu_resync_changed;	/* ...entries found stale and dropped */
+	u64 remote_tlb_flush;	/* every vCPU asked to flush, running ones kicked */
+	u64 dirty_wrprot;	/* writable sptes made read-only for dirty logging */
+	u64 dirty_faults;	/* write faults that logged their page dirty */
 };
 
 struct kl_vcpu_stat {
@@ -99,6 +102,13 @@ struct kl_memslot {
 	u64 base_gfn;
 	u64 npages;
 	unsigned long hva;
+	/*
+	 * KVM_MEM_LOG_DIRTY_PAGES: bit i is gfn base_gfn + i, written since
+	 * userspace last collected it. Bits are set atomically by whoever
+	 * writes (a fault, the emulator); collected and cleared under
+	 * vm->lock + mmu_lock (mmu/dirty.c). NULL when not logging.
+	 */
+	unsigned long *dirty_bitmap;
 };
 
 struct kl_mmu_ops;
@@ -122,6 +132,8 @@ struct kl_vm {
 	unsigned int nr_mmu_pages;	/* KVM_SET_NR_MMU_PAGES; 0: the strategy's default */
 	unsigned int max_vcpu_ids;	/* KVM_CAP_MAX_VCPU_ID, enabled; 0: KL_MAX_VCPUS */
 	bool platform_info_hidden;	/* KVM_CAP_MSR_PLATFORM_INFO disabled: RDMSR 0xce #GPs */
+	/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: KVM_DIRTY_LOG_* flags enabled (under lock) */
+	u64 manual_dirty_log;
 	struct kl_vm_stat stat;
 	struct list_head stats_node;	/* on the module's VM list (core/stats.c) */
 	/* Under lock: what KVM_SET_TSS_ADDR and KVM_SET_GSI_ROUTING set (core/irq.c). */
@@ -279,9 +291,13 @@ static inline bool kl_check_request(struct kl_vcpu *vcpu, enum kl_request req)
  * of guest mode (an IPI to its CPU: the physical interrupt forces an exit)
  * or out of a parked sleep. The vendor brackets each entry with
  * kl_enter_guest_mode/kl_exit_guest_mode, interrupts off; false from the
- * first means a request came: do not enter.
+ * first means a request came: do not enter. A request the vendor honours
+ * at entry (KL_REQ_TLB_FLUSH) is read after the first returned true: one
+ * made later finds the vCPU in guest mode and kicks it.
  */
 void kl_vcpu_kick(struct kl_vcpu *vcpu, enum kl_request req);
+/* ...and wait until it has left guest mode, if it was there. */
+void kl_vcpu_kick_wait(struct kl_vcpu *vcpu, enum kl_request req);
 bool kl_enter_guest_mode(struct kl_vcpu *vcpu);
 void kl_exit_guest_mode(struct kl_vcpu *vcpu);
 

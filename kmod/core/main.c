@@ -109,6 +109,8 @@ static void vm_release(struct kref *ref)
 	for (int i = 0; i < n; i++)
 		kl_vcpu_free(vcpus[i]);
 	kl_mmu_vm_destroy(vm);
+	for (int i = 0; i < KL_MAX_SLOTS; i++)
+		kl_dirty_log_stop(&vm->slots[i]);
 	kl_free_gsi_routing(vm);
 	WARN_ON(vm->stat.shadow_pages || vm->stat.pinned_pages);
 	mmdrop(vm->mm);
@@ -189,14 +191,34 @@ static bool slots_overlap(const struct kl_memslot *s, u64 gfn, u64 npages)
 	return s->used && gfn < s->base_gfn + s->npages && s->base_gfn < gfn + npages;
 }
 
-/* KVM_SET_USER_MEMORY_REGION: create, move, resize-free delete. */
+/*
+ * Only KVM_MEM_LOG_DIRTY_PAGES changes on a slot that stays where it is:
+ * logging starts or stops, and the mappings stay.
+ */
+static int set_slot_flags(struct kl_vm *vm, struct kl_memslot *slot, u32 flags)
+{
+	int r = 0;
+
+	if ((flags & KVM_MEM_LOG_DIRTY_PAGES) && !slot->dirty_bitmap)
+		r = kl_dirty_log_start(vm, slot);
+	else if (!(flags & KVM_MEM_LOG_DIRTY_PAGES))
+		kl_dirty_log_stop(slot);
+	if (!r)
+		slot->flags = flags;
+	return r;
+}
+
+/*
+ * KVM_SET_USER_MEMORY_REGION: create, move, change the logging flag,
+ * delete. Every vCPU is out of KVM_RUN (the caller holds their locks).
+ */
 static int set_memory_region(struct kl_vm *vm, const struct kvm_userspace_memory_region *m)
 {
 	struct kl_memslot *slot;
 	u64 gfn = m->guest_phys_addr >> PAGE_SHIFT, npages = m->memory_size >> PAGE_SHIFT;
+	int r = 0;
 
-	/* KVM_MEM_LOG_DIRTY_PAGES is not offered yet (KVM_CAP_* says so). */
-	if (m->slot >= KL_MAX_SLOTS || (m->flags & ~KVM_MEM_READONLY))
+	if (m->slot >= KL_MAX_SLOTS || (m->flags & ~(KVM_MEM_READONLY | KVM_MEM_LOG_DIRTY_PAGES)))
 		return -EINVAL;
 	if ((m->guest_phys_addr | m->memory_size | m->userspace_addr) & ~PAGE_MASK)
 		return -EINVAL;
@@ -211,24 +233,36 @@ static int set_memory_region(struct kl_vm *vm, const struct kvm_userspace_memory
 	if (m->memory_size == 0) {		/* delete */
 		if (!slot->used)
 			return -EINVAL;
+		kl_dirty_log_stop(slot);
 		slot->used = false;
 		goto changed;
 	}
-	/* Like KVM: an existing slot may only move, not change size, memory or read-only-ness. */
+	/* Like KVM: an existing slot may move or log, not change size, memory or read-only-ness. */
 	if (slot->used && (slot->npages != npages || slot->hva != m->userspace_addr ||
-			   slot->flags != m->flags))
+			   ((slot->flags ^ m->flags) & KVM_MEM_READONLY)))
 		return -EINVAL;
 	for (int i = 0; i < KL_MAX_SLOTS; i++)
 		if (i != m->slot && slots_overlap(&vm->slots[i], gfn, npages))
 			return -EEXIST;
+	if (slot->used && slot->base_gfn == gfn)
+		return set_slot_flags(vm, slot, m->flags);
+	kl_dirty_log_stop(slot);	/* a move starts a new log */
 	*slot = (struct kl_memslot) {
-		.used = true, .flags = m->flags, .base_gfn = gfn, .npages = npages,
-		.hva = m->userspace_addr,
+		.used = true, .flags = m->flags & ~KVM_MEM_LOG_DIRTY_PAGES, .base_gfn = gfn,
+		.npages = npages, .hva = m->userspace_addr,
 	};
+	vm->memslots_gen++;
+	kl_mmu_memslots_changed(vm);
+	r = set_slot_flags(vm, slot, m->flags);
+	if (r) {
+		slot->used = false;
+		goto changed;
+	}
+	return 0;
 changed:
 	vm->memslots_gen++;
 	kl_mmu_memslots_changed(vm);
-	return 0;
+	return r;
 }
 
 /*
@@ -249,6 +283,8 @@ static int vm_enable_cap(struct kl_vm *vm, const struct kvm_enable_cap __user *a
 		WRITE_ONCE(vm->platform_info_hidden, !cap.args[0]);
 		return 0;
 	}
+	if (cap.cap == KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2)
+		return kl_dirty_log_enable_manual(vm, cap.args[0]);
 	if (cap.cap != KVM_CAP_MAX_VCPU_ID)
 		return -EINVAL;
 	if (cap.args[0] > KL_MAX_VCPUS)
@@ -306,6 +342,9 @@ static long vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 		mutex_unlock(&vm->lock);
 		return r;
 	}
+	case KVM_GET_DIRTY_LOG:
+	case KVM_CLEAR_DIRTY_LOG:
+		return kl_dirty_log_ioctl(vm, ioctl, argp);
 	case KVM_GET_STATS_FD:
 		return kl_vm_stats_fd(vm);
 	case KVM_CHECK_EXTENSION:
@@ -369,6 +408,8 @@ static long check_extension(unsigned long ext, const struct kl_mmu_ops *mmu)
 		return 1;
 	case KVM_CAP_SYNC_REGS:
 		return kl_sync_regs_cap();
+	case KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2:		/* mmu/dirty.c */
+		return kl_dirty_log_manual_caps();
 	case KVM_CAP_MCE:				/* x86/mce.c */
 		return KL_MAX_MCE_BANKS;
 	case KVM_CAP_NR_VCPUS:

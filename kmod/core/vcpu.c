@@ -110,7 +110,7 @@ static void kick_ipi(void *unused)
 	/* Nothing to do: the interrupt itself made the guest exit. */
 }
 
-void kl_vcpu_kick(struct kl_vcpu *vcpu, enum kl_request req)
+static void kick(struct kl_vcpu *vcpu, enum kl_request req, bool wait)
 {
 	int cpu, me;
 
@@ -121,8 +121,23 @@ void kl_vcpu_kick(struct kl_vcpu *vcpu, enum kl_request req)
 	me = get_cpu();
 	cpu = READ_ONCE(vcpu->cpu);
 	if (READ_ONCE(vcpu->mode) == KL_IN_GUEST_MODE && cpu != me && cpu_online(cpu))
-		smp_call_function_single(cpu, kick_ipi, NULL, 0);
+		smp_call_function_single(cpu, kick_ipi, NULL, wait);
 	put_cpu();
+}
+
+void kl_vcpu_kick(struct kl_vcpu *vcpu, enum kl_request req)
+{
+	kick(vcpu, req, false);
+}
+
+/*
+ * The IPI handler runs on the vCPU's CPU only once the interrupt has made
+ * the guest exit, so waiting for it means: that CPU no longer runs guest
+ * code entered before the request was made.
+ */
+void kl_vcpu_kick_wait(struct kl_vcpu *vcpu, enum kl_request req)
+{
+	kick(vcpu, req, true);
 }
 
 /*

@@ -100,6 +100,7 @@ struct cache {
 	struct hlist_head rmaps[1 << HASH_BITS];
 	struct list_head lru;
 	unsigned int nr_sps;
+	unsigned long nr_rmaps;
 	struct sp *root;		/* the one vCPU's */
 };
 
@@ -119,6 +120,7 @@ static int rmap_add(struct cache *c, u64 gfn, u64 *spte)
 	r->gfn = gfn;
 	r->spte = spte;
 	hlist_add_head(&r->node, &c->rmaps[hash_64(gfn, HASH_BITS)]);
+	c->nr_rmaps++;
 	return 0;
 }
 
@@ -130,25 +132,61 @@ static void rmap_remove(struct cache *c, u64 gfn, u64 *spte)
 		if (r->spte == spte) {
 			hlist_del(&r->node);
 			kfree(r);
+			c->nr_rmaps--;
 			return;
 		}
 	}
 }
 
-/* Make every leaf that maps gfn read-only: gfn now holds a shadowed table. */
+static bool rmap_wrprot(struct rmap *r)
+{
+	/* Atomic: the CPU may be setting A or D in this entry right now. */
+	return (*r->spte & KL_PT_W) && test_and_clear_bit(ilog2(KL_PT_W), (unsigned long *)r->spte);
+}
+
+/* Make every leaf that maps gfn read-only; how many were writable. */
+static unsigned long wrprot_gfn(struct cache *c, u64 gfn)
+{
+	unsigned long n = 0;
+	struct rmap *r;
+
+	hlist_for_each_entry(r, &c->rmaps[hash_64(gfn, HASH_BITS)], node)
+		if (r->gfn == gfn)
+			n += rmap_wrprot(r);
+	return n;
+}
+
+/* gfn now holds a shadowed table: its writes must trap. */
 static void write_protect(struct kl_vm *vm, u64 gfn)
 {
-	struct rmap *r;
-	bool changed = false;
+	if (wrprot_gfn(to_cache(vm), gfn))
+		kl_flush_remote_tlbs(vm);
+}
 
-	hlist_for_each_entry(r, &to_cache(vm)->rmaps[hash_64(gfn, HASH_BITS)], node) {
-		if (r->gfn == gfn && (*r->spte & KL_PT_W)) {
-			*r->spte &= ~KL_PT_W;
-			changed = true;
+/*
+ * Dirty logging, through the same reverse map: one lookup per page when
+ * few pages are asked for, else one pass over every rmap entry.
+ */
+static unsigned long cached_write_protect(struct kl_vm *vm, const struct kl_memslot *slot,
+					  const unsigned long *bits)
+{
+	struct cache *c = to_cache(vm);
+	unsigned long n = 0, i, asked = bitmap_weight(bits, slot->npages);
+	struct rmap *r;
+
+	if (asked < c->nr_rmaps / 4) {
+		for_each_set_bit(i, bits, slot->npages)
+			n += wrprot_gfn(c, slot->base_gfn + i);
+		return n;
+	}
+	for (i = 0; i < ARRAY_SIZE(c->rmaps); i++) {
+		hlist_for_each_entry(r, &c->rmaps[i], node) {
+			if (r->gfn >= slot->base_gfn && r->gfn < slot->base_gfn + slot->npages &&
+			    test_bit(r->gfn - slot->base_gfn, bits))
+				n += rmap_wrprot(r);
 		}
 	}
-	if (changed)
-		kl_flush_remote_tlbs(vm);
+	return n;
 }
 
 /* ---- shadow pages ---- */
@@ -521,8 +559,9 @@ link:
 	if (gfn_is_table(c, w->gpa >> PAGE_SHIFT))
 		flags &= ~KL_PT_W;	/* a guest page table: writes must trap */
 	zap_entry(vm, sp, i);
-	if (!kl_gfn_is_ram(vm, w->gpa >> PAGE_SHIFT, true))
-		flags &= ~KL_PT_W;	/* a ROM: writes fault and become MMIO */
+	/* A ROM, or a clean page under dirty logging: writes fault (MMIO, or logged). */
+	if ((flags & KL_PT_W) && !kl_leaf_writable(vm, w->gpa >> PAGE_SHIFT, access & KL_PF_W))
+		flags &= ~KL_PT_W;
 	r = kl_pin_gfn(vm, w->gpa >> PAGE_SHIFT, flags & KL_PT_W, &page);
 	if (r)
 		return r;
@@ -774,5 +813,6 @@ const struct kl_mmu_ops kl_cached_ops = {
 	.flush_tlb = cached_flush_tlb,
 	.mode_changed = cached_mode_changed,
 	.memslots_changed = cached_memslots_changed,
+	.write_protect = cached_write_protect,
 	.guest_written = cached_guest_written,
 };

@@ -54,9 +54,16 @@ static enum kl_pf_result npt_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info 
 	if (pf->error & KL_PF_RSVD)
 		return kl_pf_error(pf, -EIO);	/* our own table is malformed: never expected */
 	spte = kl_stree_pte(vcpu->vm, &npt->tree, gpa, false, NULL);
-	if (spte && (*spte & KL_PT_P))
-		return KL_PF_RETRY;	/* another vCPU got there first */
-	r = kl_stree_install(vcpu->vm, &npt->tree, gpa, gpa, NPT_LEAF, PAGE_SIZE);
+	/* Present: another vCPU got there first, unless a write found it read-only. */
+	if (spte && (*spte & KL_PT_P) && ((*spte & KL_PT_W) || !(pf->error & KL_PF_W)))
+		return KL_PF_RETRY;
+	/*
+	 * A write to a page write-protected for dirty logging lands here too:
+	 * the leaf is replaced by a writable one (the page repinned for
+	 * writing) and the page logged.
+	 */
+	r = kl_stree_install(vcpu->vm, &npt->tree, gpa, gpa, NPT_LEAF, PAGE_SIZE,
+			     pf->error & KL_PF_W);
 	return r ? kl_pf_error(pf, r) : KL_PF_FIXED;
 }
 
@@ -84,6 +91,12 @@ static void npt_memslots_changed(struct kl_vm *vm)
 {
 	kl_stree_zap_all(vm, &to_npt(vm)->tree);
 	kl_flush_remote_tlbs(vm);
+}
+
+static unsigned long npt_write_protect(struct kl_vm *vm, const struct kl_memslot *slot,
+				       const unsigned long *bits)
+{
+	return kl_stree_write_protect(&to_npt(vm)->tree, true, slot, bits);
 }
 
 static int npt_vm_init(struct kl_vm *vm)
@@ -143,4 +156,5 @@ const struct kl_mmu_ops kl_npt_ops = {
 	.flush_tlb = npt_flush,
 	.mode_changed = npt_flush,
 	.memslots_changed = npt_memslots_changed,
+	.write_protect = npt_write_protect,
 };

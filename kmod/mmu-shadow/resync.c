@@ -230,6 +230,22 @@ static void shadow_memslots_changed(struct kl_vm *vm)
 		drop_all(vm->vcpus[i]);
 }
 
+/* Dirty logging: each cached root's leaves say which gpa they map (tags). */
+static unsigned long shadow_write_protect(struct kl_vm *vm, const struct kl_memslot *slot,
+					  const unsigned long *bits)
+{
+	unsigned long n = 0;
+
+	for (int i = 0; i < vm->nr_vcpus; i++) {
+		struct resync *rs = to_rs(vm->vcpus[i]);
+
+		for (unsigned int r = 0; r < rs->nr_roots; r++)
+			if (rs->roots[r].used)
+				n += kl_stree_write_protect(&rs->roots[r].tree, false, slot, bits);
+	}
+	return n;
+}
+
 static u64 shadow_root_hpa(struct kl_vcpu *vcpu)
 {
 	if (!to_rs(vcpu)->cur)
@@ -285,4 +301,5 @@ const struct kl_mmu_ops kl_shadow_ops = {
 	.flush_tlb = shadow_flush_tlb,
 	.mode_changed = drop_all,
 	.memslots_changed = shadow_memslots_changed,
+	.write_protect = shadow_write_protect,
 };

@@ -58,7 +58,45 @@ int kl_write_guest(struct kl_vm *vm, u64 gpa, const void *buf, unsigned int len)
 
 	if (!hva)
 		return -ENOENT;
-	return copy_to_user((void __user *)hva, buf, len) ? -EFAULT : 0;
+	if (copy_to_user((void __user *)hva, buf, len))
+		return -EFAULT;
+	kl_mark_page_dirty(vm, gpa >> PAGE_SHIFT);
+	return 0;
+}
+
+/*
+ * Dirty logging: the hypervisor wrote gfn for the guest (an emulated
+ * store, an A/D bit, a page filled by INS). Atomic: no lock needed, and a
+ * collector that already took the word sees the bit in its next round.
+ */
+void kl_mark_page_dirty(struct kl_vm *vm, u64 gfn)
+{
+	struct kl_memslot *s = kl_gfn_to_memslot(vm, gfn);
+
+	if (s && s->dirty_bitmap)
+		set_bit(gfn - s->base_gfn, s->dirty_bitmap);
+}
+
+/*
+ * May a leaf for gfn be writable, for an access that is a write or not?
+ * Not in a ROM. Under dirty logging only once the page is logged dirty: a
+ * write logs it now (the fault that does is a dirty fault); a read maps a
+ * clean page read-only, so that its first write faults and is logged.
+ * Under vm->mmu_lock (the counter).
+ */
+bool kl_leaf_writable(struct kl_vm *vm, u64 gfn, bool write)
+{
+	struct kl_memslot *s = kl_gfn_to_memslot(vm, gfn);
+
+	if (!s || (s->flags & KVM_MEM_READONLY))
+		return false;
+	if (!s->dirty_bitmap)
+		return true;
+	if (!write)
+		return test_bit(gfn - s->base_gfn, s->dirty_bitmap);
+	if (!test_and_set_bit(gfn - s->base_gfn, s->dirty_bitmap))
+		vm->stat.dirty_faults++;
+	return true;
 }
 
 int kl_pin_gfn(struct kl_vm *vm, u64 gfn, bool write, struct page **page)

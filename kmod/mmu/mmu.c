@@ -25,16 +25,20 @@ void kl_flush_tlb(struct kl_vcpu *vcpu)
 }
 
 /*
- * Every published vCPU of the VM. Callers hold vm->mmu_lock, under which
- * the vCPU array changes. (A vCPU in guest mode meanwhile is not kicked
- * out yet: memslot changes wait for every vCPU instead, and the strategies
- * that share tables across running vCPUs only add entries.)
+ * Every published vCPU of the VM flushes before it runs guest code again.
+ * Callers hold vm->mmu_lock, under which the vCPU array changes. A vCPU in
+ * guest mode is kicked and waited for (kl_vcpu_kick_wait): when this
+ * returns, no CPU still runs on the translations the caller just took
+ * away, which is what lets dirty logging write-protect under running
+ * vCPUs. The caller's own vCPU is not in guest mode: its request waits
+ * for its next entry.
  */
 void kl_flush_remote_tlbs(struct kl_vm *vm)
 {
 	lockdep_assert_held(&vm->mmu_lock);
+	vm->stat.remote_tlb_flush++;
 	for (int i = 0; i < vm->nr_vcpus; i++)
-		kl_flush_tlb(vm->vcpus[i]);
+		kl_vcpu_kick_wait(vm->vcpus[i], KL_REQ_TLB_FLUSH);
 }
 
 int kl_mmu_vm_init(struct kl_vm *vm)

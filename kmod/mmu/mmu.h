@@ -75,6 +75,15 @@ struct kl_mmu_ops {
 	void (*mode_changed)(struct kl_vcpu *vcpu);	/* CR0/CR4/EFER paging bits */
 	void (*memslots_changed)(struct kl_vm *vm);
 	/*
+	 * Dirty logging (mmu/dirty.c): make read-only every leaf that maps a
+	 * page of slot whose bit is set in bits, so the next write to it
+	 * faults and is logged (kl_leaf_writable). Vcpus may be in guest
+	 * mode: change entries atomically, free nothing. Returns how many
+	 * entries changed; the caller flushes every vCPU's TLB.
+	 */
+	unsigned long (*write_protect)(struct kl_vm *vm, const struct kl_memslot *slot,
+				       const unsigned long *bits);
+	/*
 	 * Optional: the hypervisor wrote [gpa, gpa + len) of guest memory for
 	 * the guest (an emulated INS), behind the strategy's back; one that
 	 * shadows tables from guest memory brings its shadows up to date.
@@ -145,12 +154,30 @@ int kl_mmu_write_guest(struct kl_vcpu *vcpu, u64 gpa, const void *buf, unsigned 
 void kl_flush_tlb(struct kl_vcpu *vcpu);
 void kl_flush_remote_tlbs(struct kl_vm *vm);
 
+/* ---- dirty-page logging (dirty.c): the VM ioctls call these ---- */
+/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: the KVM_DIRTY_LOG_* flags offered. */
+u64 kl_dirty_log_manual_caps(void);
+int kl_dirty_log_enable_manual(struct kl_vm *vm, u64 flags);
+/* A slot starts or stops logging (vm->lock held, every vCPU out of KVM_RUN). */
+int kl_dirty_log_start(struct kl_vm *vm, struct kl_memslot *slot);
+void kl_dirty_log_stop(struct kl_memslot *slot);
+/* KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG: while vCPUs run. */
+long kl_dirty_log_ioctl(struct kl_vm *vm, unsigned int ioctl, void __user *argp);
+
 /* ---- guest memory (memory.c) ---- */
 struct kl_memslot *kl_gfn_to_memslot(struct kl_vm *vm, u64 gfn);
 /* Memory at gfn for a read (write=false) or a write: no slot, or a ROM written, is MMIO. */
 bool kl_gfn_is_ram(struct kl_vm *vm, u64 gfn, bool write);
 int kl_read_guest(struct kl_vm *vm, u64 gpa, void *buf, unsigned int len);
 int kl_write_guest(struct kl_vm *vm, u64 gpa, const void *buf, unsigned int len);
+/* The hypervisor wrote gfn for the guest: log it if its slot logs dirty pages. */
+void kl_mark_page_dirty(struct kl_vm *vm, u64 gfn);
+/*
+ * Whether a leaf mapping gfn may be writable, for a write access or not:
+ * never in a ROM; under dirty logging only once the page is logged dirty
+ * (a write access logs it: a dirty fault).
+ */
+bool kl_leaf_writable(struct kl_vm *vm, u64 gfn, bool write);
 /* Pin the host page backing gfn; -ENOENT when no memslot covers it. */
 int kl_pin_gfn(struct kl_vm *vm, u64 gfn, bool write, struct page **page);
 void kl_unpin_page(struct kl_vm *vm, struct page *page, bool dirty);
@@ -200,10 +227,19 @@ void kl_stree_zap_gva(struct kl_vm *vm, struct kl_stree *t, u64 gva);
 u64 *kl_stree_pte(struct kl_vm *vm, struct kl_stree *t, u64 gva, bool build, struct page **pt);
 /* Pin gpa's page and install the leaf for gva with `flags`, from a guest page of page_size. */
 int kl_stree_install(struct kl_vm *vm, struct kl_stree *t, u64 gva, u64 gpa, u64 flags,
-		     u64 page_size);
+		     u64 page_size, bool write);
 /* The same, with the rights a shadow strategy derives from a guest walk. */
 int kl_stree_fill(struct kl_vcpu *vcpu, struct kl_stree *t, u64 gva,
 		  const struct kl_walk *w, u32 access);
+/*
+ * Dirty logging: make read-only the writable leaves that map pages whose
+ * bit is set in bits (bit i: gfn slot->base_gfn + i). identity: the tree
+ * maps gva == gpa (nested, physical mode); otherwise its tags say which
+ * gpa a leaf maps, and without tags every writable leaf goes read-only.
+ * Returns how many leaves changed; the caller flushes.
+ */
+unsigned long kl_stree_write_protect(struct kl_stree *t, bool identity,
+				     const struct kl_memslot *slot, const unsigned long *bits);
 /* Every present leaf, with the gpa it maps when the tree tracks them. */
 void kl_stree_for_each_leaf(struct kl_vcpu *vcpu, struct kl_stree *t, kl_leaf_fn fn, void *ctx);
 

@@ -76,6 +76,6 @@ enum kl_pf_result kl_phys_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf
 	if (!kl_gfn_is_ram(vcpu->vm, gpa >> PAGE_SHIFT, pf->error & KL_PF_W))
 		return KL_PF_MMIO;
 	r = kl_stree_install(vcpu->vm, &vcpu->phys, gpa & PAGE_MASK, gpa & PAGE_MASK,
-			     PHYS_LEAF_FLAGS, PAGE_SIZE);
+			     PHYS_LEAF_FLAGS, PAGE_SIZE, pf->error & KL_PF_W);
 	return r ? kl_pf_error(pf, r) : KL_PF_FIXED;
 }

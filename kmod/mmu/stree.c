@@ -184,14 +184,15 @@ u64 *kl_stree_pte(struct kl_vm *vm, struct kl_stree *t, u64 gva, bool build, str
 }
 
 int kl_stree_install(struct kl_vm *vm, struct kl_stree *t, u64 gva, u64 gpa, u64 flags,
-		     u64 page_size)
+		     u64 page_size, bool write)
 {
 	struct page *page, *pt;
 	u64 *spte, *tags;
 	int r;
 
-	if (!kl_gfn_is_ram(vm, gpa >> PAGE_SHIFT, true))
-		flags &= ~KL_PT_W;	/* a ROM: writes fault and become MMIO */
+	/* A ROM, or a clean page under dirty logging: writes fault (MMIO, or logged). */
+	if ((flags & KL_PT_W) && !kl_leaf_writable(vm, gpa >> PAGE_SHIFT, write))
+		flags &= ~KL_PT_W;
 	r = kl_pin_gfn(vm, gpa >> PAGE_SHIFT, flags & KL_PT_W, &page);
 	if (r)
 		return r;
@@ -216,7 +217,7 @@ int kl_stree_fill(struct kl_vcpu *vcpu, struct kl_stree *t, u64 gva,
 		  const struct kl_walk *w, u32 access)
 {
 	return kl_stree_install(vcpu->vm, t, gva, w->gpa, kl_shadow_leaf_flags(vcpu, w, access),
-				w->page_size);
+				w->page_size, access & KL_PF_W);
 }
 
 /*
@@ -275,4 +276,54 @@ static void for_each_leaf(struct kl_vcpu *vcpu, u64 *table, int level, u64 va,
 void kl_stree_for_each_leaf(struct kl_vcpu *vcpu, struct kl_stree *t, kl_leaf_fn fn, void *ctx)
 {
 	for_each_leaf(vcpu, page_address(t->root), 4, 0, fn, ctx);
+}
+
+/* A tree without tags knows no gpa: every writable leaf goes read-only. */
+static unsigned long wrprot_leaves(u64 *table, int level, const struct kl_memslot *slot,
+				   const unsigned long *bits)
+{
+	unsigned long n = 0;
+
+	for (int i = 0; i < 512; i++) {
+		u64 e = table[i], *tags, gfn;
+
+		if (!(e & KL_PT_P))
+			continue;
+		if (level > 1) {
+			n += wrprot_leaves(table_of(e), level - 1, slot, bits);
+			continue;
+		}
+		if (!(e & KL_PT_W))
+			continue;
+		tags = tags_of(virt_to_page(table));
+		if (tags) {
+			gfn = tags[i] >> PAGE_SHIFT;
+			if (gfn < slot->base_gfn || gfn >= slot->base_gfn + slot->npages ||
+			    !test_bit(gfn - slot->base_gfn, bits))
+				continue;
+		}
+		/* Atomic: the CPU may be setting A or D in this entry right now. */
+		clear_bit(ilog2(KL_PT_W), (unsigned long *)&table[i]);
+		n++;
+	}
+	return n;
+}
+
+unsigned long kl_stree_write_protect(struct kl_stree *t, bool identity,
+				     const struct kl_memslot *slot, const unsigned long *bits)
+{
+	unsigned long n = 0, i;
+
+	if (!identity)
+		return wrprot_leaves(page_address(t->root), 4, slot, bits);
+	/* gva == gpa: look each page up rather than visit every leaf. */
+	for_each_set_bit(i, bits, slot->npages) {
+		u64 *spte = kl_stree_pte(NULL, t, (slot->base_gfn + i) << PAGE_SHIFT, false, NULL);
+
+		if (spte && (*spte & KL_PT_W)) {
+			clear_bit(ilog2(KL_PT_W), (unsigned long *)spte);
+			n++;
+		}
+	}
+	return n;
 }

@@ -34,6 +34,8 @@ static int cmpxchg_pte(void *ctx, u64 gpa, int size, u64 old, u64 new)
 		swapped = cmpxchg64((u64 *)p, old, new) == old;
 	kunmap_local(p);
 	kl_unpin_page(vm, page, true);
+	if (swapped)
+		kl_mark_page_dirty(vm, gpa >> PAGE_SHIFT);
 	return swapped ? 0 : -EAGAIN;	/* changed under us: walk again */
 }
 

@@ -489,16 +489,6 @@ static void enter_guest(struct kl_vcpu *vcpu)
 	local_irq_disable();
 	cpu = smp_processor_id();
 	sd = this_cpu_ptr(&svm_cpus);
-	/* One ASID for every vCPU: flush when another VMCB, or a move, or the MMU asks. */
-	if (kl_check_request(vcpu, KL_REQ_TLB_FLUSH) || sd->last_vmcb != svm->vmcb ||
-	    svm->last_cpu != cpu)
-		svm->vmcb->control.tlb_ctl = TLB_CONTROL_FLUSH_ALL_ASID;
-	else
-		svm->vmcb->control.tlb_ctl = TLB_CONTROL_DO_NOTHING;
-	if (svm->last_cpu >= 0 && svm->last_cpu != cpu)
-		vcpu->stat.cpu_migrations++;
-	sd->last_vmcb = svm->vmcb;
-	svm->last_cpu = cpu;
 	asm volatile("fxrstor64 %0" :: "m"(*vcpu->fpu));
 	/*
 	 * Guest mode is a quiescent state for RCU, like user mode: say so, or a
@@ -507,6 +497,20 @@ static void enter_guest(struct kl_vcpu *vcpu)
 	 */
 	rcu_virt_note_context_switch(cpu);
 	if (kl_enter_guest_mode(vcpu)) {
+		/*
+		 * One ASID for every vCPU: flush when another VMCB ran here, on
+		 * a move, or when the MMU asks (read in guest mode: a later ask
+		 * kicks us out and we flush on the way back in).
+		 */
+		if (kl_check_request(vcpu, KL_REQ_TLB_FLUSH) || sd->last_vmcb != svm->vmcb ||
+		    svm->last_cpu != cpu)
+			svm->vmcb->control.tlb_ctl = TLB_CONTROL_FLUSH_ALL_ASID;
+		else
+			svm->vmcb->control.tlb_ctl = TLB_CONTROL_DO_NOTHING;
+		if (svm->last_cpu >= 0 && svm->last_cpu != cpu)
+			vcpu->stat.cpu_migrations++;
+		sd->last_vmcb = svm->vmcb;
+		svm->last_cpu = cpu;
 		asm volatile("clgi" ::: "memory");
 		kl_svm_vmrun(svm->vmcb_pa, vcpu->regs, page_to_phys(sd->host_vmsave));
 		asm volatile("stgi" ::: "memory");

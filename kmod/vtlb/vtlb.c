@@ -71,6 +71,22 @@ static void vtlb_memslots_changed(struct kl_vm *vm)
 		vtlb_flush(vm->vcpus[i]);
 }
 
+/*
+ * Dirty logging. A TLB has no reverse map and ours keeps no gpa per entry:
+ * every writable entry goes read-only (those of other pages refault once
+ * and get their W back), rather than dropping the tree that a vCPU in
+ * guest mode may be walking right now.
+ */
+static unsigned long vtlb_write_protect(struct kl_vm *vm, const struct kl_memslot *slot,
+					const unsigned long *bits)
+{
+	unsigned long n = 0;
+
+	for (int i = 0; i < vm->nr_vcpus; i++)
+		n += kl_stree_write_protect(tree(vm->vcpus[i]), false, slot, bits);
+	return n;
+}
+
 static u64 vtlb_root_hpa(struct kl_vcpu *vcpu)
 {
 	return page_to_phys(tree(vcpu)->root);
@@ -122,4 +138,5 @@ const struct kl_mmu_ops kl_vtlb_ops = {
 	.flush_tlb = vtlb_flush,
 	.mode_changed = vtlb_flush,
 	.memslots_changed = vtlb_memslots_changed,
+	.write_protect = vtlb_write_protect,
 };

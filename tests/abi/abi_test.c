@@ -79,6 +79,43 @@ static int set_slot(int vm, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_
 	return kc_set_memslot(vm, slot, flags, gpa, size, (void *)(uintptr_t)hva);
 }
 
+/* Dirty logging's bad arguments, on slot 1 (2 MiB at 8 MiB). */
+static void dirty_log(int vm, uint64_t hva)
+{
+	uint64_t mb = 1 << 20, bitmap[8] = { 0 };
+	struct kvm_dirty_log log = { .slot = 1, .dirty_bitmap = bitmap };
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, .args = { 1 << 7 } };
+
+	check("cap_manual_dirty_log_protect2",
+	      (ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) & 3) == 3, "%s", "");
+	expect_errno("dirty_log_no_slot", ioctl(vm, KVM_GET_DIRTY_LOG, &log), ENOENT);
+	check("dirty_log_slot", set_slot(vm, 1, KVM_MEM_LOG_DIRTY_PAGES, 8 * mb, 2 * mb,
+					 hva + 2 * mb) == 0, "errno %d", errno);
+	check("dirty_log_get", ioctl(vm, KVM_GET_DIRTY_LOG, &log) == 0 && !bitmap[0], "errno %d",
+	      errno);
+	log.slot = 1 | (1 << 16);	/* address space 1: SMM's, not offered */
+	expect_errno("dirty_log_other_address_space", ioctl(vm, KVM_GET_DIRTY_LOG, &log), EINVAL);
+	log.slot = 40000;
+	expect_errno("dirty_log_bad_slot", ioctl(vm, KVM_GET_DIRTY_LOG, &log), EINVAL);
+	log = (struct kvm_dirty_log) { .slot = 1, .dirty_bitmap = (void *)8 };
+	expect_errno("dirty_log_bad_bitmap", ioctl(vm, KVM_GET_DIRTY_LOG, &log), EFAULT);
+	expect_errno("dirty_log_bad_pointer", ioctl(vm, KVM_GET_DIRTY_LOG, (void *)8), EFAULT);
+	expect_errno("clear_dirty_log_unaligned",
+		     kc_clear_dirty_log(vm, 1, 3, 64, bitmap), EINVAL);
+	expect_errno("clear_dirty_log_past_end",
+		     kc_clear_dirty_log(vm, 1, 448, 128, bitmap), EINVAL);
+	expect_errno("clear_dirty_log_bad_bitmap",
+		     kc_clear_dirty_log(vm, 1, 0, 64, (void *)8), EFAULT);
+	expect_errno("manual_dirty_log_unknown_flag", ioctl(vm, KVM_ENABLE_CAP, &cap), EINVAL);
+	expect_errno("dirty_log_readonly_change",
+		     set_slot(vm, 1, KVM_MEM_READONLY, 8 * mb, 2 * mb, hva + 2 * mb), EINVAL);
+	check("dirty_log_off", set_slot(vm, 1, 0, 8 * mb, 2 * mb, hva + 2 * mb) == 0 &&
+	      ioctl(vm, KVM_GET_DIRTY_LOG, &(struct kvm_dirty_log){ .slot = 1, .dirty_bitmap = bitmap })
+	      == -1 && errno == ENOENT, "errno %d", errno);
+	check("dirty_log_slot_delete", set_slot(vm, 1, 0, 8 * mb, 0, hva + 2 * mb) == 0,
+	      "errno %d", errno);
+}
+
 static void memslots(int vm, uint8_t *mem)
 {
 	uint64_t hva = (uint64_t)mem, mb = 1 << 20;
@@ -98,6 +135,7 @@ static void memslots(int vm, uint8_t *mem)
 	check("memslot_move", set_slot(vm, 1, 0, 8 * mb, 2 * mb, hva + 2 * mb) == 0,
 	      "errno %d", errno);
 	check("memslot_delete", set_slot(vm, 1, 0, 8 * mb, 0, hva + 2 * mb) == 0, "errno %d", errno);
+	dirty_log(vm, hva);
 }
 
 static void vcpu_checks(int dev, int vm)
