@@ -136,10 +136,10 @@ void kc_cpuid_policy(struct kvm_cpuid2 *c, bool apic)
 			continue;	/* paravirtual leaves (kvmclock & co.) */
 		if (e.function != 0 && e.function < 0x80000000 && e.function != 1 && e.function != 7)
 			continue;
-		if (e.function == 0 && e.eax > KL_CPUID_MAX_BASIC)
-			e.eax = KL_CPUID_MAX_BASIC;
+		if (e.function == 0 && e.eax > KL_CPUID_POLICY_MAX_BASIC)
+			e.eax = KL_CPUID_POLICY_MAX_BASIC;
 		if (e.function == 1) {
-			e.ecx &= KL_CPUID_1_ECX_KEEP;
+			e.ecx &= KL_CPUID_1_ECX_KEEP & ~KL_CPUID_1_ECX_XSAVE;
 			e.ecx |= KL_CPUID_1_ECX_HYPERVISOR;
 			e.edx &= ~KL_CPUID_1_EDX_DROP;
 			if (apic)

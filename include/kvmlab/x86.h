@@ -51,9 +51,11 @@
 /*
  * kvmlab's CPUID policy: what KVM_GET_SUPPORTED_CPUID keeps of the host's
  * bits, and so what every harness guest sees under every hypervisor (the
- * harness applies the same masks to Linux KVM's answer). No XSAVE/AVX
- * (XSETBV is refused), no PCID/SMEP/SMAP/PKU/LA57 (the shadow MMUs do not
- * model them), no VMX/SVM, no x2APIC, no TSC-deadline.
+ * harness applies the same masks to Linux KVM's answer). XSAVE with x87
+ * and SSE only (XCR0 at most 3: no AVX state to switch), offered to VMMs
+ * (QEMU, the selftests) but kept from the harness's own guests, whose
+ * counters stay comparable across versions; no PCID/SMEP/SMAP/PKU/LA57 (the
+ * shadow MMUs do not model them), no VMX/SVM, no x2APIC, no TSC-deadline.
  */
 /*
  * The hypervisor leaves (0x40000000 up), as every hypervisor has them:
@@ -67,10 +69,16 @@
 #define KL_CPUID_SIGNATURE	"kvmlabkvmlab"	/* EBX, ECX, EDX */
 #define KL_CPUID_HV_FEATURES	0U
 
-#define KL_CPUID_MAX_BASIC	7
+#define KL_CPUID_MAX_BASIC	0xd	/* KVM_GET_SUPPORTED_CPUID: up to the XSAVE leaf */
+#define KL_CPUID_POLICY_MAX_BASIC 7	/* the harness's guests: no XSAVE leaf */
+#define KL_XCR0_SUPPORTED	3ULL	/* x87 | SSE */
+#define KL_XSAVE_LEGACY_SIZE	576	/* the legacy area and the XSAVE header */
 #define KL_CPUID_MAX_EXT	0x80000008U
 #define KL_CPUID_1_ECX_KEEP	((1U << 0) | (1U << 9) | (1U << 13) | (1U << 19) | \
-				 (1U << 20) | (1U << 23))	/* SSE3 SSSE3 CX16 SSE4.1/2 POPCNT */
+				 (1U << 20) | (1U << 23) | (1U << 26))	/* SSE3 SSSE3 CX16 SSE4.1/2 POPCNT XSAVE */
+#define KL_CPUID_1_ECX_MWAIT	(1U << 3)
+#define KL_CPUID_1_ECX_XSAVE	(1U << 26)
+#define KL_CPUID_1_ECX_OSXSAVE	(1U << 27)	/* CR4.OSXSAVE, kept in step by the hypervisor */
 #define KL_CPUID_1_ECX_HYPERVISOR (1U << 31)
 #define KL_CPUID_1_EDX_APIC	(1U << 9)
 #define KL_CPUID_1_EDX_DROP	(KL_CPUID_1_EDX_APIC | (1U << 21) | (1U << 22) | \

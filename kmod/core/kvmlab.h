@@ -134,6 +134,11 @@ struct kl_vm {
 	bool platform_info_hidden;	/* KVM_CAP_MSR_PLATFORM_INFO disabled: RDMSR 0xce #GPs */
 	/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: KVM_DIRTY_LOG_* flags enabled (under lock) */
 	u64 manual_dirty_log;
+	u64 disabled_quirks;		/* KVM_CAP_DISABLE_QUIRKS2: KVM_X86_QUIRK_* turned off */
+	/* KVM_CAP_X86_USER_SPACE_MSR: KVM_MSR_EXIT_REASON_* that exit to userspace */
+	u32 user_space_msr_mask;
+	/* KVM_X86_SET_MSR_FILTER (x86/msr.c): replaced under lock, read under RCU */
+	struct kl_msr_filter __rcu *msr_filter;
 	struct kl_vm_stat stat;
 	struct list_head stats_node;	/* on the module's VM list (core/stats.c) */
 	/* Under lock: what KVM_SET_TSS_ADDR and KVM_SET_GSI_ROUTING set (core/irq.c). */
@@ -170,6 +175,8 @@ struct kl_msrs {
 	u64 pat;
 	u64 tsc_offset;			/* guest TSC = host TSC + this */
 	u64 tsc_adjust;			/* IA32_TSC_ADJUST */
+	u64 misc_enable;		/* IA32_MISC_ENABLE */
+	u64 power_ctl;			/* MSR_IA32_POWER_CTL */
 	u64 platform_info;		/* MSR_PLATFORM_INFO, as userspace set it */
 	u64 mtrr_deftype, mtrr_fixed[11], mtrr_var[16];	/* kept, not applied */
 };
@@ -218,9 +225,11 @@ struct kl_vcpu {
 	u64 rip, rflags;
 	u64 cr0, cr2, cr3, cr4, efer;	/* as the guest sees them */
 	u64 cr8;			/* the TPR (the vendor's V_TPR while the guest runs) */
+	u64 xcr0;			/* XCR0, loaded around VMRUN while CR4.OSXSAVE is set */
 	u64 apic_base;			/* IA32_APIC_BASE: its enable bit is userspace's LAPIC's */
 	u32 mp_state;			/* KVM_MP_STATE_*: whether KVM_RUN enters the guest */
 	bool has_run;			/* KVM_RUN has entered the guest: CPUID is fixed */
+	bool pv_cpuid_enforce;		/* KVM_CAP_ENFORCE_PV_FEATURE_CPUID */
 	bool sigset_active;		/* KVM_SET_SIGNAL_MASK: the mask while in KVM_RUN */
 	sigset_t sigset;
 	u64 dr[8];			/* emulated; never loaded into hardware */
@@ -273,6 +282,10 @@ struct kl_vcpu {
 	int mmio_cmp_addr_size;		/* ...or when rCX, at this width, is zero */
 	u64 mmio_cmp_done_rip;		/* RIP past the instruction */
 	struct kl_string_in pio_in;
+	/* An RDMSR/WRMSR handed to userspace (KVM_EXIT_X86_*MSR), finished at the next KVM_RUN. */
+	bool msr_exit_pending;
+	bool msr_exit_read;
+	u8 msr_exit_len;
 };
 
 static inline void kl_make_request(struct kl_vcpu *vcpu, enum kl_request req)

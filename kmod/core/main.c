@@ -112,6 +112,7 @@ static void vm_release(struct kref *ref)
 	for (int i = 0; i < KL_MAX_SLOTS; i++)
 		kl_dirty_log_stop(&vm->slots[i]);
 	kl_free_gsi_routing(vm);
+	kl_free_msr_filter(vm);
 	WARN_ON(vm->stat.shadow_pages || vm->stat.pinned_pages);
 	mmdrop(vm->mm);
 	kfree(vm);
@@ -285,6 +286,14 @@ static int vm_enable_cap(struct kl_vm *vm, const struct kvm_enable_cap __user *a
 	}
 	if (cap.cap == KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2)
 		return kl_dirty_log_enable_manual(vm, cap.args[0]);
+	if (cap.cap == KVM_CAP_X86_USER_SPACE_MSR)
+		return kl_enable_user_space_msr(vm, cap.args[0]);
+	if (cap.cap == KVM_CAP_DISABLE_QUIRKS2) {
+		if (cap.args[0] & ~KL_VALID_QUIRKS)
+			return -EINVAL;
+		WRITE_ONCE(vm->disabled_quirks, cap.args[0]);
+		return 0;
+	}
 	if (cap.cap != KVM_CAP_MAX_VCPU_ID)
 		return -EINVAL;
 	if (cap.args[0] > KL_MAX_VCPUS)
@@ -373,6 +382,8 @@ static long vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 		return 0;
 	case KVM_SET_GSI_ROUTING:
 		return kl_set_gsi_routing(vm, argp);
+	case KVM_X86_SET_MSR_FILTER:
+		return kl_set_msr_filter(vm, argp);
 	default:
 		return -ENOTTY;
 	}
@@ -408,6 +419,14 @@ static long check_extension(unsigned long ext, const struct kl_mmu_ops *mmu)
 		return 1;
 	case KVM_CAP_SYNC_REGS:
 		return kl_sync_regs_cap();
+	case KVM_CAP_ENFORCE_PV_FEATURE_CPUID:		/* no KVM PV feature to enforce: all fault */
+	case KVM_CAP_X86_MSR_FILTER:			/* x86/msr_exit.c */
+	case KVM_CAP_X86_USER_SPACE_MSR:		/* INVAL, UNKNOWN and FILTER exits */
+		return 1;
+	case KVM_CAP_XCRS:				/* XCR0: x87 and SSE (x86/x86.c) */
+		return kl_supported_xcr0() != 0;
+	case KVM_CAP_DISABLE_QUIRKS2:			/* the quirks kvmlab has */
+		return KL_VALID_QUIRKS;
 	case KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2:		/* mmu/dirty.c */
 		return kl_dirty_log_manual_caps();
 	case KVM_CAP_MCE:				/* x86/mce.c */

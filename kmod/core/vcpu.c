@@ -58,6 +58,7 @@ void kl_set_regs(struct kl_vcpu *vcpu, const struct kvm_regs *r)
 /* An MMIO read handed to userspace lands in its register (or, for MOVS, guest memory) now. */
 static void complete_mmio(struct kl_vcpu *vcpu)
 {
+	kl_complete_msr_exit(vcpu);
 	if (vcpu->pio_in.pending)
 		kl_complete_string_in(vcpu);
 	if (!vcpu->mmio_pending)
@@ -517,6 +518,25 @@ out_unlock:
 	return r;
 }
 
+/*
+ * KVM_ENABLE_CAP on a vCPU: KVM_CAP_ENFORCE_PV_FEATURE_CPUID. kvmlab offers
+ * no KVM paravirtual feature (leaf 0x40000001 is empty), so enforcing the
+ * guest's CPUID means: every KVM PV MSR faults for the guest, kvmclock's old
+ * two included, which are otherwise read as 0 (hypercalls are -KVM_ENOSYS
+ * either way).
+ */
+static int vcpu_enable_cap(struct kl_vcpu *vcpu, const struct kvm_enable_cap __user *argp)
+{
+	struct kvm_enable_cap cap;
+
+	if (copy_from_user(&cap, argp, sizeof(cap)))
+		return -EFAULT;
+	if (cap.flags || cap.cap != KVM_CAP_ENFORCE_PV_FEATURE_CPUID)
+		return -EINVAL;
+	vcpu->pv_cpuid_enforce = !!cap.args[0];
+	return 0;
+}
+
 long kl_vcpu_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 {
 	struct kl_vcpu *vcpu = filp->private_data;
@@ -618,6 +638,15 @@ long kl_vcpu_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 	case KVM_GET_XSAVE:
 	case KVM_SET_XSAVE:
 		r = xsave_ioctl(vcpu, argp, ioctl == KVM_SET_XSAVE);
+		break;
+	case KVM_ENABLE_CAP:
+		r = vcpu_enable_cap(vcpu, argp);
+		break;
+	case KVM_GET_XCRS:
+		r = kl_get_xcrs(vcpu, argp);
+		break;
+	case KVM_SET_XCRS:
+		r = kl_set_xcrs(vcpu, argp);
 		break;
 	case KVM_X86_SETUP_MCE:
 		r = kl_setup_mce(vcpu, argp);

@@ -284,6 +284,8 @@ static void init_vmcb(struct kl_vcpu *vcpu)
 	memset(vmcb, 0, PAGE_SIZE);
 	for (int i = 0; i < ARRAY_SIZE(always); i++)
 		set_intercept(vmcb, always[i]);
+	/* #UD: a VMCALL (Intel's hypercall) is rewritten to VMMCALL (x86/handlers.c). */
+	set_intercept(vmcb, INTERCEPT_EXCEPTION_OFFSET + UD_VECTOR);
 	for (int dr = 0; dr < 8; dr++) {
 		set_intercept(vmcb, INTERCEPT_DR0_READ + dr);
 		set_intercept(vmcb, INTERCEPT_DR0_WRITE + dr);
@@ -483,6 +485,7 @@ static void enter_guest(struct kl_vcpu *vcpu)
 {
 	struct svm_vcpu *svm = to_svm(vcpu);
 	struct svm_cpu *sd;
+	u64 host_xcr0;
 	int cpu;
 
 	kernel_fpu_begin();		/* the task's FPU state is saved; ours to use */
@@ -490,6 +493,7 @@ static void enter_guest(struct kl_vcpu *vcpu)
 	cpu = smp_processor_id();
 	sd = this_cpu_ptr(&svm_cpus);
 	asm volatile("fxrstor64 %0" :: "m"(*vcpu->fpu));
+	host_xcr0 = kl_load_guest_xcr0(vcpu);
 	/*
 	 * Guest mode is a quiescent state for RCU, like user mode: say so, or a
 	 * vCPU that keeps re-entering the guest (preemption off all the while)
@@ -518,6 +522,7 @@ static void enter_guest(struct kl_vcpu *vcpu)
 	} else {
 		cancel_entry(svm->vmcb);
 	}
+	kl_put_guest_xcr0(vcpu, host_xcr0);
 	asm volatile("fxsave64 %0" : "=m"(*vcpu->fpu));
 	local_irq_enable();
 	kernel_fpu_end();
@@ -553,6 +558,8 @@ static int handle_exit(struct kl_vcpu *vcpu)
 	switch (code) {
 	case SVM_EXIT_EXCP_BASE + PF_VECTOR:
 		return kl_mmu_page_fault(vcpu, c->exit_info_2, (u32)c->exit_info_1, vectoring);
+	case SVM_EXIT_EXCP_BASE + UD_VECTOR:
+		return kl_handle_ud(vcpu);
 	case SVM_EXIT_NPF:
 		vcpu->stat.npf_exits++;
 		return kl_mmu_page_fault(vcpu, c->exit_info_2, (u32)c->exit_info_1, vectoring);
@@ -580,9 +587,12 @@ static int handle_exit(struct kl_vcpu *vcpu)
 		return kl_handle_shutdown(vcpu);
 	case SVM_EXIT_VMRUN: case SVM_EXIT_VMLOAD: case SVM_EXIT_VMSAVE:
 	case SVM_EXIT_STGI: case SVM_EXIT_CLGI: case SVM_EXIT_SKINIT:
-	case SVM_EXIT_INVLPGA: case SVM_EXIT_RDTSCP: case SVM_EXIT_MONITOR:
-	case SVM_EXIT_MWAIT: case SVM_EXIT_XSETBV: case SVM_EXIT_RDPRU:
+	case SVM_EXIT_INVLPGA: case SVM_EXIT_RDTSCP: case SVM_EXIT_RDPRU:
 		return kl_handle_invalid_opcode(vcpu);
+	case SVM_EXIT_MONITOR: case SVM_EXIT_MWAIT:
+		return kl_handle_monitor_mwait(vcpu, 3);	/* 0F 01 C8 / C9 */
+	case SVM_EXIT_XSETBV:
+		return kl_handle_xsetbv(vcpu, 3);		/* 0F 01 D1 */
 	case SVM_EXIT_ERR:
 		return kl_handle_entry_failure(vcpu, code);
 	default:

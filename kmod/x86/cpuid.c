@@ -9,6 +9,7 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
+#include <asm/fpu/xcr.h>
 #include <asm/processor.h>
 #include "vendor.h"
 
@@ -32,6 +33,47 @@ int kl_maxphyaddr(struct kl_vcpu *vcpu)
 	return e ? (e->eax & 0xff) : 36;
 }
 
+/* The host's XCR0, or 0 when it has no XSAVE (then neither has the guest). */
+u64 kl_host_xcr0(void)
+{
+	return boot_cpu_has(X86_FEATURE_OSXSAVE) ? xgetbv(XCR_XFEATURE_ENABLED_MASK) : 0;
+}
+
+/* What a guest's XCR0 may hold: x87 and SSE, when the host has them in XSAVE. */
+u64 kl_supported_xcr0(void)
+{
+	return kl_host_xcr0() & KL_XCR0_SUPPORTED;
+}
+
+/*
+ * The CPUID bits that follow the vCPU's state, as KVM keeps them
+ * (kvm_update_cpuid_runtime): OSXSAVE mirrors CR4.OSXSAVE; MWAIT follows
+ * IA32_MISC_ENABLE's ENABLE_MWAIT once userspace turned off the quirk that
+ * ignores it (KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT).
+ */
+void kl_cpuid_update_runtime(struct kl_vcpu *vcpu)
+{
+	struct kvm_cpuid_entry2 *e = (struct kvm_cpuid_entry2 *)kl_find_cpuid(vcpu, 1, 0);
+
+	if (!e)
+		return;
+	e->ecx &= ~KL_CPUID_1_ECX_OSXSAVE;
+	if ((e->ecx & KL_CPUID_1_ECX_XSAVE) && (vcpu->cr4 & X86_CR4_OSXSAVE))
+		e->ecx |= KL_CPUID_1_ECX_OSXSAVE;
+	if (!kl_has_quirk(vcpu->vm, KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT)) {
+		e->ecx &= ~KL_CPUID_1_ECX_MWAIT;
+		if (vcpu->msrs.misc_enable & MSR_IA32_MISC_ENABLE_MWAIT)
+			e->ecx |= KL_CPUID_1_ECX_MWAIT;
+	}
+}
+
+bool kl_guest_has_cpuid_bit(struct kl_vcpu *vcpu, u32 ecx1_bit)
+{
+	const struct kvm_cpuid_entry2 *e = kl_find_cpuid(vcpu, 1, 0);
+
+	return e && (e->ecx & ecx1_bit);
+}
+
 /* Only features the hypervisor handles: see the policy's comment in <kvmlab/x86.h>. */
 static void supported_entry(struct kvm_cpuid_entry2 *e, u32 func, u32 index)
 {
@@ -45,6 +87,8 @@ static void supported_entry(struct kvm_cpuid_entry2 *e, u32 func, u32 index)
 		break;
 	case 1:
 		e->ecx &= KL_CPUID_1_ECX_KEEP;
+		if (!kl_host_xcr0())
+			e->ecx &= ~KL_CPUID_1_ECX_XSAVE;
 		e->ecx |= KL_CPUID_1_ECX_HYPERVISOR;
 		/* The local APIC is userspace's to emulate (as KVM reports it). */
 		e->edx = (e->edx & ~KL_CPUID_1_EDX_DROP) | KL_CPUID_1_EDX_APIC;
@@ -55,6 +99,13 @@ static void supported_entry(struct kvm_cpuid_entry2 *e, u32 func, u32 index)
 		e->eax = 0;
 		e->ebx &= KL_CPUID_7_EBX_KEEP;
 		e->ecx = 0;
+		e->edx = 0;
+		break;
+	case 0xd:
+		/* x87 and SSE: the legacy area and the header, whatever XCR0 holds. */
+		e->flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+		e->eax = index == 0 ? kl_supported_xcr0() : 0;
+		e->ebx = e->ecx = index == 0 ? KL_XSAVE_LEGACY_SIZE : 0;
 		e->edx = 0;
 		break;
 	case 0x80000000:
@@ -86,8 +137,9 @@ static void hypervisor_entry(struct kvm_cpuid_entry2 *e, u32 func)
 
 int kl_get_supported_cpuid(struct kvm_cpuid2 __user *argp)
 {
-	static const u32 leaves[] = { 0, 1, 7, KL_CPUID_HV_BASE, KL_CPUID_HV_MAX, 0x80000000,
-				      0x80000001, 0x80000002, 0x80000003, 0x80000004, 0x80000008 };
+	static const u32 leaves[] = { 0, 1, 7, 0xd, 0xd, KL_CPUID_HV_BASE, KL_CPUID_HV_MAX,
+				      0x80000000, 0x80000001, 0x80000002, 0x80000003, 0x80000004,
+				      0x80000008 };
 	struct kvm_cpuid2 head;
 	struct kvm_cpuid_entry2 e;
 	u32 n = 0, max_basic = cpuid_eax(0), max_ext = cpuid_eax(0x80000000);
@@ -101,10 +153,11 @@ int kl_get_supported_cpuid(struct kvm_cpuid2 __user *argp)
 
 		if (f >= KL_CPUID_HV_BASE && f <= KL_CPUID_HV_MAX)
 			hypervisor_entry(&e, f);
-		else if ((f < 0x80000000 && f > max_basic) || (f >= 0x80000000 && f > max_ext))
+		else if ((f < 0x80000000 && f > max_basic) || (f >= 0x80000000 && f > max_ext) ||
+			 (f == 0xd && !kl_host_xcr0()))
 			continue;
-		else
-			supported_entry(&e, f, 0);
+		else	/* 0xd twice: subleaves 0 and 1 */
+			supported_entry(&e, f, f == 0xd && i > 0 && leaves[i - 1] == 0xd);
 		if (copy_to_user(&argp->entries[n++], &e, sizeof(e)))
 			return -EFAULT;
 	}
@@ -138,6 +191,8 @@ int kl_set_cpuid2(struct kl_vcpu *vcpu, struct kvm_cpuid2 __user *argp)
 	memcpy(vcpu->cpuid, entries, head.nent * sizeof(*entries));
 	vcpu->ncpuid = head.nent;
 	kfree(entries);
+	if (!vcpu->has_run)
+		kl_cpuid_update_runtime(vcpu);
 	return 0;
 }
 

@@ -56,6 +56,41 @@ static int fetch(struct kl_vcpu *vcpu, const struct kvm_sregs *sr, u8 *buf, int 
 	return got ? 0 : -EFAULT;
 }
 
+/*
+ * A #UD on VMCALL (0F 01 C1), Intel's hypercall instruction, in a guest on
+ * AMD (a guest migrated across vendors, or KVM's selftests, which always
+ * use it): rewrite it to VMMCALL in guest memory and let the guest run
+ * that, as KVM does with KVM_X86_QUIRK_FIX_HYPERCALL_INSN on. Returns 1 to
+ * re-enter (patched, or a fault queued), 0 for userspace (internal error),
+ * -ENOENT when the instruction is not VMCALL.
+ */
+int kl_fix_hypercall(struct kl_vcpu *vcpu)
+{
+	static const u8 vmmcall[3] = { 0x0f, 0x01, 0xd9 };
+	struct kvm_sregs sr;
+	u8 buf[15];
+	int len, verdict;
+	u64 lin;
+
+	kl_vendor->get_segments(vcpu, &sr);
+	if (fetch(vcpu, &sr, buf, &len) || len < 3 || buf[0] != 0x0f || buf[1] != 0x01 ||
+	    buf[2] != 0xc1)
+		return -ENOENT;
+	lin = vcpu->rip + (sr.cs.l ? 0 : sr.cs.base);
+	vcpu->stat.insn_emulation++;
+	for (int i = 0; i < 3; i++) {	/* byte by byte: it may straddle two pages */
+		u64 gpa;
+
+		if (!kl_translate_operand(vcpu, lin + i, true, &gpa, &verdict))
+			return verdict;
+		if (kl_mmu_write_guest(vcpu, gpa, &vmmcall[i], 1)) {
+			kl_internal_error(vcpu, KVM_INTERNAL_ERROR_EMULATION, vcpu->rip, gpa);
+			return 0;
+		}
+	}
+	return 1;
+}
+
 /* The code segment's mode: 64-bit code, or 32- or 16-bit by CS.D (real mode is 16-bit). */
 static void decode_ctx(struct kl_vcpu *vcpu, const struct kvm_sregs *sr, struct kl_decode_ctx *c)
 {

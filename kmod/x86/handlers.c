@@ -145,26 +145,6 @@ int kl_handle_io(struct kl_vcpu *vcpu, const struct kl_io *io)
 	return 0;
 }
 
-int kl_handle_msr(struct kl_vcpu *vcpu, bool write, int len)
-{
-	u32 msr = vcpu->regs[KL_RCX];
-	u64 val;
-
-	vcpu->stat.msr_exits++;
-	if (write) {
-		val = (vcpu->regs[KL_RDX] << 32) | (u32)vcpu->regs[KL_RAX];
-		if (!kl_set_msr(vcpu, msr, val))
-			return inject_gp(vcpu);
-	} else {
-		if (!kl_get_msr(vcpu, msr, &val))
-			return inject_gp(vcpu);
-		vcpu->regs[KL_RAX] = (u32)val;
-		vcpu->regs[KL_RDX] = val >> 32;
-	}
-	skip_insn(vcpu, len);
-	return 1;
-}
-
 int kl_handle_cpuid(struct kl_vcpu *vcpu, int len)
 {
 	const struct kvm_cpuid_entry2 *e;
@@ -221,6 +201,52 @@ int kl_handle_shutdown(struct kl_vcpu *vcpu)
 	kl_vcpu_reset(vcpu);
 	kl_mmu_mode_changed(vcpu);
 	return 0;
+}
+
+/*
+ * XSETBV (0F 01 D1): the CPU checked CR4.OSXSAVE before the intercept; the
+ * rest is ours. QEMU's SVM does not intercept XSETBV at all: there the
+ * vendor finds the new XCR0 in the hardware after the exit instead.
+ */
+int kl_handle_xsetbv(struct kl_vcpu *vcpu, int len)
+{
+	u64 val = (vcpu->regs[KL_RDX] << 32) | (u32)vcpu->regs[KL_RAX];
+
+	if (!(vcpu->cr4 & X86_CR4_OSXSAVE))
+		return inject_ud(vcpu);
+	if (kl_vendor->get_cpl(vcpu) != 0 || (u32)vcpu->regs[KL_RCX] != 0 ||
+	    kl_set_xcr0(vcpu, val))
+		return inject_gp(vcpu);
+	skip_insn(vcpu, len);
+	return 1;
+}
+
+/*
+ * MONITOR and MWAIT (0F 01 C8 / C9): no-ops, as KVM's, so a guest that
+ * uses them anyway is not put to sleep with no one to wake it; with
+ * KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS turned off, #UD when the guest's
+ * CPUID does not offer MWAIT.
+ */
+int kl_handle_monitor_mwait(struct kl_vcpu *vcpu, int len)
+{
+	if (!kl_has_quirk(vcpu->vm, KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS) &&
+	    !kl_guest_has_cpuid_bit(vcpu, KL_CPUID_1_ECX_MWAIT))
+		return inject_ud(vcpu);
+	skip_insn(vcpu, len);
+	return 1;
+}
+
+/*
+ * A #UD the guest raised: reflected, unless it is VMCALL and
+ * KVM_X86_QUIRK_FIX_HYPERCALL_INSN is on (kl_fix_hypercall).
+ */
+int kl_handle_ud(struct kl_vcpu *vcpu)
+{
+	int r = -ENOENT;
+
+	if (kl_has_quirk(vcpu->vm, KVM_X86_QUIRK_FIX_HYPERCALL_INSN))
+		r = kl_fix_hypercall(vcpu);
+	return r == -ENOENT ? inject_ud(vcpu) : r;
 }
 
 /* Virtualization and other instructions not offered to guests. */

@@ -39,7 +39,7 @@ static const u32 msrs_to_save[] = {
 	0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207,	/* MTRRphysBase/Mask 0-7 */
 	0x208, 0x209, 0x20a, 0x20b, 0x20c, 0x20d, 0x20e, 0x20f,
 	MSR_IA32_MCG_CAP, MSR_IA32_MCG_STATUS, MSR_IA32_MCG_CTL, MSR_IA32_UCODE_REV,
-	MSR_KVM_WALL_CLOCK, MSR_KVM_SYSTEM_TIME, MSR_PLATFORM_INFO,
+	MSR_KVM_WALL_CLOCK, MSR_KVM_SYSTEM_TIME, MSR_PLATFORM_INFO, MSR_IA32_POWER_CTL,
 };
 
 /*
@@ -89,6 +89,7 @@ static u64 *msr_slot(struct kl_vcpu *vcpu, u32 msr)
 	case MSR_IA32_SYSENTER_EIP: return &m->sysenter_eip;
 	case MSR_IA32_CR_PAT: return &m->pat;
 	case MSR_MTRRdefType: return &m->mtrr_deftype;
+	case MSR_IA32_POWER_CTL: return &m->power_ctl;	/* kept, as KVM: no power to manage */
 	}
 	return NULL;
 }
@@ -146,7 +147,7 @@ static bool get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val, bool host)
 	case MSR_IA32_TSC: *val = rdtsc() + vcpu->msrs.tsc_offset; break;
 	case MSR_IA32_TSC_ADJUST: *val = vcpu->msrs.tsc_adjust; break;
 	case MSR_IA32_APICBASE: *val = kl_apic_base(vcpu); break;
-	case MSR_IA32_MISC_ENABLE: *val = MSR_IA32_MISC_ENABLE_FAST_STRING; break;
+	case MSR_IA32_MISC_ENABLE: *val = vcpu->msrs.misc_enable; break;
 	case MSR_MTRRcap: *val = MTRR_CAP_VALUE; break;
 	case MSR_IA32_UCODE_REV: *val = 0; break;
 	case MSR_PLATFORM_INFO:
@@ -155,7 +156,11 @@ static bool get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val, bool host)
 			return false;
 		*val = vcpu->msrs.platform_info;
 		break;
-	case MSR_KVM_WALL_CLOCK: case MSR_KVM_SYSTEM_TIME: *val = 0; break;	/* kvmclock off */
+	case MSR_KVM_WALL_CLOCK: case MSR_KVM_SYSTEM_TIME:	/* kvmclock off */
+		if (!host && vcpu->pv_cpuid_enforce)
+			return false;
+		*val = 0;
+		break;
 	default: return kl_mce_get_msr(vcpu, msr, val, host);
 	}
 	return true;
@@ -164,6 +169,11 @@ static bool get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val, bool host)
 bool kl_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val)
 {
 	return get_msr(vcpu, msr, val, false);
+}
+
+bool kl_host_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val)
+{
+	return get_msr(vcpu, msr, val, true);
 }
 
 /*
@@ -210,7 +220,24 @@ static bool set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val, bool host)
 			vcpu->msrs.tsc_offset += val - vcpu->msrs.tsc_adjust;
 		vcpu->msrs.tsc_adjust = val;
 		return true;
-	case MSR_IA32_MISC_ENABLE: case MSR_IA32_UCODE_REV:
+	case MSR_IA32_MISC_ENABLE:
+		/*
+		 * Kept, and without effect but one: once userspace turned off
+		 * KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT, ENABLE_MWAIT shows in
+		 * CPUID (given SSE3, as KVM asks).
+		 */
+		cur = vcpu->msrs.misc_enable;
+		vcpu->msrs.misc_enable = val;
+		if (!kl_has_quirk(vcpu->vm, KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT) &&
+		    ((cur ^ val) & MSR_IA32_MISC_ENABLE_MWAIT)) {
+			if (!kl_guest_has_cpuid_bit(vcpu, 1U << 0)) {	/* SSE3 */
+				vcpu->msrs.misc_enable = cur;
+				return false;
+			}
+			kl_cpuid_update_runtime(vcpu);
+		}
+		return true;
+	case MSR_IA32_UCODE_REV:
 		return true;	/* accepted and ignored, as on KVM */
 	case MSR_PLATFORM_INFO:
 		/* Userspace's to set, not the guest's; no CPUID faulting (bit 31) here. */

@@ -9,6 +9,9 @@
  */
 #include <linux/slab.h>
 #include <asm/fpu/api.h>
+#include <asm/fpu/types.h>
+#include <asm/fpu/xcr.h>
+#include <linux/uaccess.h>
 #include <linux/kvm.h>
 #include <asm/processor-flags.h>
 #include <asm/trapnr.h>
@@ -223,11 +226,26 @@ int kl_set_cr3(struct kl_vcpu *vcpu, u64 val)
 	return 0;
 }
 
+/*
+ * The CR4 bits this vCPU may set: OSXSAVE only when the host has XSAVE and
+ * the vCPU's CPUID offers it — or, as KVM, before any CPUID is set, when
+ * only the host's support counts.
+ */
+static bool cr4_valid(struct kl_vcpu *vcpu, u64 val)
+{
+	if (val & ~(KL_CR4_SUPPORTED | X86_CR4_OSXSAVE))
+		return false;
+	if (!(val & X86_CR4_OSXSAVE))
+		return true;
+	return kl_supported_xcr0() &&
+	       (!vcpu->ncpuid || kl_guest_has_cpuid_bit(vcpu, KL_CPUID_1_ECX_XSAVE));
+}
+
 int kl_set_cr4(struct kl_vcpu *vcpu, u64 val)
 {
 	u64 old = vcpu->cr4;
 
-	if (val & ~KL_CR4_SUPPORTED)
+	if (!cr4_valid(vcpu, val))
 		return -EINVAL;
 	if (kl_guest_long_mode(vcpu) && !(val & X86_CR4_PAE))
 		return -EINVAL;
@@ -235,7 +253,87 @@ int kl_set_cr4(struct kl_vcpu *vcpu, u64 val)
 	    ((val ^ old) & (X86_CR4_PAE | X86_CR4_PGE | X86_CR4_PSE)) && load_pdptrs(vcpu, vcpu->cr3))
 		return -EINVAL;
 	vcpu->cr4 = val;
+	if ((val ^ old) & X86_CR4_OSXSAVE)
+		kl_cpuid_update_runtime(vcpu);
 	paging_changed(vcpu, vcpu->cr0, old, vcpu->efer);
+	return 0;
+}
+
+/* What this guest's XCR0 may hold: what its CPUID's XSAVE leaf offers, within ours; x87 always. */
+static u64 guest_supported_xcr0(struct kl_vcpu *vcpu)
+{
+	const struct kvm_cpuid_entry2 *e = kl_find_cpuid(vcpu, 0xd, 0);
+
+	return ((e ? e->eax : 0) & kl_supported_xcr0()) | XFEATURE_MASK_FP;
+}
+
+int kl_set_xcr0(struct kl_vcpu *vcpu, u64 val)
+{
+	if (!(val & XFEATURE_MASK_FP) || (val & ~guest_supported_xcr0(vcpu)))
+		return -EINVAL;
+	vcpu->xcr0 = val;
+	return 0;
+}
+
+/*
+ * Around VMRUN (interrupts off, inside kernel_fpu_begin): the guest's XCR0
+ * is the CPU's while its CR4.OSXSAVE is set, the host's again after. Returns
+ * the host's XCR0 for kl_put_guest_xcr0 (0: the host has no XSAVE).
+ */
+u64 kl_load_guest_xcr0(struct kl_vcpu *vcpu)
+{
+	u64 host;
+
+	if (!boot_cpu_has(X86_FEATURE_OSXSAVE))
+		return 0;
+	host = xgetbv(XCR_XFEATURE_ENABLED_MASK);
+	if ((vcpu->cr4 & X86_CR4_OSXSAVE) && vcpu->xcr0 != host)
+		xsetbv(XCR_XFEATURE_ENABLED_MASK, vcpu->xcr0);
+	return host;
+}
+
+/*
+ * CR4 writes always exit, so vcpu->cr4 is what the guest ran with. An XCR0
+ * that is not the one loaded was set by a guest XSETBV the CPU did not
+ * intercept (QEMU's SVM checks no intercept for it): the guest's, kept
+ * within what its CPUID offers.
+ */
+void kl_put_guest_xcr0(struct kl_vcpu *vcpu, u64 host)
+{
+	u64 cur;
+
+	if (!host)
+		return;
+	cur = xgetbv(XCR_XFEATURE_ENABLED_MASK);
+	if ((vcpu->cr4 & X86_CR4_OSXSAVE) && cur != vcpu->xcr0)
+		vcpu->xcr0 = cur & guest_supported_xcr0(vcpu);
+	if (cur != host)
+		xsetbv(XCR_XFEATURE_ENABLED_MASK, host);
+}
+
+int kl_get_xcrs(struct kl_vcpu *vcpu, struct kvm_xcrs __user *argp)
+{
+	struct kvm_xcrs x = { .nr_xcrs = 1 };
+
+	if (!kl_host_xcr0())
+		x.nr_xcrs = 0;	/* as KVM: no XCRs without XSAVE */
+	x.xcrs[0].xcr = XCR_XFEATURE_ENABLED_MASK;
+	x.xcrs[0].value = vcpu->xcr0;
+	return copy_to_user(argp, &x, sizeof(x)) ? -EFAULT : 0;
+}
+
+/* Only XCR0 exists: as KVM, the first entry for it counts and others are ignored. */
+int kl_set_xcrs(struct kl_vcpu *vcpu, const struct kvm_xcrs __user *argp)
+{
+	struct kvm_xcrs x;
+
+	if (copy_from_user(&x, argp, sizeof(x)))
+		return -EFAULT;
+	if (!kl_host_xcr0() || x.nr_xcrs > KVM_MAX_XCRS || x.flags)
+		return -EINVAL;
+	for (u32 i = 0; i < x.nr_xcrs; i++)
+		if (x.xcrs[i].xcr == XCR_XFEATURE_ENABLED_MASK)
+			return kl_set_xcr0(vcpu, x.xcrs[i].value);
 	return 0;
 }
 
@@ -291,7 +389,7 @@ void kl_get_sregs(struct kl_vcpu *vcpu, struct kvm_sregs *sr)
 }
 
 /* Reject states the CPU would refuse to run, with -EINVAL. */
-static int check_sregs(const struct kvm_sregs *sr)
+static int check_sregs(struct kl_vcpu *vcpu, const struct kvm_sregs *sr)
 {
 	bool lma = sr->efer & EFER_LMA, lme = sr->efer & EFER_LME, pg = sr->cr0 & X86_CR0_PG;
 
@@ -306,7 +404,7 @@ static int check_sregs(const struct kvm_sregs *sr)
 		return -EINVAL;
 	if (sr->efer & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NX))
 		return -EINVAL;
-	if (sr->cr4 & ~KL_CR4_SUPPORTED)
+	if (!cr4_valid(vcpu, sr->cr4))
 		return -EINVAL;
 	if (lma && (sr->cr3 & ~0x000ffffffffff018ULL))
 		return -EINVAL;
@@ -317,7 +415,7 @@ static int check_sregs(const struct kvm_sregs *sr)
 
 int kl_set_sregs(struct kl_vcpu *vcpu, const struct kvm_sregs *sr)
 {
-	int r = check_sregs(sr);
+	int r = check_sregs(vcpu, sr);
 
 	if (r)
 		return r;
@@ -330,6 +428,7 @@ int kl_set_sregs(struct kl_vcpu *vcpu, const struct kvm_sregs *sr)
 	vcpu->cr3 = sr->cr3;
 	vcpu->cr4 = sr->cr4;
 	vcpu->efer = sr->efer;
+	kl_cpuid_update_runtime(vcpu);
 	/* As KVM: a PAE state whose PDPTEs cannot load still loads; the guest sees none present. */
 	memset(vcpu->pdptrs, 0, sizeof(vcpu->pdptrs));
 	if (pae_paging(vcpu->cr0, vcpu->cr4, vcpu->efer))
@@ -356,7 +455,10 @@ void kl_vcpu_reset(struct kl_vcpu *vcpu)
 	memset(vcpu->dr, 0, sizeof(vcpu->dr));
 	vcpu->dr[6] = 0xffff0ff0;
 	vcpu->dr[7] = 0x400;
-	vcpu->msrs = (struct kl_msrs) { .pat = DEFAULT_PAT };
+	vcpu->msrs = (struct kl_msrs) {
+		.pat = DEFAULT_PAT, .misc_enable = MSR_IA32_MISC_ENABLE_FAST_STRING,
+	};
+	vcpu->xcr0 = XFEATURE_MASK_FP;
 	memset(&vcpu->mce, 0, sizeof(vcpu->mce));
 	vcpu->mce.mcg_cap = KL_MAX_MCE_BANKS;
 	memset(vcpu->fpu, 0, sizeof(*vcpu->fpu));

@@ -63,6 +63,13 @@ bool kl_set_apic_base(struct kl_vcpu *vcpu, u64 val);
 /* ---- MSRs (msr.c) and CPUID (cpuid.c) ---- */
 bool kl_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val);
 bool kl_set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val);
+/* As KVM_GET_MSRS reads it: true for every MSR kvmlab knows. */
+bool kl_host_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val);
+/* ---- userspace MSR exits and filters (msr_exit.c) ---- */
+int kl_set_msr_filter(struct kl_vm *vm, const struct kvm_msr_filter __user *argp);
+void kl_free_msr_filter(struct kl_vm *vm);
+int kl_enable_user_space_msr(struct kl_vm *vm, u64 mask);
+void kl_complete_msr_exit(struct kl_vcpu *vcpu);
 int kl_get_msr_index_list(struct kvm_msr_list __user *argp);
 int kl_get_msr_feature_index_list(struct kvm_msr_list __user *argp);
 int kl_get_feature_msrs(struct kvm_msrs __user *argp);
@@ -78,6 +85,28 @@ int kl_maxphyaddr(struct kl_vcpu *vcpu);
 int kl_get_supported_cpuid(struct kvm_cpuid2 __user *argp);
 int kl_set_cpuid2(struct kl_vcpu *vcpu, struct kvm_cpuid2 __user *argp);
 int kl_get_cpuid2(struct kl_vcpu *vcpu, struct kvm_cpuid2 __user *argp);
+void kl_cpuid_update_runtime(struct kl_vcpu *vcpu);
+/* Whether the vCPU's CPUID leaf 1 has this ECX bit (KL_CPUID_1_ECX_*). */
+bool kl_guest_has_cpuid_bit(struct kl_vcpu *vcpu, u32 ecx1_bit);
+
+/* ---- XSAVE (cpuid.c, x86.c): x87 and SSE only ---- */
+u64 kl_host_xcr0(void);
+u64 kl_supported_xcr0(void);
+/* XCR0 as XSETBV or KVM_SET_XCRS would set it: 0, or -EINVAL for a value the CPU refuses. */
+int kl_set_xcr0(struct kl_vcpu *vcpu, u64 val);
+int kl_get_xcrs(struct kl_vcpu *vcpu, struct kvm_xcrs __user *argp);
+/* The vendor brackets VMRUN with these (interrupts off, FPU ours). */
+u64 kl_load_guest_xcr0(struct kl_vcpu *vcpu);
+void kl_put_guest_xcr0(struct kl_vcpu *vcpu, u64 host_xcr0);
+int kl_set_xcrs(struct kl_vcpu *vcpu, const struct kvm_xcrs __user *argp);
+
+/* KVM_CAP_DISABLE_QUIRKS2: the quirks kvmlab has, each on until userspace turns it off. */
+#define KL_VALID_QUIRKS	(KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT | KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS | \
+			 KVM_X86_QUIRK_FIX_HYPERCALL_INSN)
+static inline bool kl_has_quirk(struct kl_vm *vm, u64 quirk)
+{
+	return !(READ_ONCE(vm->disabled_quirks) & quirk);
+}
 
 /* The bits of rSI/rDI/rCX an address size uses (2, 4 or 8 bytes). */
 static inline u64 kl_addr_mask(int size)
@@ -111,6 +140,8 @@ int kl_emulate_mmio(struct kl_vcpu *vcpu, u64 addr, u64 gpa);
  * guest's #PF or #GP, 0 with an internal error for userspace.
  */
 bool kl_translate_operand(struct kl_vcpu *vcpu, u64 lin, bool write, u64 *gpa, int *verdict);
+/* VMCALL at RIP rewritten to VMMCALL: 1, 0 (see handlers), or -ENOENT if it is not VMCALL. */
+int kl_fix_hypercall(struct kl_vcpu *vcpu);
 
 /*
  * ---- exit handlers (handlers.c): what a vendor calls with what it decoded ----
@@ -133,6 +164,9 @@ int kl_handle_msr(struct kl_vcpu *vcpu, bool write, int len);
 int kl_handle_cpuid(struct kl_vcpu *vcpu, int len);
 int kl_handle_hlt(struct kl_vcpu *vcpu, int len);
 int kl_handle_hypercall(struct kl_vcpu *vcpu, int len);
+int kl_handle_xsetbv(struct kl_vcpu *vcpu, int len);
+int kl_handle_monitor_mwait(struct kl_vcpu *vcpu, int len);
+int kl_handle_ud(struct kl_vcpu *vcpu);		/* a #UD intercept */
 int kl_handle_irq_window(struct kl_vcpu *vcpu);
 int kl_handle_shutdown(struct kl_vcpu *vcpu);
 int kl_handle_invalid_opcode(struct kl_vcpu *vcpu);

@@ -1255,6 +1255,56 @@ static void vmm_saved_state(int dev, int vm, int vcpu)
 		attr.attr = 99;
 		expect_errno("device_attr_unknown", ioctl(vcpu, KVM_HAS_DEVICE_ATTR, &attr), ENXIO);
 	}
+	if (ioctl(dev, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0) {
+		struct kvm_xcrs x = { .nr_xcrs = 1, .xcrs = { { .xcr = 0, .value = 1 } } };
+
+		check("set_xcrs_x87", ioctl(vcpu, KVM_SET_XCRS, &x) == 0, "errno %d", errno);
+		x.xcrs[0].value = 2;
+		expect_errno("set_xcrs_without_x87", ioctl(vcpu, KVM_SET_XCRS, &x), EINVAL);
+		x.xcrs[0].value = 1ULL << 62;
+		expect_errno("set_xcrs_unknown_feature", ioctl(vcpu, KVM_SET_XCRS, &x), EINVAL);
+		x = (struct kvm_xcrs) { .nr_xcrs = 1, .xcrs = { { .xcr = 5, .value = 1ULL << 62 } } };
+		check("set_xcrs_unknown_xcr_ignored", ioctl(vcpu, KVM_SET_XCRS, &x) == 0, "errno %d",
+		      errno);
+		x.nr_xcrs = 100;
+		expect_errno("set_xcrs_too_many", ioctl(vcpu, KVM_SET_XCRS, &x), EINVAL);
+		check("get_xcrs", ioctl(vcpu, KVM_GET_XCRS, &x) == 0 && x.xcrs[0].value == 1,
+		      "errno %d nr %u", errno, x.nr_xcrs);
+		expect_errno("xcrs_bad_pointer", ioctl(vcpu, KVM_GET_XCRS, (void *)8), EFAULT);
+	}
+	if (ioctl(dev, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) > 0) {
+		static uint8_t bits[KVM_MSR_FILTER_MAX_BITMAP_SIZE + 8];
+		struct kvm_msr_filter f = { .flags = 1 << 5 };
+		struct kvm_enable_cap um = { .cap = KVM_CAP_X86_USER_SPACE_MSR, .args = { 1 << 9 } };
+
+		expect_errno("msr_filter_unknown_flag", ioctl(vm, KVM_X86_SET_MSR_FILTER, &f), EINVAL);
+		f = (struct kvm_msr_filter) { .flags = KVM_MSR_FILTER_DEFAULT_DENY };
+		expect_errno("msr_filter_deny_all", ioctl(vm, KVM_X86_SET_MSR_FILTER, &f), EINVAL);
+		f.ranges[0] = (struct kvm_msr_filter_range) { .flags = 0, .nmsrs = 8, .bitmap = bits };
+		expect_errno("msr_filter_range_no_flags", ioctl(vm, KVM_X86_SET_MSR_FILTER, &f),
+			     EINVAL);
+		f.ranges[0] = (struct kvm_msr_filter_range) {
+			.flags = KVM_MSR_FILTER_READ, .nmsrs = 8 * (KVM_MSR_FILTER_MAX_BITMAP_SIZE + 8),
+			.bitmap = bits };
+		expect_errno("msr_filter_range_too_big", ioctl(vm, KVM_X86_SET_MSR_FILTER, &f),
+			     EINVAL);
+		f.ranges[0] = (struct kvm_msr_filter_range) {
+			.flags = KVM_MSR_FILTER_READ, .nmsrs = 8, .bitmap = (void *)8 };
+		expect_errno("msr_filter_bad_bitmap", ioctl(vm, KVM_X86_SET_MSR_FILTER, &f), EFAULT);
+		expect_errno("msr_filter_bad_pointer", ioctl(vm, KVM_X86_SET_MSR_FILTER, (void *)8),
+			     EFAULT);
+		f.ranges[0].bitmap = bits;
+		check("msr_filter_set", ioctl(vm, KVM_X86_SET_MSR_FILTER, &f) == 0, "errno %d", errno);
+		f = (struct kvm_msr_filter) { .flags = KVM_MSR_FILTER_DEFAULT_ALLOW };
+		check("msr_filter_cleared", ioctl(vm, KVM_X86_SET_MSR_FILTER, &f) == 0, "errno %d",
+		      errno);
+		expect_errno("user_space_msr_unknown_reason", ioctl(vm, KVM_ENABLE_CAP, &um), EINVAL);
+	}
+	if (ioctl(dev, KVM_CHECK_EXTENSION, KVM_CAP_DISABLE_QUIRKS2) > 0) {
+		struct kvm_enable_cap q = { .cap = KVM_CAP_DISABLE_QUIRKS2, .args = { 1ULL << 60 } };
+
+		expect_errno("disable_quirks2_unknown", ioctl(vm, KVM_ENABLE_CAP, &q), EINVAL);
+	}
 	check("nr_mmu_pages", ioctl(vm, KVM_SET_NR_MMU_PAGES, 100) == 0 &&
 	      ioctl(vm, KVM_GET_NR_MMU_PAGES, 0) == 100, "errno %d", errno);
 
