@@ -58,16 +58,17 @@
  * shadow MMUs do not model them), no VMX/SVM, no x2APIC, no TSC-deadline.
  */
 /*
- * The hypervisor leaves (0x40000000 up), as every hypervisor has them:
- * 0x40000000 gives the highest such leaf in EAX and kvmlab's signature in
- * EBX, ECX, EDX; 0x40000001 the paravirtual features offered, none so far
- * (a guest looking for KVM's signature does not find it, so it uses none
- * of KVM's PV features either).
+ * The hypervisor leaves (0x40000000 up), as Linux KVM reports them, since
+ * kvmlab implements that part of KVM's paravirtual ABI: 0x40000000 gives
+ * the highest such leaf and KVM's signature, 0x40000001 the features —
+ * kvmclock (old and new MSRs) and steal time (kmod/x86/pvclock.c). A VMM
+ * passes them on (QEMU writes its own signature and keeps the features
+ * kvmlab offers); the harness's own guests get none.
  */
 #define KL_CPUID_HV_BASE	0x40000000U
 #define KL_CPUID_HV_MAX		0x40000001U
-#define KL_CPUID_SIGNATURE	"kvmlabkvmlab"	/* EBX, ECX, EDX */
-#define KL_CPUID_HV_FEATURES	0U
+#define KL_CPUID_SIGNATURE	"KVMKVMKVM\0\0\0"	/* EBX, ECX, EDX */
+#define KL_CPUID_HV_FEATURES	((1U << 0) | (1U << 3) | (1U << 5))	/* CLOCKSOURCE(2), STEAL_TIME */
 
 #define KL_CPUID_MAX_BASIC	0xd	/* KVM_GET_SUPPORTED_CPUID: up to the XSAVE leaf */
 #define KL_CPUID_POLICY_MAX_BASIC 7	/* the harness's guests: no XSAVE leaf */

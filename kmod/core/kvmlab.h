@@ -135,6 +135,8 @@ struct kl_vm {
 	/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: KVM_DIRTY_LOG_* flags enabled (under lock) */
 	u64 manual_dirty_log;
 	u64 disabled_quirks;		/* KVM_CAP_DISABLE_QUIRKS2: KVM_X86_QUIRK_* turned off */
+	s64 kvmclock_offset;		/* kvmclock = CLOCK_BOOTTIME + this (x86/pvclock.c) */
+	atomic_t kvmclock_gen;		/* bumped by KVM_SET_CLOCK: every vCPU rewrites its record */
 	/* KVM_CAP_X86_USER_SPACE_MSR: KVM_MSR_EXIT_REASON_* that exit to userspace */
 	u32 user_space_msr_mask;
 	/* KVM_X86_SET_MSR_FILTER (x86/msr.c): replaced under lock, read under RCU */
@@ -230,6 +232,13 @@ struct kl_vcpu {
 	u32 mp_state;			/* KVM_MP_STATE_*: whether KVM_RUN enters the guest */
 	bool has_run;			/* KVM_RUN has entered the guest: CPUID is fixed */
 	bool pv_cpuid_enforce;		/* KVM_CAP_ENFORCE_PV_FEATURE_CPUID */
+	struct {			/* KVM's PV clock and steal time (x86/pvclock.c) */
+		u64 system_time, wall_clock, steal_msr;	/* the MSRs */
+		u32 clock_version, wall_version, steal_version;
+		int clock_gen, clock_cpu;	/* when and where the clock record was written */
+		bool steal_started;
+		u64 steal_last;		/* the thread's run_delay at the last update */
+	} pv;
 	bool sigset_active;		/* KVM_SET_SIGNAL_MASK: the mask while in KVM_RUN */
 	sigset_t sigset;
 	u64 dr[8];			/* emulated; never loaded into hardware */

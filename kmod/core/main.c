@@ -165,6 +165,7 @@ int kl_create_vm(unsigned long type)
 	mutex_init(&vm->lock);
 	mutex_init(&vm->mmu_lock);
 	vm->mmu = mmu;
+	kl_kvmclock_init(vm);
 	vm->mm = current->mm;
 	mmgrab(vm->mm);
 	r = kl_mmu_vm_init(vm);
@@ -384,6 +385,10 @@ static long vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 		return kl_set_gsi_routing(vm, argp);
 	case KVM_X86_SET_MSR_FILTER:
 		return kl_set_msr_filter(vm, argp);
+	case KVM_GET_CLOCK:
+		return kl_get_clock(vm, argp);
+	case KVM_SET_CLOCK:
+		return kl_set_clock(vm, argp);
 	default:
 		return -ENOTTY;
 	}
@@ -423,6 +428,8 @@ static long check_extension(unsigned long ext, const struct kl_mmu_ops *mmu)
 	case KVM_CAP_X86_MSR_FILTER:			/* x86/msr_exit.c */
 	case KVM_CAP_X86_USER_SPACE_MSR:		/* INVAL, UNKNOWN and FILTER exits */
 		return 1;
+	case KVM_CAP_ADJUST_CLOCK:			/* kvmclock (x86/pvclock.c): the flags */
+		return kl_kvmclock_caps();
 	case KVM_CAP_XCRS:				/* XCR0: x87 and SSE (x86/x86.c) */
 		return kl_supported_xcr0() != 0;
 	case KVM_CAP_DISABLE_QUIRKS2:			/* the quirks kvmlab has */

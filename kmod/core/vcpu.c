@@ -180,6 +180,7 @@ static int run_loop(struct kl_vcpu *vcpu)
 	int r;
 
 	complete_mmio(vcpu);
+	kl_pv_steal_update(vcpu);
 	/* KVM_EXIT_IO "in": userspace has put the data in place; nothing to do. */
 	/*
 	 * immediate_exit at entry: the I/O above is completed and nothing

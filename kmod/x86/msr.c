@@ -7,9 +7,8 @@
  * FS and GS bases are the segments' own, kept by the vendor. Anything else
  * raises #GP, as an unknown MSR does on the CPU (and KVM with ignore_msrs=0).
  *
- * kvmclock's MSRs (0x11, 0x12, the old numbers QEMU always restores) are
- * known only as "disabled": no KVM paravirtual CPUID leaf is offered, so a
- * guest WRMSR gets #GP, and userspace may set them to 0 only.
+ * KVM's paravirtual MSRs (kvmclock, old and new numbers, and steal time)
+ * are pvclock.c's.
  *
  * MTRRs are kept, checked as the CPU checks them, and not applied: guest
  * memory is ordinary write-back host memory whatever the guest asks for
@@ -39,7 +38,8 @@ static const u32 msrs_to_save[] = {
 	0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207,	/* MTRRphysBase/Mask 0-7 */
 	0x208, 0x209, 0x20a, 0x20b, 0x20c, 0x20d, 0x20e, 0x20f,
 	MSR_IA32_MCG_CAP, MSR_IA32_MCG_STATUS, MSR_IA32_MCG_CTL, MSR_IA32_UCODE_REV,
-	MSR_KVM_WALL_CLOCK, MSR_KVM_SYSTEM_TIME, MSR_PLATFORM_INFO, MSR_IA32_POWER_CTL,
+	MSR_KVM_WALL_CLOCK, MSR_KVM_SYSTEM_TIME, MSR_KVM_WALL_CLOCK_NEW, MSR_KVM_SYSTEM_TIME_NEW,
+	MSR_KVM_STEAL_TIME, MSR_PLATFORM_INFO, MSR_IA32_POWER_CTL,
 };
 
 /*
@@ -133,6 +133,7 @@ static bool get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val, bool host)
 {
 	u64 *slot = msr_slot(vcpu, msr);
 	struct kvm_sregs sr;
+	int r;
 
 	if (slot) {
 		*val = *slot;
@@ -156,12 +157,9 @@ static bool get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val, bool host)
 			return false;
 		*val = vcpu->msrs.platform_info;
 		break;
-	case MSR_KVM_WALL_CLOCK: case MSR_KVM_SYSTEM_TIME:	/* kvmclock off */
-		if (!host && vcpu->pv_cpuid_enforce)
-			return false;
-		*val = 0;
-		break;
-	default: return kl_mce_get_msr(vcpu, msr, val, host);
+	default:
+		r = kl_pv_get_msr(vcpu, msr, val, host);
+		return r >= 0 ? r : kl_mce_get_msr(vcpu, msr, val, host);
 	}
 	return true;
 }
@@ -184,6 +182,7 @@ static bool set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val, bool host)
 {
 	u64 *slot = msr_slot(vcpu, msr), cur;
 	struct kvm_sregs sr;
+	int r;
 
 	if (!valid_value(vcpu, msr, val))
 		return false;
@@ -245,10 +244,11 @@ static bool set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val, bool host)
 			return false;
 		vcpu->msrs.platform_info = val;
 		return true;
-	case MSR_MTRRcap: case MSR_KVM_WALL_CLOCK: case MSR_KVM_SYSTEM_TIME:
+	case MSR_MTRRcap:
 		return host && get_msr(vcpu, msr, &cur, true) && cur == val;
 	}
-	return kl_mce_set_msr(vcpu, msr, val, host);
+	r = kl_pv_set_msr(vcpu, msr, val, host);
+	return r >= 0 ? r : kl_mce_set_msr(vcpu, msr, val, host);
 }
 
 bool kl_set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val)

@@ -459,6 +459,7 @@ void kl_vcpu_reset(struct kl_vcpu *vcpu)
 		.pat = DEFAULT_PAT, .misc_enable = MSR_IA32_MISC_ENABLE_FAST_STRING,
 	};
 	vcpu->xcr0 = XFEATURE_MASK_FP;
+	memset(&vcpu->pv, 0, sizeof(vcpu->pv));	/* kvmclock and steal time off */
 	memset(&vcpu->mce, 0, sizeof(vcpu->mce));
 	vcpu->mce.mcg_cap = KL_MAX_MCE_BANKS;
 	memset(vcpu->fpu, 0, sizeof(*vcpu->fpu));
@@ -559,5 +560,6 @@ int kl_x86_run_once(struct kl_vcpu *vcpu)
 	}
 	if (vcpu->triple_fault)
 		return kl_handle_shutdown(vcpu);
+	kl_pv_clock_check(vcpu);
 	return kl_vendor->run(vcpu);
 }

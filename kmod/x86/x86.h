@@ -100,6 +100,17 @@ u64 kl_load_guest_xcr0(struct kl_vcpu *vcpu);
 void kl_put_guest_xcr0(struct kl_vcpu *vcpu, u64 host_xcr0);
 int kl_set_xcrs(struct kl_vcpu *vcpu, const struct kvm_xcrs __user *argp);
 
+/* ---- KVM's PV clock and steal time (pvclock.c) ---- */
+void kl_kvmclock_init(struct kl_vm *vm);
+u32 kl_kvmclock_caps(void);
+int kl_get_clock(struct kl_vm *vm, struct kvm_clock_data __user *argp);
+int kl_set_clock(struct kl_vm *vm, const struct kvm_clock_data __user *argp);
+void kl_pv_clock_check(struct kl_vcpu *vcpu);
+void kl_pv_steal_update(struct kl_vcpu *vcpu);
+/* A KVM PV MSR: -1 when msr is not one, else whether the access is allowed. */
+int kl_pv_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val, bool host);
+int kl_pv_set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val, bool host);
+
 /* KVM_CAP_DISABLE_QUIRKS2: the quirks kvmlab has, each on until userspace turns it off. */
 #define KL_VALID_QUIRKS	(KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT | KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS | \
 			 KVM_X86_QUIRK_FIX_HYPERCALL_INSN)
