@@ -19,15 +19,8 @@ PASS_EVERYWHERE = [
     "x86_64/userspace_msr_exit_test", "x86_64/kvm_clock_test",
     "kvm_create_max_vcpus", "set_memory_region_test", "system_counter_offset_test",
     "demand_paging_test", "memslot_modification_stress_test", "dirty_log_perf_test",
-    "kvm_page_table_test",
+    "kvm_page_table_test", "kvm_binary_stats_test", "steal_time",
 ]
-
-# Pass under every strategy but mmu=cached, which runs one vCPU per VM until the SMP issue (and
-# says so in KVM_CAP_MAX_VCPUS); these create four vCPUs (with what cached answers).
-PASS_BUT_CACHED = {
-    "kvm_binary_stats_test": "KVM_CREATE_VCPU failed",
-    "steal_time": "nr_vcpus = 4 too large for host, max-vcpus = 1",
-}
 
 # 15-70 s each per hypervisor here: `make test` leaves them to `make test-kselftest`
 # (KVMLAB_KSELFTEST_ALL=1), which runs the whole list.
@@ -36,7 +29,7 @@ SLOW = {"demand_paging_test", "memslot_modification_stress_test", "dirty_log_per
 
 # Passes under Linux KVM, not (yet) under kvmlab, with the reason. Asserted: each of these
 # must not pass under kvmlab-npt either, so that a test that starts passing moves up. None left:
-# what remains is mmu=cached's one vCPU (above) and the in-kernel APIC (below).
+# what remains needs the in-kernel APIC (below).
 NOT_YET = {}
 
 # Pass under Linux KVM but need its in-kernel local APIC, which the issue leaves out: the
@@ -66,17 +59,13 @@ def kselftest(tmp_path, tests, hvs):
 
 
 def test_selftests_that_pass_under_linux_kvm_pass_under_every_strategy(tmp_path):
-    everywhere, but_cached, not_yet = (chosen(PASS_EVERYWHERE), chosen(sorted(PASS_BUT_CACHED)),
-                                       chosen(sorted(NOT_YET)))
+    everywhere, not_yet = chosen(PASS_EVERYWHERE), chosen(sorted(NOT_YET))
     apic = sorted(NEEDS_IN_KERNEL_APIC)
-    r, res = kselftest(tmp_path, everywhere + but_cached + not_yet + apic, ALL_HVS)
+    r, res = kselftest(tmp_path, everywhere + not_yet + apic, ALL_HVS)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     bad = [f"{t} under {hv}: {res[(t, hv)]['result']} {res[(t, hv)]['first_error']}"
-           for t in everywhere + but_cached for hv in ALL_HVS
-           if res[(t, hv)]["result"] != "pass" and not (t in but_cached and hv == "kvmlab-cached")]
+           for t in everywhere for hv in ALL_HVS if res[(t, hv)]["result"] != "pass"]
     assert not bad, "\n".join(bad)
-    for t in but_cached:
-        assert PASS_BUT_CACHED[t] in res[(t, "kvmlab-cached")]["first_error"], t
     for t in not_yet:
         why = NOT_YET[t]
         for hv in ("kvm-shadow", "kvm-npt"):

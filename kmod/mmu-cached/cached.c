@@ -24,8 +24,12 @@
  * a lookup. The shadow memory is capped (cached_max_pages): the least
  * recently used shadow pages are recycled (mmu_recycled).
  *
- * One vCPU per VM: shadow pages are shared, and zapping one under another
- * vCPU running in guest mode would need an IPI to make it exit first.
+ * Several vCPUs share every shadow page; each has its own root (the shadow
+ * of its CR3). A shadow page zapped while another vCPU may be walking it
+ * is unlinked at once but freed only after every vCPU has flushed — a
+ * remote flush that kicks the running ones out of guest mode and waits
+ * (KVM's invalid list and commit): zap_sp queues, commit_zap frees. Each
+ * kl_mmu_ops callback that may zap commits before it returns.
  */
 #include <linux/hash.h>
 #include <linux/list.h>
@@ -99,14 +103,28 @@ struct cache {
 	struct hlist_head sps[1 << HASH_BITS];
 	struct hlist_head rmaps[1 << HASH_BITS];
 	struct list_head lru;
+	struct list_head zapped;	/* unlinked, freed at the next commit_zap */
 	unsigned int nr_sps;
 	unsigned long nr_rmaps;
-	struct sp *root;		/* the one vCPU's */
 };
 
 static inline struct cache *to_cache(struct kl_vm *vm)
 {
 	return vm->mmu_priv;
+}
+
+/* A vCPU's root: the shadow page its CR3 runs on (NULL: load at the next entry). */
+static inline struct sp *root_of(struct kl_vcpu *vcpu)
+{
+	return vcpu->mmu_priv;
+}
+
+static bool is_a_root(struct kl_vm *vm, struct sp *sp)
+{
+	for (int i = 0; i < vm->nr_vcpus; i++)
+		if (root_of(vm->vcpus[i]) == sp)
+			return true;
+	return false;
 }
 
 /* ---- the reverse map: gfn -> leaf sptes ---- */
@@ -258,18 +276,35 @@ static void zap_sp(struct kl_vm *vm, struct sp *sp)
 	}
 	for (int i = 0; i < 512; i++)
 		zap_entry(vm, sp, i);
-	if (c->root == sp)
-		c->root = NULL;		/* reloaded at the next entry */
+	for (int i = 0; i < vm->nr_vcpus; i++)
+		if (root_of(vm->vcpus[i]) == sp)
+			vm->vcpus[i]->mmu_priv = NULL;	/* reloaded at its next entry */
 	hlist_del(&sp->hash);
-	list_del(&sp->lru);
-	set_page_private(virt_to_page(sp->table), 0);
-	kl_table_page_free(vm, virt_to_page(sp->table));
-	kfree(sp->leaf_gfn);
-	kfree(sp->parents);
-	kfree(sp);
+	list_move_tail(&sp->lru, &c->zapped);	/* a CPU may still be walking it */
 	c->nr_sps--;
 	vm->stat.mmu_shadow_zapped++;
+}
+
+/*
+ * Free what zap_sp unlinked, once no CPU can be walking it: after a remote
+ * flush, which waits for every vCPU in guest mode to leave it.
+ */
+static void commit_zap(struct kl_vm *vm)
+{
+	struct cache *c = to_cache(vm);
+	struct sp *sp, *next;
+
+	if (list_empty(&c->zapped))
+		return;
 	kl_flush_remote_tlbs(vm);
+	list_for_each_entry_safe(sp, next, &c->zapped, lru) {
+		list_del(&sp->lru);
+		set_page_private(virt_to_page(sp->table), 0);
+		kl_table_page_free(vm, virt_to_page(sp->table));
+		kfree(sp->leaf_gfn);
+		kfree(sp->parents);
+		kfree(sp);
+	}
 }
 
 static void zap_all(struct kl_vm *vm)
@@ -294,7 +329,7 @@ static void make_room(struct kl_vm *vm)
 	list_for_each_entry_safe(sp, next, &c->lru, lru) {
 		if (c->nr_sps + 2 < cap)
 			return;
-		if (sp == c->root)
+		if (is_a_root(vm, sp))
 			continue;
 		vm->stat.mmu_recycled++;
 		zap_sp(vm, sp);		/* frees sp only: its children stay cached */
@@ -421,16 +456,16 @@ static void link_pae_pdptes(struct kl_vcpu *vcpu)
 	bool hit;
 	u64 gfn;
 
-	passthrough_child(vcpu, c->root, 0, &gfn, &role);
+	passthrough_child(vcpu, root_of(vcpu), 0, &gfn, &role);
 	pdpt = get_sp(vcpu, gfn, role, &hit);
-	if (!pdpt || !c->root || link_child(vcpu->vm, c->root, 0, pdpt))
+	if (!pdpt || !root_of(vcpu) || link_child(vcpu->vm, root_of(vcpu), 0, pdpt))
 		return;
 	for (int i = 0; i < 4; i++) {
 		if (!(vcpu->pdptrs[i] & KL_PT_P))
 			continue;
 		passthrough_child(vcpu, pdpt, i, &gfn, &role);
 		pd = get_sp(vcpu, gfn, role, &hit);
-		if (!pd || !c->root || link_child(vcpu->vm, pdpt, i, pd))
+		if (!pd || !root_of(vcpu) || link_child(vcpu->vm, pdpt, i, pd))
 			return;
 	}
 }
@@ -466,7 +501,7 @@ static int load_root(struct kl_vcpu *vcpu)
 		vcpu->vm->stat.mmu_root_hit++;
 	else
 		vcpu->vm->stat.mmu_root_miss++;
-	c->root = root;
+	vcpu->mmu_priv = root;
 	if (role.format == FMT_PAE)
 		link_pae_pdptes(vcpu);
 	kl_flush_tlb(vcpu);
@@ -483,7 +518,7 @@ static int fill(struct kl_vcpu *vcpu, u64 gva, const struct kl_walk *w, u32 acce
 {
 	struct kl_vm *vm = vcpu->vm;
 	struct cache *c = to_cache(vm);
-	struct sp *sp = c->root;
+	struct sp *sp = root_of(vcpu);
 	u32 acc = ALL_ACCESS;
 	/* CR0.WP=0 lets the kernel write a read-only page (kl_shadow_leaf_flags). */
 	bool wp_write = (access & KL_PF_W) && !(access & KL_PF_U) && !w->writable &&
@@ -544,7 +579,7 @@ static int fill(struct kl_vcpu *vcpu, u64 gva, const struct kl_walk *w, u32 acce
 link:
 		if (!child)
 			return -ENOMEM;
-		if (!c->root)
+		if (!root_of(vcpu))
 			return -EAGAIN;		/* the cap recycled our own path: start over */
 		r = link_child(vm, sp, i, child);
 		if (r)
@@ -693,7 +728,7 @@ static enum kl_pf_result emulate_pt_write(struct kl_vcpu *vcpu, struct kl_pf_inf
 	return KL_PF_RETRY;
 }
 
-static enum kl_pf_result cached_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
+static enum kl_pf_result page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
 {
 	u32 access = pf->error & (KL_PF_W | KL_PF_U | KL_PF_ID);
 	struct cache *c = to_cache(vcpu->vm);
@@ -706,13 +741,21 @@ static enum kl_pf_result cached_page_fault(struct kl_vcpu *vcpu, struct kl_pf_in
 	if ((access & KL_PF_W) && gfn_is_table(c, w.gpa >> PAGE_SHIFT))
 		return emulate_pt_write(vcpu, pf, &w);
 	for (int tries = 0; tries < 3; tries++) {
-		if (!c->root && load_root(vcpu))
+		if (!root_of(vcpu) && load_root(vcpu))
 			return kl_pf_error(pf, -ENOMEM);
 		r = fill(vcpu, pf->addr, &w, access);
 		if (r != -EAGAIN)
 			break;
 	}
 	return r ? kl_pf_error(pf, r) : KL_PF_FIXED;
+}
+
+static enum kl_pf_result cached_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
+{
+	enum kl_pf_result r = page_fault(vcpu, pf);
+
+	commit_zap(vcpu->vm);
+	return r;
 }
 
 /* The emulator wrote guest memory: shadows of a table there drop what it covers. */
@@ -729,11 +772,13 @@ static void cached_guest_written(struct kl_vcpu *vcpu, u64 gpa, unsigned int len
 		vm->stat.mmu_pte_write++;
 		pt_written(vm, a >> PAGE_SHIFT, off, end - 1);
 	}
+	commit_zap(vm);
 }
 
 static void cached_load_cr3(struct kl_vcpu *vcpu)
 {
 	load_root(vcpu);
+	commit_zap(vcpu->vm);
 }
 
 /* Shadows never go stale: INVLPG and a PGE toggle only flush the hardware TLB. */
@@ -751,20 +796,21 @@ static void cached_flush_tlb(struct kl_vcpu *vcpu)
 static void cached_mode_changed(struct kl_vcpu *vcpu)
 {
 	zap_all(vcpu->vm);
+	commit_zap(vcpu->vm);
 }
 
 static void cached_memslots_changed(struct kl_vm *vm)
 {
 	zap_all(vm);
+	commit_zap(vm);
 }
 
 static u64 cached_root_hpa(struct kl_vcpu *vcpu)
 {
-	struct cache *c = to_cache(vcpu->vm);
+	int r = root_of(vcpu) ? 0 : load_root(vcpu);
 
-	if (!c->root && load_root(vcpu))
-		return 0;
-	return virt_to_phys(c->root->table);
+	commit_zap(vcpu->vm);	/* a new root may have recycled old pages */
+	return r ? 0 : virt_to_phys(root_of(vcpu)->table);
 }
 
 static int cached_vm_init(struct kl_vm *vm)
@@ -774,6 +820,7 @@ static int cached_vm_init(struct kl_vm *vm)
 	if (!c)
 		return -ENOMEM;
 	INIT_LIST_HEAD(&c->lru);
+	INIT_LIST_HEAD(&c->zapped);
 	vm->mmu_priv = c;
 	return 0;
 }
@@ -781,19 +828,21 @@ static int cached_vm_init(struct kl_vm *vm)
 static void cached_vm_destroy(struct kl_vm *vm)
 {
 	zap_all(vm);
+	commit_zap(vm);
 	kfree(vm->mmu_priv);
 	vm->mmu_priv = NULL;
 }
 
 static int cached_vcpu_init(struct kl_vcpu *vcpu)
 {
-	/* KVM_CAP_MAX_VCPUS says 1 for a cached VM; core/vcpu.c refuses more. */
+	vcpu->mmu_priv = NULL;	/* its root, loaded at the first entry */
 	return 0;
 }
 
+/* The shadow pages are the VM's: they stay cached (vm_destroy frees them). */
 static void cached_vcpu_destroy(struct kl_vcpu *vcpu)
 {
-	zap_all(vcpu->vm);
+	vcpu->mmu_priv = NULL;
 }
 
 const struct kl_mmu_ops kl_cached_ops = {
@@ -801,7 +850,6 @@ const struct kl_mmu_ops kl_cached_ops = {
 	.hw_paging = false,
 	.formats = BIT(KL_PAGING_2LEVEL) | BIT(KL_PAGING_PAE) | BIT(KL_PAGING_4LEVEL),
 	.max_pages = &cached_max_pages,
-	.max_vcpus = 1,		/* shared shadow pages across vCPUs: the SMP issue */
 	.vm_init = cached_vm_init,
 	.vm_destroy = cached_vm_destroy,
 	.vcpu_init = cached_vcpu_init,

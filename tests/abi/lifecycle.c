@@ -119,8 +119,7 @@ int main(int argc, char **argv)
 {
 	unsigned long type = argc == 4 ? strtoul(argv[3], NULL, 0) : 0;
 	int cycles = argc >= 3 ? atoi(argv[2]) : 0, dev, ran = 0;
-	/* The cached strategy (type ...03) allows one vCPU per VM. */
-	int max_vcpus = (type & 0xffff) == 3 ? 1 : MAX_VCPUS;
+	int max_vcpus = MAX_VCPUS;
 
 	if (argc < 3 || argc > 4 || cycles <= 0) {
 		fprintf(stderr, "usage: kvmlab-lifecycle DEVICE CYCLES [VM_TYPE]\n");
