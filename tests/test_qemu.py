@@ -55,6 +55,9 @@ def test_qemu_command_checks_its_arguments(tmp_path):
     assert r.returncode == 2 and "-kernel: no file" in r.stderr
     r = run([KVMLAB, "--results", tmp_path, "qemu", "--hv", "kvmlab-npt"])
     assert r.returncode == 2 and "no QEMU arguments" in r.stderr
+    for args in (["--vcpus", "2", "--", "-m", "64"], ["--", "-smp", "cpus=2", "-m", "64"]):
+        r = run([KVMLAB, "--results", tmp_path, "qemu", "--hv", "kvmlab-cached"] + args)
+        assert r.returncode == 2 and "needs an in-kernel local APIC" in r.stderr, r.stderr
 
 
 LINUX = """hv=$1
