@@ -209,6 +209,21 @@ void kc_long_mode_paging(struct kvm_sregs *s, uint64_t cr3)
 	s->efer = KL_EFER_LME | KL_EFER_LMA;
 }
 
+int kc_start_long_mode(struct kc_vm *vm, struct kc_vcpu *v, uint64_t gdt_gpa, uint64_t pml4_gpa,
+		       const struct kvm_regs *regs)
+{
+	struct kvm_sregs sregs;
+
+	if (kc_set_cpuid(vm->sys_fd, v->fd, true, false) || ioctl(v->fd, KVM_GET_SREGS, &sregs))
+		return -1;
+	kc_flat_segments(&sregs, vm->mem + (gdt_gpa - vm->ram_gpa), gdt_gpa, 8, true);
+	kc_long_mode_paging(&sregs, pml4_gpa);
+	sregs.cr0 |= KL_CR0_MP | KL_CR0_NE | KL_CR0_WP;
+	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) || ioctl(v->fd, KVM_SET_REGS, regs))
+		return -1;
+	return 0;
+}
+
 void kc_set_gate(uint8_t *idt, bool long64, int vector, uint64_t handler, int ist)
 {
 	uint64_t gate = (handler & 0xffff) | (8ULL << 16) | ((uint64_t)ist << 32) |

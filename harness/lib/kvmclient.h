@@ -79,6 +79,13 @@ void kc_flat_segments(struct kvm_sregs *s, void *gdt, uint64_t gdt_gpa, uint16_t
 		      bool long64);
 /* Paging on in long mode: CR0 PE|ET|PG, CR3 = cr3, CR4.PAE, EFER LME|LMA (the caller adds more). */
 void kc_long_mode_paging(struct kvm_sregs *s, uint64_t cr3);
+/*
+ * A vCPU ready to run 64-bit code: kvmlab's CPUID policy (no APIC), flat
+ * segments with their GDT at gdt_gpa in vm->mem, long-mode paging on the
+ * tables at pml4_gpa with CR0.MP|NE|WP, and `regs` (RIP and arguments).
+ */
+int kc_start_long_mode(struct kc_vm *vm, struct kc_vcpu *v, uint64_t gdt_gpa, uint64_t pml4_gpa,
+		       const struct kvm_regs *regs);
 /* An interrupt gate to `handler` at selector 8: 8 bytes in 32-bit IDTs, 16 in 64-bit ones. */
 void kc_set_gate(uint8_t *idt, bool long64, int vector, uint64_t handler, int ist);
 /* Identity map of [0, min(bytes, 4 GiB)) in 2 MiB pages: PML4 at pml4_gpa, PDPT and 4 PDs after. */

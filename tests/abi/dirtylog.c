@@ -87,17 +87,8 @@ static int setup_vcpu(struct dl *d, struct kc_vcpu *v, int nvcpus)
 	struct kvm_regs regs = {
 		.rip = CODE_GPA, .rflags = 2, .rdi = MBOX_GPA, .rsi = v->id, .rdx = nvcpus,
 	};
-	struct kvm_sregs sregs;
 
-	if (kc_set_cpuid(d->vm.sys_fd, v->fd, true, false) ||
-	    ioctl(v->fd, KVM_GET_SREGS, &sregs))
-		return -1;
-	kc_flat_segments(&sregs, d->vm.mem + GDT_GPA, GDT_GPA, 8, true);
-	kc_long_mode_paging(&sregs, PML4_GPA);
-	sregs.cr0 |= KL_CR0_MP | KL_CR0_NE | KL_CR0_WP;
-	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) || ioctl(v->fd, KVM_SET_REGS, &regs))
-		return -1;
-	return 0;
+	return kc_start_long_mode(&d->vm, v, GDT_GPA, PML4_GPA, &regs);
 }
 
 /* A VM with its code slot and the logged slot; manual: the flags for MANUAL_DIRTY_LOG_PROTECT2. */

@@ -162,17 +162,8 @@ static int setup_vcpu(struct stress *s, struct kc_vcpu *v)
 		.rip = CODE_GPA, .rflags = 2, .rdi = AREA_GPA(v->id), .rsi = WINDOW_GPA,
 		.rdx = s->rounds, .rcx = AREA_PAGES,
 	};
-	struct kvm_sregs sregs;
 
-	if (kc_set_cpuid(s->vm.sys_fd, v->fd, true, false) ||
-	    ioctl(v->fd, KVM_GET_SREGS, &sregs))
-		return -1;
-	kc_flat_segments(&sregs, s->vm.mem + GDT_GPA, GDT_GPA, 8, true);
-	kc_long_mode_paging(&sregs, PML4_GPA);
-	sregs.cr0 |= KL_CR0_MP | KL_CR0_NE | KL_CR0_WP;
-	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) || ioctl(v->fd, KVM_SET_REGS, &regs))
-		return -1;
-	return 0;
+	return kc_start_long_mode(&s->vm, v, GDT_GPA, PML4_GPA, &regs);
 }
 
 static int setup(struct stress *s, const char *device, unsigned long type, int nvcpus)
