@@ -1300,6 +1300,26 @@ static void vmm_saved_state(int dev, int vm, int vcpu)
 		      errno);
 		expect_errno("user_space_msr_unknown_reason", ioctl(vm, KVM_ENABLE_CAP, &um), EINVAL);
 	}
+	if (ioctl(dev, KVM_CHECK_EXTENSION, KVM_CAP_ADJUST_CLOCK) > 0) {
+		struct kvm_clock_data c = { .clock = 5000000000ULL };
+
+		check("set_clock", ioctl(vm, KVM_SET_CLOCK, &c) == 0 &&
+		      ioctl(vm, KVM_GET_CLOCK, &c) == 0 && c.clock >= 5000000000ULL &&
+		      (c.flags & KVM_CLOCK_REALTIME), "errno %d clock %llu flags %#x", errno,
+		      (unsigned long long)c.clock, c.flags);
+		c.flags = 1 << 7;
+		expect_errno("set_clock_unknown_flag", ioctl(vm, KVM_SET_CLOCK, &c), EINVAL);
+		expect_errno("get_clock_bad_pointer", ioctl(vm, KVM_GET_CLOCK, (void *)8), EFAULT);
+	}
+	{
+		struct kvm_enable_cap vc = { .cap = KVM_CAP_ENFORCE_PV_FEATURE_CPUID, .args = { 1 } };
+
+		if (ioctl(dev, KVM_CHECK_EXTENSION, KVM_CAP_ENFORCE_PV_FEATURE_CPUID) > 0)
+			check("enforce_pv_cpuid", ioctl(vcpu, KVM_ENABLE_CAP, &vc) == 0, "errno %d",
+			      errno);
+		vc.cap = 0x7fffff;
+		expect_errno("vcpu_enable_cap_unknown", ioctl(vcpu, KVM_ENABLE_CAP, &vc), EINVAL);
+	}
 	if (ioctl(dev, KVM_CHECK_EXTENSION, KVM_CAP_DISABLE_QUIRKS2) > 0) {
 		struct kvm_enable_cap q = { .cap = KVM_CAP_DISABLE_QUIRKS2, .args = { 1ULL << 60 } };
 
