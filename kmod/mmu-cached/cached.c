@@ -328,12 +328,14 @@ static void make_room(struct kl_vm *vm)
 
 	list_for_each_entry_safe(sp, next, &c->lru, lru) {
 		if (c->nr_sps + 2 < cap)
-			return;
+			break;
 		if (is_a_root(vm, sp))
 			continue;
 		vm->stat.mmu_recycled++;
 		zap_sp(vm, sp);		/* frees sp only: its children stay cached */
 	}
+	/* Freed before the caller allocates: the cap holds at every moment. */
+	commit_zap(vm);
 }
 
 static struct sp *get_sp(struct kl_vcpu *vcpu, u64 gfn, union role role, bool *hit)
@@ -450,7 +452,6 @@ static int link_child(struct kl_vm *vm, struct sp *sp, int i, struct sp *child)
  */
 static void link_pae_pdptes(struct kl_vcpu *vcpu)
 {
-	struct cache *c = to_cache(vcpu->vm);
 	struct sp *pdpt, *pd;
 	union role role;
 	bool hit;
@@ -480,7 +481,6 @@ static void link_pae_pdptes(struct kl_vcpu *vcpu)
  */
 static int load_root(struct kl_vcpu *vcpu)
 {
-	struct cache *c = to_cache(vcpu->vm);
 	union role role = make_role(vcpu, 4, false, ALL_ACCESS);
 	u64 key = (vcpu->cr3 & KL_PT_ADDR) >> PAGE_SHIFT;
 	struct sp *root;
