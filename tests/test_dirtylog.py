@@ -26,21 +26,27 @@ for spec in vtlb:0x4b4c0001:4 shadow:0x4b4c0002:4 cached:0x4b4c0003:4 npt:0x4b4c
 done
 rmmod kvmlab
 dmesg | grep kvmlab > results/kvmlab-dmesg.txt
+""" % ROUNDS
+
+# Linux KVM in a boot of its own with one CPU: loading kvm.ko patches static keys, which
+# QEMU's MTTCG can leave half-done on a second CPU (../shared/REFERENCE.md).
+KVM_SCRIPT = r"""
 for npt in 0 1; do
     modprobe kvm_amd npt=$npt
     bin/kvmlab-dirtylog /dev/kvm 0 1 %d superset > results/dirtylog-kvm-npt$npt.txt 2>&1
     echo $? > results/dirtylog-kvm-npt$npt.rc
     rmmod kvm_amd
 done
-""" % (ROUNDS, ROUNDS)
+""" % ROUNDS
 
 
 @pytest.fixture(scope="module")
 def boot(tmp_path_factory):
     out = tmp_path_factory.mktemp("dirtylog")
-    r = run([TM_RUN, "--smp", "2", "--timeout", "400", "--results", out, "--",
-             "sh", "-c", SCRIPT], timeout=430)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    for smp, where, script in (("2", out, SCRIPT), ("1", out / "kvm", KVM_SCRIPT)):
+        r = run([TM_RUN, "--smp", smp, "--timeout", "400", "--results", where, "--",
+                 "sh", "-c", script], timeout=430)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     return out
 
 
@@ -66,7 +72,7 @@ def test_log_is_exact_and_misses_nothing_under_running_vcpus(boot, mmu, vcpus):
 
 @pytest.mark.parametrize("npt", [0, 1])
 def test_linux_kvm_reports_every_write_too(boot, npt):
-    text = result(boot, f"kvm-npt{npt}")
+    text = result(boot / "kvm", f"kvm-npt{npt}")
     assert "exact: %d rounds" % ROUNDS in text and "dirty_faults -1" in text, text
     assert "the copy equals guest memory" in text, text
 
@@ -75,3 +81,4 @@ def test_accounting_back_to_zero_and_log_clean(boot):
     log = (boot / "kvmlab-dmesg.txt").read_text()
     assert "kvmlab: unloaded, page accounting back to zero" in log, log
     assert_dmesg_clean(boot)
+    assert_dmesg_clean(boot / "kvm")
