@@ -278,16 +278,17 @@ int kl_set_xcr0(struct kl_vcpu *vcpu, u64 val)
 /*
  * Around VMRUN (interrupts off, inside kernel_fpu_begin): the guest's XCR0
  * is the CPU's while its CR4.OSXSAVE is set, the host's again after. Returns
- * the host's XCR0 for kl_put_guest_xcr0 (0: the host has no XSAVE).
+ * the host's XCR0 for kl_put_guest_xcr0 (0: nothing was switched).
  */
 u64 kl_load_guest_xcr0(struct kl_vcpu *vcpu)
 {
 	u64 host;
 
-	if (!boot_cpu_has(X86_FEATURE_OSXSAVE))
+	/* Without CR4.OSXSAVE the guest can neither use nor set XCR0: nothing to switch. */
+	if (!boot_cpu_has(X86_FEATURE_OSXSAVE) || !(vcpu->cr4 & X86_CR4_OSXSAVE))
 		return 0;
 	host = xgetbv(XCR_XFEATURE_ENABLED_MASK);
-	if ((vcpu->cr4 & X86_CR4_OSXSAVE) && vcpu->xcr0 != host)
+	if (vcpu->xcr0 != host)
 		xsetbv(XCR_XFEATURE_ENABLED_MASK, vcpu->xcr0);
 	return host;
 }
@@ -305,7 +306,7 @@ void kl_put_guest_xcr0(struct kl_vcpu *vcpu, u64 host)
 	if (!host)
 		return;
 	cur = xgetbv(XCR_XFEATURE_ENABLED_MASK);
-	if ((vcpu->cr4 & X86_CR4_OSXSAVE) && cur != vcpu->xcr0)
+	if (cur != vcpu->xcr0)
 		vcpu->xcr0 = cur & guest_supported_xcr0(vcpu);
 	if (cur != host)
 		xsetbv(XCR_XFEATURE_ENABLED_MASK, host);
