@@ -451,28 +451,6 @@ static int run_hv(struct options *o, int h, struct results *res, int kfd, int *n
 	return rc;
 }
 
-/* "k=v;k=v" (runs.csv's params column) onto img's parameters. */
-static int set_params_string(struct image *img, const char *params)
-{
-	char buf[512], *save = NULL;
-
-	snprintf(buf, sizeof(buf), "%s", params);
-	for (char *kv = strtok_r(buf, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
-		char *eq = strchr(kv, '=');
-		struct kl_param *p;
-		uint64_t v;
-
-		if (!eq)
-			return err("plan: '%s' is not NAME=VALUE", kv);
-		*eq = 0;
-		p = image_param(img, kv);
-		if (!p || !parse_u64(eq + 1, &v) || v < p->min || v > p->max)
-			return err("plan: bad parameter %s=%s for %s", kv, eq + 1, img->name);
-		p->value = v;
-	}
-	return 0;
-}
-
 /* The plan's workload `name`, opened on first use. */
 static struct image *plan_image(struct options *o, const char *name)
 {
@@ -541,7 +519,7 @@ static int run_plan(struct options *o, struct results *res, int kfd, int *n, int
 			break;
 		}
 		img = plan_image(o, wl);
-		if (!img || set_params_string(img, params)) {
+		if (!img || image_set_params(img, params)) {
 			rc = -1;
 			break;
 		}

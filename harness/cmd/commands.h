@@ -16,5 +16,7 @@ int cmd_report(const char *dir);
 int cmd_plot(const char *dir);
 int cmd_kselftest(int argc, char **argv);	/* cmd_kselftest.c */
 int cmd_kselftest_table(const char *dir);
+int cmd_migrate(int argc, char **argv);		/* cmd_migrate.c */
+int cmd_incoming(int argc, char **argv);
 
 #endif

@@ -13,6 +13,10 @@
  *   kvmlab sweep-merge RUN_DIR CHUNK_DIR
  *   kvmlab kselftest --hv H[,H..] [--dir DIR] [--test NAME]... [--timeout S]
  *   kvmlab kselftest-table RUN_DIR
+ *   kvmlab migrate --hv SRC[,DST] --workload W [--param K=V]... [--bandwidth MB/s]
+ *                  [--max-downtime MS] [--max-rounds N] [--after MS] [--to SOCKET]
+ *                  [--stream-copy FILE]
+ *   kvmlab incoming --hv H (--listen SOCKET | --from FILE)
  *   kvmlab list
  *   kvmlab table RUN_DIR
  *   kvmlab plot RUN_DIR
@@ -40,6 +44,11 @@ static int usage(void)
 		"       kvmlab kselftest --hv H[,H...] [--dir DIR] [--test NAME]... [--timeout S]\n"
 		"                        [--results DIR] [--run-id ID]\n"
 		"       kvmlab kselftest-table RUN_DIR\n"
+		"       kvmlab migrate --hv SRC[,DST] --workload W [--param K=V]... [--mem MB]\n"
+		"                      [--bandwidth MB/s] [--max-downtime MS] [--max-rounds N]\n"
+		"                      [--after MS] [--to SOCKET] [--stream-copy FILE] [--timeout S]\n"
+		"                      [--results DIR] [--run-id ID]\n"
+		"       kvmlab incoming --hv H (--listen SOCKET | --from FILE) [--timeout S]\n"
 		"       kvmlab list | table RUN_DIR | plot RUN_DIR | report RUN_DIR\n"
 		"       kvmlab sweep-plan SPEC RUN_DIR [--check] | sweep-merge RUN_DIR CHUNK_DIR\n"
 		"       ./kvmlab (the script) runs this inside the test machine; --native here\n");
@@ -65,6 +74,10 @@ int main(int argc, char **argv)
 		return cmd_sweep_merge(argc, argv);
 	if (!strcmp(argv[1], "kselftest"))
 		return cmd_kselftest(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "migrate"))
+		return cmd_migrate(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "incoming"))
+		return cmd_incoming(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "kselftest-table") && argc == 3)
 		return cmd_kselftest_table(argv[2]);
 	if (!strcmp(argv[1], "table") && argc == 3)

@@ -284,8 +284,12 @@ int kc_run_loop(struct kc_vcpu *v, const struct kc_loop *loop, void *ctx)
 				loop->run_failed(ctx, errno);
 			return -1;
 		}
-		if (rc < 0 || v->run->exit_reason == KVM_EXIT_INTR)
+		if (rc < 0 || v->run->exit_reason == KVM_EXIT_INTR) {
+			rc = loop->interrupted ? loop->interrupted(ctx) : 0;
+			if (rc)
+				return rc > 0 ? 0 : -1;
 			continue;
+		}
 		rc = loop->exit(ctx, v->run);
 		if (rc)
 			return rc > 0 ? 0 : -1;

@@ -97,13 +97,20 @@ int kc_stats_fds(const struct kc_vm *vm, const struct kc_vcpu *v, int *vm_sfd, i
 /*
  * The run-loop skeleton every client's loop has: before each KVM_RUN the
  * client's `before` (inject, arm timers); after each return `stop` (a
- * timeout), then EINTR means run again, then `exit` serves the exit. A
+ * timeout), then EINTR means `interrupted` and run again, then `exit`
+ * serves the exit. A
  * callback returning nonzero ends the loop: >0 done (loop returns 0),
  * <0 failed (loop returns -1). `run_failed` hears of a KVM_RUN error.
  */
 struct kc_loop {
 	int (*before)(void *ctx);
 	int (*stop)(void *ctx);
+	/*
+	 * KVM_RUN returned EINTR (a signal, immediate_exit): the last exit's
+	 * instruction is complete and none is pending, so the vCPU's state
+	 * is whole, the one moment to save it (a migration does). Optional.
+	 */
+	int (*interrupted)(void *ctx);
 	int (*exit)(void *ctx, struct kvm_run *run);
 	void (*run_failed)(void *ctx, int err);
 };

@@ -138,3 +138,20 @@ void workloads_dir(char *out, size_t size)
 	exe_dir(dir, sizeof(dir));
 	snprintf(out, size, "%s/../workloads", dir);
 }
+
+int write_full(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}

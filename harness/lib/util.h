@@ -13,6 +13,8 @@ int err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int err_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 uint64_t now_ns(void);
+/* write() until all of buf is out; 0, or -1 with errno. */
+int write_full(int fd, const void *buf, size_t len);
 bool parse_u64(const char *s, uint64_t *out);
 /* Read a whole file; NULL (and a message) on failure. */
 char *read_file(const char *path, size_t *len);

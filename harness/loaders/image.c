@@ -340,3 +340,25 @@ int image_list(const char *dir, char names[][64], int max)
 	free(ents);
 	return count;
 }
+
+/* "k=v;k=v" (runs.csv's params column) onto img's parameters. */
+int image_set_params(struct image *img, const char *params)
+{
+	char buf[512], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", params);
+	for (char *kv = strtok_r(buf, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+		char *eq = strchr(kv, '=');
+		struct kl_param *p;
+		uint64_t v;
+
+		if (!eq)
+			return err("parameters: '%s' is not NAME=VALUE", kv);
+		*eq = 0;
+		p = image_param(img, kv);
+		if (!p || !parse_u64(eq + 1, &v) || v < p->min || v > p->max)
+			return err("bad parameter %s=%s for %s", kv, eq + 1, img->name);
+		p->value = v;
+	}
+	return 0;
+}

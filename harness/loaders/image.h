@@ -56,6 +56,9 @@ int image_load(const struct image *img, uint8_t *mem, uint64_t mem_bytes);
 /* "k=8;m=16" — every parameter, in declaration order. */
 void image_params_string(const struct image *img, char *buf, size_t size);
 
+/* "k=v;k=v" (runs.csv's params column) onto the image's parameters, each checked. */
+int image_set_params(struct image *img, const char *params);
+
 /* Names of the workload images (NAME.elf, NAME.boot) in dir, sorted; the count or -1. */
 /* Room enough for every workload image and its paging-format builds. */
 #define MAX_WORKLOADS 128

@@ -29,6 +29,7 @@
 #include <unistd.h>
 #include "../devices/devices.h"
 #include "../lib/util.h"
+#include "../migrate/migrate.h"
 #include "vm_priv.h"
 
 struct machine {
@@ -37,10 +38,6 @@ struct machine {
 	struct run_result *r;
 	struct devices dev;
 	timer_t timer;
-	uint32_t args[8];
-	int nargs;
-	uint64_t begin_tsc, t0;
-	bool in_phase;
 	bool input_eof;
 	bool user_quit;		/* the console's escape byte arrived */
 	uint8_t pending[256];	/* console input the guest's UART has no room for yet */
@@ -147,33 +144,35 @@ static void read_input(struct machine *m, int timeout_ms)
 
 static int phase_begin(struct machine *m, uint64_t tsc)
 {
-	if (vm_phase_begin(m->vm, &m->t0))
+	if (vm_phase_begin(m->vm))
 		return -1;
-	m->begin_tsc = tsc;
-	m->in_phase = true;
+	m->vm->begin_tsc = tsc;
 	return 0;
 }
 
 static int phase_end(struct machine *m, uint64_t tsc, uint64_t ops, uint64_t checksum,
 		     int harness_exits)
 {
-	if (!m->in_phase) {
+	uint64_t begin_tsc = m->vm->begin_tsc;
+
+	if (!m->vm->in_phase) {
 		set_status(m->r, "error", "the guest ended a measured phase it never began");
 		return -1;
 	}
-	if (vm_phase_end(m->vm, m->t0, harness_exits, m->r))
+	if (vm_phase_end(m->vm, harness_exits, m->r))
 		return -1;
 	m->r->ops = ops;
 	m->r->checksum = checksum;
-	m->r->guest_cycles = m->begin_tsc && tsc > m->begin_tsc ? tsc - m->begin_tsc : 0;
+	m->r->guest_cycles = begin_tsc && tsc > begin_tsc ? tsc - begin_tsc : 0;
 	m->r->measured = true;
-	m->in_phase = false;
 	return 0;
 }
 
 static uint64_t arg64(const struct machine *m, int i)
 {
-	return i + 1 < m->nargs ? m->args[i] | (uint64_t)m->args[i + 1] << 32 : 0;
+	const struct vm *vm = m->vm;
+
+	return i + 1 < vm->nargs ? vm->mark_args[i] | (uint64_t)vm->mark_args[i + 1] << 32 : 0;
 }
 
 /*
@@ -183,7 +182,7 @@ static uint64_t arg64(const struct machine *m, int i)
  */
 static int handle_mark(struct machine *m, uint32_t mark)
 {
-	int nargs = m->nargs, rc;
+	int nargs = m->vm->nargs, rc;
 
 	switch (mark) {
 	case KL_MARK_BEGIN:
@@ -196,7 +195,7 @@ static int handle_mark(struct machine *m, uint32_t mark)
 		set_status(m->r, "error", "unknown mark %u on port 0x%x", mark, KL_PORT_MARK);
 		rc = -1;
 	}
-	m->nargs = 0;
+	m->vm->nargs = 0;
 	return rc;
 }
 
@@ -210,8 +209,8 @@ static int handle_io(struct machine *m)
 
 	if (out && run->io.size == 4 && run->io.count == 1 && run->io.port == KL_PORT_MARK_ARG) {
 		memcpy(&v, data, 4);
-		if (m->nargs < (int)(sizeof(m->args) / sizeof(m->args[0])))
-			m->args[m->nargs++] = v;
+		if (m->vm->nargs < (int)(sizeof(m->vm->mark_args) / sizeof(m->vm->mark_args[0])))
+			m->vm->mark_args[m->vm->nargs++] = v;
 		return 0;
 	}
 	if (out && run->io.size == 4 && run->io.count == 1 && run->io.port == KL_PORT_MARK) {
@@ -267,11 +266,21 @@ static int before_run(void *ctx)
 {
 	struct machine *m = ctx;
 
+	if (m->vm->mig)
+		mig_source_before(m->vm);
 	inject(m);
 	if (++m->spins % 64 == 0)
 		read_input(m, 0);
 	arm_timer(m, devices_next_deadline(&m->dev));
 	return 0;
+}
+
+/* KVM_RUN returned EINTR: the one point where the vCPU may stop for a migration. */
+static int interrupted(void *ctx)
+{
+	struct machine *m = ctx;
+
+	return m->vm->mig ? mig_source_checkpoint(m->vm, m->r) : 0;
 }
 
 static int timed_out(void *ctx)
@@ -325,6 +334,7 @@ static int loop(struct machine *m)
 {
 	const struct kc_loop loop = {
 		.before = before_run, .stop = timed_out, .exit = handle_exit,
+		.interrupted = interrupted,
 		.run_failed = run_failed,
 	};
 
@@ -357,16 +367,19 @@ int machine_run(struct vm *vm, const struct run_config *cfg, const struct image 
 	m->cfg = cfg;
 	m->r = r;
 	devices_init(&m->dev, console);
+	vm->dev = &m->dev;
+	if (vm->incoming)
+		mig_incoming_devices(vm->incoming, &m->dev);
 	if (start_timer(m))
 		goto out;
-	rc = img->phase_from_start ? phase_begin(m, 0) : 0;
+	rc = img->phase_from_start && !vm->incoming ? phase_begin(m, 0) : 0;
 	if (!rc)
 		rc = loop(m);
 	/*
 	 * A phase still open when the run ends closes there (kvmlab boot: the
 	 * whole run), even a failed run: its counters say where it got stuck.
 	 */
-	if (m->in_phase) {
+	if (vm->in_phase && !vm->migrated) {
 		bool measured_before = r->measured;
 		int end_rc = phase_end(m, 0, 0, 0, 1);
 
@@ -376,12 +389,14 @@ int machine_run(struct vm *vm, const struct run_config *cfg, const struct image 
 			rc = end_rc;
 	}
 	stop_timer(m);
+	vm->dev = NULL;
 	r->exit_code = m->dev.exit_requested ? m->dev.exit_value : -1;
 out:
 	fflush(console);
 	if (!cfg->boot_io) {
 		fclose(console);
-		if (rc || r->status[0] || r->exit_code || !r->measured || cfg->verbose)
+		if (!vm->migrated && (rc || r->status[0] || r->exit_code || !r->measured ||
+				      cfg->verbose))
 			show_console_tail(kept, kept_len);
 		free(kept);
 	}

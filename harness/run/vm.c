@@ -17,6 +17,7 @@
 #include "../lib/stats.h"
 #include "../lib/util.h"
 #include "../experiment/pmu.h"
+#include "../migrate/migrate.h"
 #include "vm.h"
 #include "vm_priv.h"
 
@@ -130,13 +131,18 @@ static int vm_setup(struct vm *vm, const struct run_config *cfg, const struct im
 			   cfg->vm_type & 0xffff);
 	if (img->boot && img->boot_mem_bytes > mem_bytes)
 		mem_bytes = img->boot_mem_bytes;	/* what the boot workload needs */
+	if (cfg->incoming)
+		mem_bytes = mig_incoming_hello(cfg->incoming)->mem_bytes;	/* the source's */
 	if (kc_add_ram(&vm->kc, 0, 0, mem_bytes))
 		return err_errno("cannot give the guest %llu MiB of memory",
 				 (unsigned long long)mem_bytes >> 20);
 	vm->vcpu = kc_create_vcpu(&vm->kc, 0);
 	if (!vm->vcpu)
 		return err_errno("KVM_CREATE_VCPU and its kvm_run");
-	if (img->boot) {
+	if (cfg->incoming) {
+		if (set_cpuid(vm, img))	/* the guest's memory and registers come from the stream */
+			return -1;
+	} else if (img->boot) {
 		if (boot_load(vm, img))
 			return -1;
 	} else {
@@ -200,28 +206,70 @@ static void record_deltas(struct vm *vm, const uint64_t *end, struct run_result 
 	}
 }
 
-int vm_phase_begin(struct vm *vm, uint64_t *t0)
+/*
+ * A migrated phase ran on the source first: its deltas there are added by
+ * name (peaks: the larger). Host counters of the source's part are not
+ * carried, so the run has none.
+ */
+static void add_carried(const struct vm *vm, struct run_result *r)
+{
+	const struct run_result *c = vm->carried;
+
+	if (!c)
+		return;
+	for (int i = 0; i < c->ncounters; i++) {
+		int k;
+
+		for (k = 0; k < r->ncounters; k++)
+			if (!strcmp(r->counter_names[k], c->counter_names[i]))
+				break;
+		if (k == r->ncounters) {
+			if (k == MAX_COUNTERS)
+				continue;
+			snprintf(r->counter_names[k], 64, "%s", c->counter_names[i]);
+			r->counters[k] = 0;
+			r->ncounters++;
+		}
+		r->counters[k] += c->counters[i];
+	}
+	memset(r->host_have, 0, sizeof(r->host_have));
+}
+
+int vm_phase_begin(struct vm *vm)
 {
 	if (snapshot(vm, vm->snap))
 		return -1;
 	pmu_start(&vm->pmu);
-	*t0 = now_ns();
+	vm->t0 = now_ns();
+	vm->in_phase = true;
 	return 0;
 }
 
-int vm_phase_end(struct vm *vm, uint64_t t0, int harness_exits, struct run_result *r)
+static int phase_deltas(struct vm *vm, int harness_exits, struct run_result *r)
 {
 	uint64_t *end = calloc(vm->vm_stats.count + vm->vcpu_stats.count + 1, sizeof(*end));
 
-	r->wall_ns = now_ns() - t0;
-	pmu_stop(&vm->pmu, r->host, r->host_have);
+	r->wall_ns = now_ns() - vm->t0;
 	if (!end || snapshot(vm, end)) {
 		free(end);
 		return -1;
 	}
 	record_deltas(vm, end, r, harness_exits);
+	add_carried(vm, r);
 	free(end);
 	return 0;
+}
+
+int vm_phase_end(struct vm *vm, int harness_exits, struct run_result *r)
+{
+	pmu_stop(&vm->pmu, r->host, r->host_have);
+	vm->in_phase = false;
+	return phase_deltas(vm, harness_exits, r);
+}
+
+int vm_phase_partial(struct vm *vm, struct run_result *r)
+{
+	return phase_deltas(vm, 0, r);
 }
 
 void set_status(struct run_result *r, const char *status, const char *fmt, ...)
@@ -256,7 +304,7 @@ static void add_check(const struct run_config *cfg, struct run_result *r,
 
 /* Returns 1 when the guest is done, 0 to keep running, -1 on error. */
 static int handle_msg(struct vm *vm, const struct run_config *cfg, uint32_t gpa,
-		      struct run_result *r, uint64_t *t0)
+		      struct run_result *r)
 {
 	struct kl_msg m;
 
@@ -268,9 +316,9 @@ static int handle_msg(struct vm *vm, const struct run_config *cfg, uint32_t gpa,
 	m.text[KL_MSG_TEXT_LEN - 1] = 0;
 	switch (m.type) {
 	case KL_MSG_PHASE_BEGIN:
-		return vm_phase_begin(vm, t0);
+		return vm_phase_begin(vm);
 	case KL_MSG_PHASE_END:
-		if (vm_phase_end(vm, *t0, 1, r))
+		if (vm_phase_end(vm, 1, r))
 			return -1;
 		r->ops = m.a;
 		r->checksum = m.b;
@@ -311,8 +359,7 @@ static void console_out(struct vm *vm, const uint8_t *data, uint32_t count)
 	}
 }
 
-static int handle_io(struct vm *vm, const struct run_config *cfg, struct run_result *r,
-		     uint64_t *t0)
+static int handle_io(struct vm *vm, const struct run_config *cfg, struct run_result *r)
 {
 	struct kvm_run *run = vm->vcpu->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
@@ -323,7 +370,14 @@ static int handle_io(struct vm *vm, const struct run_config *cfg, struct run_res
 	}
 	if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == KL_PORT_MSG &&
 	    run->io.size == 4 && run->io.count == 1)
-		return handle_msg(vm, cfg, *(uint32_t *)data, r, t0);
+		return handle_msg(vm, cfg, *(uint32_t *)data, r);
+	if (run->io.port == KL_PORT_CLOCK && run->io.direction == KVM_EXIT_IO_IN &&
+	    run->io.size == 4 && run->io.count == 1) {
+		uint32_t us = (uint32_t)(now_ns() / 1000);
+
+		memcpy(data, &us, 4);
+		return 0;
+	}
 	if (run->io.port == KL_PORT_ECHO && run->io.size <= 4) {
 		/* INS/OUTS: element by element; each OUT replaces, each IN reads it back. */
 		for (uint32_t i = 0; i < run->io.count; i++) {
@@ -395,7 +449,6 @@ struct workload_run {
 	struct vm *vm;
 	const struct run_config *cfg;
 	struct run_result *r;
-	uint64_t t0;
 };
 
 static int workload_stop(void *ctx)
@@ -408,6 +461,21 @@ static int workload_stop(void *ctx)
 	return 1;
 }
 
+static int workload_before(void *ctx)
+{
+	struct workload_run *w = ctx;
+
+	return w->vm->mig ? mig_source_before(w->vm) : 0;
+}
+
+/* KVM_RUN returned EINTR: the one point where the vCPU may stop for a migration. */
+static int workload_interrupted(void *ctx)
+{
+	struct workload_run *w = ctx;
+
+	return w->vm->mig ? mig_source_checkpoint(w->vm, w->r) : 0;
+}
+
 static int workload_exit(void *ctx, struct kvm_run *run)
 {
 	struct workload_run *w = ctx;
@@ -418,7 +486,7 @@ static int workload_exit(void *ctx, struct kvm_run *run)
 		describe_exit(w->vm, w->r);
 		return -1;
 	}
-	return handle_io(w->vm, w->cfg, w->r, &w->t0);
+	return handle_io(w->vm, w->cfg, w->r);
 }
 
 static void run_failed(void *ctx, int e)
@@ -428,9 +496,10 @@ static void run_failed(void *ctx, int e)
 
 static int run_loop(struct vm *vm, const struct run_config *cfg, struct run_result *r)
 {
-	struct workload_run w = { .vm = vm, .cfg = cfg, .r = r, .t0 = now_ns() };
+	struct workload_run w = { .vm = vm, .cfg = cfg, .r = r };
 	const struct kc_loop loop = {
-		.stop = workload_stop, .exit = workload_exit, .run_failed = run_failed,
+		.before = workload_before, .stop = workload_stop,
+		.interrupted = workload_interrupted, .exit = workload_exit, .run_failed = run_failed,
 	};
 
 	return kc_run_loop(vm->vcpu, &loop, &w);
@@ -467,11 +536,24 @@ int vm_run(const struct run_config *cfg, const struct image *img, struct run_res
 		return -1;
 	}
 	pmu_open(&vm.pmu);
+	if (cfg->incoming && mig_incoming_receive(cfg->incoming, &vm, r)) {
+		pmu_close(&vm.pmu);
+		vm_teardown(&vm);
+		return -1;
+	}
+	if (cfg->migrate_to && mig_source_start(&vm, cfg->migrate_to)) {
+		pmu_close(&vm.pmu);
+		vm_teardown(&vm);
+		return -1;
+	}
 	vm_timed_out = 0;
 	current_run = vm.vcpu->run;
 	sigaction(SIGALRM, &sa, NULL);
 	setitimer(ITIMER_REAL, &timer, NULL);
+	if (cfg->incoming)
+		mig_incoming_ack(cfg->incoming);
 	rc = img->boot ? machine_run(&vm, cfg, img, r) : run_loop(&vm, cfg, r);
+	mig_source_finish(&vm);
 	memset(&timer, 0, sizeof(timer));
 	setitimer(ITIMER_REAL, &timer, NULL);
 	current_run = NULL;

@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include "../loaders/image.h"
 
+struct mig_source_cfg;
+struct mig_incoming;
+
 #define MAX_COUNTERS 256
 #define MAX_CHECKS 128
 
@@ -42,6 +45,9 @@ struct run_config {
 	void (*on_note)(void *ctx, const char *text);
 	void *note_ctx;
 	const struct boot_io *boot_io;	/* boot guests; NULL: console kept, shown on failure */
+	/* Live migration (migrate/migrate.h): this run is its source, or its destination. */
+	const struct mig_source_cfg *migrate_to;
+	struct mig_incoming *incoming;
 };
 
 struct run_result {

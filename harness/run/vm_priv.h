@@ -15,6 +15,10 @@
 #include "../loaders/boot.h"
 #include "vm.h"
 
+struct devices;
+struct mig_source;
+struct mig_incoming;
+
 struct vm {
 	struct kc_vm kc;		/* device, VM, guest RAM at gpa 0 */
 	struct kc_vcpu *vcpu;		/* the one vCPU */
@@ -25,6 +29,25 @@ struct vm {
 	uint8_t scratch[KL_MMIO_SCRATCH_SIZE];	/* the scratch MMIO device */
 	uint32_t echo;				/* the echo port */
 	struct pmu pmu;				/* host counters over the phase */
+	/*
+	 * The measured phase, open since t0. CLOCK_MONOTONIC is one clock for
+	 * every process on the machine, so a migrated phase keeps its start.
+	 */
+	bool in_phase;
+	uint64_t t0, begin_tsc;
+	/* Boot guests: the device model and the mark arguments seen so far. */
+	struct devices *dev;
+	uint32_t mark_args[8];
+	int nargs;
+	/*
+	 * Live migration (migrate/migrate.h). On the source, the engine the
+	 * run loop pauses for; on the destination, what the stream brought,
+	 * and the counter deltas the phase had on the source (added at its end).
+	 */
+	struct mig_source *mig;
+	const struct mig_incoming *incoming;
+	const struct run_result *carried;
+	bool migrated;		/* the guest went on at the destination */
 };
 
 /* Set by the run's SIGALRM: the run is over. */
@@ -37,8 +60,10 @@ int set_cpuid(struct vm *vm, const struct image *img);
  * its start, then r gets the deltas (less `harness_exits` exits that were
  * our own marks) and the wall time at its end.
  */
-int vm_phase_begin(struct vm *vm, uint64_t *t0);
-int vm_phase_end(struct vm *vm, uint64_t t0, int harness_exits, struct run_result *r);
+int vm_phase_begin(struct vm *vm);
+int vm_phase_end(struct vm *vm, int harness_exits, struct run_result *r);
+/* The phase's deltas so far, the phase staying open (a migration's source hands them on). */
+int vm_phase_partial(struct vm *vm, struct run_result *r);
 void set_status(struct run_result *r, const char *status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void describe_exit(struct vm *vm, struct run_result *r);

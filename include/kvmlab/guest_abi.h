@@ -23,6 +23,12 @@
 #define KL_PORT_CONSOLE		0x0500	/* outb: one character of console text */
 #define KL_PORT_MSG		0x0504	/* outl: gpa of a struct kl_msg */
 #define KL_PORT_ECHO		0x0508	/* out stores a value; in returns it */
+/*
+ * inl: the host's CLOCK_MONOTONIC in microseconds (low 32 bits). One exit
+ * per read: a guest calibrates its TSC against it once, then paces itself
+ * with RDTSC (dirtyrate). It keeps running across a migration.
+ */
+#define KL_PORT_CLOCK		0x0514
 
 /*
  * Boot guests (a Multiboot kernel, a Linux guest's user programs) cannot
