@@ -7,7 +7,7 @@ DEB_PKGS := build-essential qemu-system-x86 linux-image-amd64 linux-headers-amd6
             busybox-static cpio kmod gnuplot-nox python3-pytest libpfm4-dev gcc-multilib \
             linux-source-6.1
 
-.PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test test-qemu test-kselftest fuzz-benchmark clean
+.PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test test-qemu test-kselftest test-migrate fuzz-benchmark clean
 
 all: build
 
@@ -78,6 +78,11 @@ test-qemu: deps build
 # `make test` runs the ones that take seconds).
 test-kselftest: deps build
 	KVMLAB_KSELFTEST_ALL=1 $(PYTHON) -m pytest -q tests/test_kselftest.py
+
+# Live migration of every quick-sweep workload under all 16 pairs of kvmlab
+# strategies (about 10 min; `make test` migrates each pair once).
+test-migrate: deps build
+	KVMLAB_MIGRATE_ALL=1 $(PYTHON) -m pytest -q tests/test_migrate.py
 
 clean:
 	rm -rf $(BUILD)

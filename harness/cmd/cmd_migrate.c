@@ -368,7 +368,7 @@ static int write_row(const struct mopts *o, const char *params, const struct mig
 	for (unsigned int i = 0; i < m->rounds && i < MIG_MAX_ROUNDS; i++)
 		snprintf(pages + strlen(pages), sizeof(pages) - strlen(pages), "%s%llu",
 			 i ? ";" : "", (unsigned long long)m->round_pages[i]);
-	fprintf(f, "%s,%s,%s,%s,%s,%s,%llu,0x%llx,%llu,%u,%s,%llu,%llu,%llu,%llu,%llu,%llu,%llu",
+	fprintf(f, "%s,%s,%s,%s,%s,%s,%llu,%016llx,%llu,%u,%s,%llu,%llu,%llu,%llu,%llu,%llu,%llu",
 		o->src->name, o->dst->name, o->workload, params, m->status, r->status,
 		(unsigned long long)r->ops, (unsigned long long)r->checksum,
 		(unsigned long long)r->wall_ns, m->rounds, pages,

@@ -39,7 +39,7 @@ struct options {
 	int nmeta;
 	char *modparams[MAX_ITEMS + 1];
 	int nmodparams;
-	uint64_t reps, mem_mb, timeout_s;
+	uint64_t reps, mem_mb, timeout_s, dirty_log_ms;
 	char run_id[128];
 	const char *results_dir;
 	char workloads_dir[PATH_MAX];
@@ -174,6 +174,7 @@ static int parse_run(struct options *o, int argc, char **argv)
 		{ "native", no_argument, NULL, 'N' },
 		{ "plan", required_argument, NULL, 'L' },
 		{ "progress", required_argument, NULL, 'G' },
+		{ "dirty-log", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *hv_list = NULL, *wl_list = NULL;
@@ -225,6 +226,12 @@ static int parse_run(struct options *o, int argc, char **argv)
 		case 'n': o->dry_run = true; break;
 		case 'v': o->verbose = true; break;
 		case 'N': break;
+		case 'D':
+			if (!parse_u64(optarg, &o->dirty_log_ms) || !o->dirty_log_ms ||
+			    o->dirty_log_ms > 60000)
+				return err("--dirty-log needs a period from 1 to 60000 ms, not '%s'",
+					   optarg);
+			break;
 		case 'L': o->plan = optarg; break;
 		case 'G': {
 			unsigned long long d, t;
@@ -316,6 +323,10 @@ static int write_meta(const struct options *o, const char *dir, int failed, int 
 	json_str(f, u.machine);
 	fprintf(f, ",\n  \"cpu\": ");
 	json_str(f, cpu);
+	if (o->dirty_log_ms)
+		fprintf(f, ",\n  \"dirty_log_ms\": %llu", (unsigned long long)o->dirty_log_ms);
+	if (o->dirty_log_ms)
+		fprintf(f, ",\n  \"dirty_log_ms\": %llu", (unsigned long long)o->dirty_log_ms);
 	fprintf(f, ",\n  \"reps\": %llu,\n  \"guest_mem_mb\": %llu,\n  \"runs\": %d,\n  \"runs_failed\": %d,\n",
 		(unsigned long long)o->reps, (unsigned long long)o->mem_mb, total, failed);
 	fprintf(f, "  \"hypervisors\": [");
@@ -412,6 +423,7 @@ static int run_one(const struct options *o, const struct hv *hv, struct image *i
 		.device = hv->device, .vm_type = hv->vm_type, .mem_bytes = o->mem_mb << 20,
 		.timeout_s = (unsigned int)o->timeout_s, .verbose = o->verbose,
 		.known_deviations = hv_known_deviations(hv),
+		.dirty_log_ms = (unsigned int)o->dirty_log_ms,
 	};
 	uint64_t t0 = now_ns();
 

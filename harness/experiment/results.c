@@ -21,7 +21,7 @@ const char *const csv_counters[] = {
 	"tlb_flush", "invlpg", "remote_tlb_flush",
 	"mmu_shadow_zapped", "mmu_pte_write", "mmu_pde_zapped", "mmu_flooded",
 	"mmu_recycled", "mmu_cache_miss", "mmu_unsync", "pages_4k", "pages_2m",
-	"shadow_pages_peak",
+	"shadow_pages_peak", "dirty_wrprot", "dirty_faults", "log_reads", "log_dirty_pages",
 	NULL,
 };
 

@@ -126,11 +126,60 @@ static int save_vcpu(struct vm *vm, struct mig_vcpu *v, char *why, size_t size)
 	return 0;
 }
 
+/* The MSR at `index` of the destination's vCPU, or -1 when it cannot be read. */
+static int read_msr(int fd, uint32_t index, uint64_t *val)
+{
+	struct { struct kvm_msrs h; struct kvm_msr_entry e; } one = {
+		.h.nmsrs = 1, .e.index = index,
+	};
+
+	if (ioctl(fd, KVM_GET_MSRS, &one) != 1)
+		return -1;
+	*val = one.e.data;
+	return 0;
+}
+
+/*
+ * KVM_SET_MSRS stops at the first MSR it refuses. Linux KVM refuses some
+ * paravirtual MSRs whose feature the guest's CPUID lacks, even at the value
+ * they already have: a refused MSR that already holds the source's value
+ * has nothing to carry and is passed over; any other refusal fails.
+ */
+static int restore_msrs(int fd, const struct mig_vcpu *v, char *why, size_t size)
+{
+	struct { struct kvm_msrs h; struct kvm_msr_entry e[MAX_MSRS]; } *m = calloc(1, sizeof(*m));
+	uint32_t i = 0;
+	int rc = 0;
+
+	if (!m)
+		return snprintf(why, size, "out of memory"), -1;
+	while (i < v->nmsrs && !rc) {
+		uint64_t now;
+		int n;
+
+		m->h.nmsrs = v->nmsrs - i;
+		memcpy(m->e, v->msrs + i, m->h.nmsrs * sizeof(m->e[0]));
+		n = ioctl(fd, KVM_SET_MSRS, m);
+		if (n < 0 || (uint32_t)n > m->h.nmsrs) {
+			snprintf(why, size, "KVM_SET_MSRS: %s", strerror(errno));
+			rc = -1;
+		} else if ((i += (uint32_t)n) < v->nmsrs &&
+			   (read_msr(fd, v->msrs[i].index, &now) || now != v->msrs[i].data)) {
+			snprintf(why, size, "the destination refused MSR 0x%x = 0x%llx",
+				 v->msrs[i].index, (unsigned long long)v->msrs[i].data);
+			rc = -1;
+		} else {
+			i++;
+		}
+	}
+	free(m);
+	return rc;
+}
+
 /* What the source had, in the order QEMU restores it (MSRs after the modes they need). */
 static int restore_vcpu(struct vm *vm, const struct mig_vcpu *v, char *why, size_t size)
 {
-	struct { struct kvm_msrs h; struct kvm_msr_entry e[MAX_MSRS]; } *m;
-	int fd = vm->vcpu->fd, sys = vm->kc.sys_fd, n;
+	int fd = vm->vcpu->fd, sys = vm->kc.sys_fd;
 	const char *what = NULL;
 
 	if (v->nmsrs > MAX_MSRS)
@@ -148,18 +197,8 @@ static int restore_vcpu(struct vm *vm, const struct mig_vcpu *v, char *why, size
 	if (what)
 		return snprintf(why, size, "%s refused the source's state: %s", what,
 				strerror(errno)), -1;
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		return snprintf(why, size, "out of memory"), -1;
-	m->h.nmsrs = v->nmsrs;
-	memcpy(m->e, v->msrs, v->nmsrs * sizeof(m->e[0]));
-	n = ioctl(fd, KVM_SET_MSRS, m);
-	free(m);
-	if (n != (int)v->nmsrs)
-		return snprintf(why, size, "the destination refused MSR 0x%x = 0x%llx (%d of %u set)",
-				n >= 0 && n < (int)v->nmsrs ? v->msrs[n].index : 0,
-				n >= 0 && n < (int)v->nmsrs ? (unsigned long long)v->msrs[n].data : 0ULL,
-				n, v->nmsrs), -1;
+	if (restore_msrs(fd, v, why, size))
+		return -1;
 	if (ioctl(fd, KVM_SET_VCPU_EVENTS, &v->events))
 		what = "KVM_SET_VCPU_EVENTS";
 	else if (ioctl(fd, KVM_SET_MP_STATE, &v->mp_state))

@@ -110,4 +110,10 @@ int mig_incoming_ack(struct mig_incoming *in);
 /* The run ended: send r back to the source, when live. */
 void mig_incoming_close(struct mig_incoming *in, const struct run_result *r);
 
+/* kvmlab run --dirty-log MS (logger.c): logging on, the log read every MS ms. */
+struct dirty_logger;
+struct dirty_logger *dirty_logger_start(struct vm *vm, unsigned int period_ms);
+/* Stop it; its counters (log_reads, log_dirty_pages) go into r. */
+void dirty_logger_stop(struct dirty_logger *l, struct run_result *r);
+
 #endif

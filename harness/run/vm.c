@@ -528,6 +528,7 @@ int vm_run(const struct run_config *cfg, const struct image *img, struct run_res
 	struct vm vm = { .kc = { .sys_fd = -1, .fd = -1 } };
 	struct sigaction sa = { .sa_handler = on_alarm };
 	struct itimerval timer = { .it_value = { .tv_sec = cfg->timeout_s } };
+	struct dirty_logger *logger = NULL;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
@@ -546,6 +547,11 @@ int vm_run(const struct run_config *cfg, const struct image *img, struct run_res
 		vm_teardown(&vm);
 		return -1;
 	}
+	if (cfg->dirty_log_ms && !(logger = dirty_logger_start(&vm, cfg->dirty_log_ms))) {
+		pmu_close(&vm.pmu);
+		vm_teardown(&vm);
+		return -1;
+	}
 	vm_timed_out = 0;
 	current_run = vm.vcpu->run;
 	sigaction(SIGALRM, &sa, NULL);
@@ -554,6 +560,7 @@ int vm_run(const struct run_config *cfg, const struct image *img, struct run_res
 		mig_incoming_ack(cfg->incoming);
 	rc = img->boot ? machine_run(&vm, cfg, img, r) : run_loop(&vm, cfg, r);
 	mig_source_finish(&vm);
+	dirty_logger_stop(logger, r);
 	memset(&timer, 0, sizeof(timer));
 	setitimer(ITIMER_REAL, &timer, NULL);
 	current_run = NULL;

@@ -47,6 +47,7 @@ struct run_config {
 	const struct boot_io *boot_io;	/* boot guests; NULL: console kept, shown on failure */
 	/* Live migration (migrate/migrate.h): this run is its source, or its destination. */
 	const struct mig_source_cfg *migrate_to;
+	unsigned int dirty_log_ms;	/* >0: log dirty pages, read the log this often */
 	struct mig_incoming *incoming;
 };
 

@@ -3,9 +3,11 @@
  * kvmlab-dirtylog DEVICE VM_TYPE VCPUS ROUNDS: dirty-page logging, checked
  * for exactness against any KVM device (kvmlab's strategies, Linux KVM).
  *
- * exact: one vCPU runs dirtylog_guest.S over an identity map; each round
- * the host picks random pages of a logged slot for the guest to write, to
- * read, and one to fill by REP INSB (a write the hypervisor emulates), and
+ * exact: one vCPU runs dirtylog_guest.S over an identity map of 2 MiB
+ * pages, mapped twice (ALIAS_VA); each round the host picks random pages
+ * of a logged slot for the guest to write, to read, and one to fill by
+ * REP INSB (a write the hypervisor emulates), each through either of the
+ * page's two VAs, and
  * KVM_GET_DIRTY_LOG must return exactly the written pages (the code,
  * tables and mailbox live in a slot that does not log, so nothing else is
  * written there). Then the same with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2
@@ -52,6 +54,13 @@
 #define LOG_GPA		(64ULL << 20)
 #define LOG_PAGES	1000	/* not a multiple of 64: the last CLEAR is short */
 #define INS_BYTES	16
+/*
+ * The guest's tables map the low 512 GiB twice: at 0 and again at this VA
+ * (a second PML4 entry to the same PDPT, 2 MiB pages). A page written
+ * through either VA is one gfn: a shadow MMU holds an spte for each, and
+ * write-protection for the log must reach both.
+ */
+#define ALIAS_VA	(1ULL << 39)
 
 extern const uint8_t dirtylog_guest_start[], dirtylog_guest_end[];
 
@@ -114,6 +123,7 @@ static int setup(struct dl *d, const char *device, unsigned long type, int nvcpu
 	memcpy(d->vm.mem + CODE_GPA, dirtylog_guest_start,
 	       dirtylog_guest_end - dirtylog_guest_start);
 	kc_write_identity_map(d->vm.mem, PML4_GPA, 1ULL << 30);
+	((uint64_t *)(d->vm.mem + PML4_GPA))[ALIAS_VA >> 39] = ((uint64_t *)(d->vm.mem + PML4_GPA))[0];
 	d->mbox = (volatile struct mbox *)(d->vm.mem + MBOX_GPA);
 	for (int i = 0; i < nvcpus; i++) {
 		struct kc_vcpu *v = kc_create_vcpu(&d->vm, i);
@@ -162,7 +172,7 @@ static int run_op(struct dl *d, uint64_t op, const uint64_t *pages, uint64_t n)
 	d->mbox->op = op;
 	d->mbox->count = n;
 	for (uint64_t i = 0; i < (op == 3 ? 1 : n); i++)
-		d->mbox->list[i] = LOG_GPA + pages[i] * 4096;
+		d->mbox->list[i] = LOG_GPA + pages[i] * 4096 + (rand() & 1 ? ALIAS_VA : 0);
 	for (;;) {
 		if (ioctl(v->fd, KVM_RUN, 0)) {
 			if (errno == EINTR)
