@@ -20,6 +20,7 @@
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
+#include "../devices/fb.h"
 #include "../loaders/boot.h"
 #include "commands.h"
 #include "../experiment/hv.h"
@@ -36,14 +37,17 @@
 struct boot_opts {
 	const struct hv *hv;
 	struct image img;
-	uint64_t mem_mb, timeout_s;
+	uint64_t mem_mb, timeout_s, fb_fps;
+	int fb_mode;
+	const char *fb_snapshot;
 	bool dry_run;
 };
 
 static int usage(void)
 {
 	fprintf(stderr, "usage: kvmlab boot --hv H --kernel FILE [--initrd FILE] [--append STR]\n"
-			"                   [--mem MB] [--timeout S] [--apic] [--real-mode-entry]\n");
+			"                   [--mem MB] [--timeout S] [--apic] [--real-mode-entry]\n"
+			"                   [--fb mmio|dirty] [--fb-fps N] [--fb-snapshot FILE.png]\n");
 	return EXIT_USAGE_BOOT;
 }
 
@@ -84,10 +88,21 @@ static int parse(int argc, char **argv, struct boot_opts *o)
 		} else if (!strcmp(a, "--timeout")) {
 			if (!parse_u64(v, &o->timeout_s) || !o->timeout_s || o->timeout_s > 86400)
 				return err("boot: --timeout takes 1..86400 (seconds), not '%s'", v);
+		} else if (!strcmp(a, "--fb")) {
+			o->fb_mode = fb_parse_mode(v);
+			if (o->fb_mode < 0)
+				return err("boot: --fb is mmio or dirty, not '%s'", v);
+		} else if (!strcmp(a, "--fb-fps")) {
+			if (!parse_u64(v, &o->fb_fps) || !o->fb_fps || o->fb_fps > 1000)
+				return err("boot: --fb-fps takes 1..1000, not '%s'", v);
+		} else if (!strcmp(a, "--fb-snapshot")) {
+			o->fb_snapshot = v;
 		} else {
 			return err("boot: unknown option '%s'", a);
 		}
 	}
+	if ((o->fb_fps || o->fb_snapshot) && !o->fb_mode)
+		return err("boot: --fb-fps and --fb-snapshot need --fb mmio|dirty");
 	if (!o->hv || !o->img.kernel[0])
 		return err("boot: --hv and --kernel are required");
 	if (access(o->img.kernel, R_OK))
@@ -174,7 +189,8 @@ int cmd_boot(int argc, char **argv)
 		struct run_config cfg = {
 			.device = o->hv->device, .vm_type = o->hv->vm_type,
 			.mem_bytes = o->mem_mb << 20, .timeout_s = (unsigned int)o->timeout_s,
-			.boot_io = &io,
+			.boot_io = &io, .fb_mode = o->fb_mode, .fb_fps = (unsigned int)o->fb_fps,
+			.fb_snapshot = o->fb_snapshot,
 		};
 
 		if (vm_run(&cfg, &o->img, r))

@@ -16,6 +16,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include "../devices/fb.h"
 #include "../experiment/hv.h"
 #include "../loaders/image.h"
 #include "../experiment/kmsg.h"
@@ -39,7 +40,9 @@ struct options {
 	int nmeta;
 	char *modparams[MAX_ITEMS + 1];
 	int nmodparams;
-	uint64_t reps, mem_mb, timeout_s, dirty_log_ms;
+	uint64_t reps, mem_mb, timeout_s, dirty_log_ms, fb_fps;
+	int fb_mode;
+	const char *fb_snapshot;
 	char run_id[128];
 	const char *results_dir;
 	char workloads_dir[PATH_MAX];
@@ -175,6 +178,9 @@ static int parse_run(struct options *o, int argc, char **argv)
 		{ "plan", required_argument, NULL, 'L' },
 		{ "progress", required_argument, NULL, 'G' },
 		{ "dirty-log", required_argument, NULL, 'D' },
+		{ "fb", required_argument, NULL, 'F' },
+		{ "fb-fps", required_argument, NULL, 'S' },
+		{ "fb-snapshot", required_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *hv_list = NULL, *wl_list = NULL;
@@ -226,6 +232,16 @@ static int parse_run(struct options *o, int argc, char **argv)
 		case 'n': o->dry_run = true; break;
 		case 'v': o->verbose = true; break;
 		case 'N': break;
+		case 'F':
+			o->fb_mode = fb_parse_mode(optarg);
+			if (o->fb_mode < 0)
+				return err("--fb is mmio or dirty, not '%s'", optarg);
+			break;
+		case 'S':
+			if (!parse_u64(optarg, &o->fb_fps) || !o->fb_fps || o->fb_fps > 1000)
+				return err("--fb-fps needs 1 to 1000, not '%s'", optarg);
+			break;
+		case 'K': o->fb_snapshot = optarg; break;
 		case 'D':
 			if (!parse_u64(optarg, &o->dirty_log_ms) || !o->dirty_log_ms ||
 			    o->dirty_log_ms > 60000)
@@ -250,6 +266,8 @@ static int parse_run(struct options *o, int argc, char **argv)
 	}
 	if (optind < argc)
 		return err("unexpected argument '%s'", argv[optind]);
+	if ((o->fb_fps || o->fb_snapshot) && !o->fb_mode)
+		return err("--fb-fps and --fb-snapshot need --fb mmio|dirty");
 	if (o->plan && (hv_list || wl_list || o->nparams))
 		return err("--plan lists the runs: no --hv, --workload or --param with it");
 	if (o->plan)
@@ -424,6 +442,8 @@ static int run_one(const struct options *o, const struct hv *hv, struct image *i
 		.timeout_s = (unsigned int)o->timeout_s, .verbose = o->verbose,
 		.known_deviations = hv_known_deviations(hv),
 		.dirty_log_ms = (unsigned int)o->dirty_log_ms,
+		.fb_mode = o->fb_mode, .fb_fps = (unsigned int)o->fb_fps,
+		.fb_snapshot = o->fb_snapshot,
 	};
 	uint64_t t0 = now_ns();
 

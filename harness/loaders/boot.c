@@ -210,6 +210,23 @@ static uint64_t put_string(struct vm *vm, uint64_t gpa, const char *s)
 	return (gpa + n + 7) & ~7ULL;
 }
 
+/* The framebuffer fields of the information (flags bit 12): direct RGB, xRGB in memory. */
+static void mb_framebuffer(struct vm *vm, uint8_t *m)
+{
+	static const uint8_t rgb[6] = { 16, 8, 8, 8, 0, 8 };	/* position, size: R, G, B */
+
+	if (vm->fb.mode == FB_NONE)
+		return;
+	put_u32(m + 88, (uint32_t)FB_GPA);
+	put_u32(m + 92, (uint32_t)(FB_GPA >> 32));
+	put_u32(m + 96, FB_PITCH);
+	put_u32(m + 100, FB_WIDTH);
+	put_u32(m + 104, FB_HEIGHT);
+	m[108] = FB_BPP;
+	m[109] = 1;
+	memcpy(m + 110, rgb, sizeof(rgb));
+}
+
 static int mb_boot(struct vm *vm, const struct image *img, const char *cmdline,
 		   const uint8_t *f, size_t size, const uint8_t *hdr)
 {
@@ -252,9 +269,11 @@ static int mb_boot(struct vm *vm, const struct image *img, const char *cmdline,
 	/* The information structure, then what it points to. */
 	mbi = at;
 	m = vm->kc.mem + mbi;
-	memset(m, 0, 120);
+	memset(m, 0, 128);
 	at += 128;
-	put_u32(m + 0, (1U << 0) | (1U << 2) | (1U << 3) | (1U << 6) | (1U << 9));
+	put_u32(m + 0, (1U << 0) | (1U << 2) | (1U << 3) | (1U << 6) | (1U << 9) |
+		    (vm->fb.mode != FB_NONE ? 1U << 12 : 0));
+	mb_framebuffer(vm, m);
 	put_u32(m + 4, LOW_RAM_END >> 10);
 	put_u32(m + 8, (uint32_t)((vm->kc.mem_bytes - HIGH_RAM) >> 10));
 	put_u32(m + 16, (uint32_t)at);
@@ -313,6 +332,33 @@ static int mb_boot(struct vm *vm, const struct image *img, const char *cmdline,
 static bool is_bzimage(const uint8_t *f, size_t size)
 {
 	return size > 0x1000 && !memcmp(f + HDR_MAGIC, "HdrS", 4);
+}
+
+/*
+ * screen_info at the start of the zero page: a VESA linear framebuffer, as
+ * a BIOS loader reports after setting a VBE mode (lfb_size in 64 KiB).
+ */
+#define VIDEO_TYPE_VLFB	0x23
+
+static void linux_screen_info(struct vm *vm, uint8_t *bp)
+{
+	if (vm->fb.mode == FB_NONE)
+		return;
+	bp[0x06] = 3;				/* orig_video_mode */
+	bp[0x07] = FB_WIDTH / 8;		/* orig_video_cols */
+	bp[0x0e] = FB_HEIGHT / 16;		/* orig_video_lines */
+	bp[0x0f] = VIDEO_TYPE_VLFB;		/* orig_video_isVGA */
+	put_u16(bp + 0x10, 16);			/* orig_video_points: font height */
+	put_u16(bp + 0x12, FB_WIDTH);
+	put_u16(bp + 0x14, FB_HEIGHT);
+	put_u16(bp + 0x16, FB_BPP);
+	put_u32(bp + 0x18, (uint32_t)FB_GPA);
+	put_u32(bp + 0x1c, (uint32_t)(FB_BYTES >> 16));
+	put_u16(bp + 0x24, FB_PITCH);
+	bp[0x26] = 8; bp[0x27] = 16;		/* red: size, position */
+	bp[0x28] = 8; bp[0x29] = 8;		/* green */
+	bp[0x2a] = 8; bp[0x2b] = 0;		/* blue */
+	bp[0x2c] = 8; bp[0x2d] = 24;		/* reserved */
 }
 
 static void e820(struct vm *vm, uint8_t *bp)
@@ -382,6 +428,7 @@ static int linux_boot(struct vm *vm, const struct image *img, const char *cmdlin
 	strcpy((char *)vm->kc.mem + CMDLINE, cmdline);
 	put_u32(bp + HDR_CMD_LINE_PTR, CMDLINE);
 	e820(vm, bp);
+	linux_screen_info(vm, bp);
 	if (linux_initrd(vm, img, bp, load + init_size))
 		return -1;
 	kc_write_identity_map(vm->kc.mem, PML4, 4ULL << 30);
@@ -517,6 +564,11 @@ int boot_load(struct vm *vm, const struct image *img)
 	if (!f)
 		return -1;
 	build_cmdline(img, cmdline, sizeof(cmdline));
+	if (img->real_mode_entry && vm->fb.mode != FB_NONE) {
+		free(f);
+		return err("the framebuffer is announced in the zero page: it needs the 64-bit "
+			   "boot entry, not --real-mode-entry (whose setup code probes video itself)");
+	}
 	rc = set_cpuid(vm, img);
 	if (!rc) {
 		hdr = mb_header(f, size);

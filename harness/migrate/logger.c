@@ -82,14 +82,6 @@ fail:
 	return NULL;
 }
 
-static void add_counter(struct run_result *r, const char *name, int64_t v)
-{
-	if (r->ncounters == MAX_COUNTERS)
-		return;
-	snprintf(r->counter_names[r->ncounters], 64, "%s", name);
-	r->counters[r->ncounters++] = v;
-}
-
 void dirty_logger_stop(struct dirty_logger *l, struct run_result *r)
 {
 	if (!l)
@@ -98,8 +90,8 @@ void dirty_logger_stop(struct dirty_logger *l, struct run_result *r)
 	pthread_join(l->thread, NULL);
 	if (l->error && !r->status[0])
 		set_status(r, "error", "KVM_GET_DIRTY_LOG: %s", strerror(l->error));
-	add_counter(r, "log_reads", (int64_t)l->reads);
-	add_counter(r, "log_dirty_pages", (int64_t)l->pages);
+	run_add_counter(r, "log_reads", (int64_t)l->reads);
+	run_add_counter(r, "log_dirty_pages", (int64_t)l->pages);
 	free(l->bitmap);
 	free(l);
 }

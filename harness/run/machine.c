@@ -312,7 +312,9 @@ static int handle_exit(void *ctx, struct kvm_run *run)
 		return handle_io(m);
 	case KVM_EXIT_MMIO:
 		if (devices_mmio(&m->dev, run->mmio.phys_addr, run->mmio.is_write,
-				 run->mmio.data, run->mmio.len))
+				 run->mmio.data, run->mmio.len) ||
+		    fb_mmio(&m->vm->fb, run->mmio.phys_addr, run->mmio.is_write,
+			    run->mmio.data, (int)run->mmio.len))
 			return 0;
 		break;
 	case KVM_EXIT_HLT:

@@ -46,6 +46,13 @@ static void write_boot_info(struct vm *vm, const struct image *img)
 		.magic = KL_BOOT_MAGIC, .mem_bytes = vm->kc.mem_bytes,
 		.image_end = img->image_end, .boot_pt_end = BOOT_PT_END,
 	};
+	if (vm->fb.mode != FB_NONE) {
+		bi->fb_gpa = FB_GPA;
+		bi->fb_width = FB_WIDTH;
+		bi->fb_height = FB_HEIGHT;
+		bi->fb_pitch = FB_PITCH;
+		bi->fb_bpp = FB_BPP;
+	}
 }
 
 int set_cpuid(struct vm *vm, const struct image *img)
@@ -136,6 +143,8 @@ static int vm_setup(struct vm *vm, const struct run_config *cfg, const struct im
 	if (kc_add_ram(&vm->kc, 0, 0, mem_bytes))
 		return err_errno("cannot give the guest %llu MiB of memory",
 				 (unsigned long long)mem_bytes >> 20);
+	if (cfg->fb_mode && fb_setup(&vm->fb, &vm->kc, cfg->fb_mode, cfg->fb_fps))
+		return -1;
 	vm->vcpu = kc_create_vcpu(&vm->kc, 0);
 	if (!vm->vcpu)
 		return err_errno("KVM_CREATE_VCPU and its kvm_run");
@@ -162,6 +171,7 @@ static void vm_teardown(struct vm *vm)
 	stats_close(&vm->vcpu_stats);
 	free(vm->snap);
 	kc_vm_close(&vm->kc);
+	fb_free(&vm->fb);	/* its slot went with the VM */
 	if (vm->kc.sys_fd >= 0)
 		close(vm->kc.sys_fd);
 }
@@ -394,12 +404,15 @@ static int handle_io(struct vm *vm, const struct run_config *cfg, struct run_res
 	return -1;
 }
 
-/* MMIO to the scratch device is served; anywhere else it ends the run. */
+/* MMIO to the scratch device or the framebuffer is served; anywhere else it ends the run. */
 static bool handle_mmio(struct vm *vm)
 {
 	struct kvm_run *run = vm->vcpu->run;
 	uint64_t off = run->mmio.phys_addr - KL_MMIO_SCRATCH_GPA;
 
+	if (fb_mmio(&vm->fb, run->mmio.phys_addr, run->mmio.is_write, run->mmio.data,
+		    (int)run->mmio.len))
+		return true;
 	if (run->mmio.phys_addr < KL_MMIO_SCRATCH_GPA || run->mmio.len > 8 ||
 	    off + run->mmio.len > KL_MMIO_SCRATCH_SIZE)
 		return false;
@@ -505,6 +518,25 @@ static int run_loop(struct vm *vm, const struct run_config *cfg, struct run_resu
 	return kc_run_loop(vm->vcpu, &loop, &w);
 }
 
+/* The last refresh, the snapshot, and the framebuffer's counters. */
+static void finish_fb(struct vm *vm, const struct run_config *cfg, struct run_result *r)
+{
+	struct fb *fb = &vm->fb;
+
+	if (fb->mode == FB_NONE)
+		return;
+	fb_stop(fb);
+	if (fb->error && !r->status[0])
+		set_status(r, "error", "framebuffer refresh: %s", strerror(fb->error));
+	if (cfg->fb_snapshot && fb_snapshot(fb, cfg->fb_snapshot) && !r->status[0])
+		set_status(r, "error", "cannot write the framebuffer snapshot %s", cfg->fb_snapshot);
+	run_add_counter(r, "fb_refreshes", (int64_t)fb->refreshes);
+	run_add_counter(r, "fb_dirty_pages", (int64_t)fb->dirty_pages);
+	run_add_counter(r, "fb_lines_redrawn", (int64_t)fb->lines_redrawn);
+	run_add_counter(r, "fb_mmio_writes", (int64_t)fb->mmio_writes);
+	run_add_counter(r, "fb_mmio_reads", (int64_t)fb->mmio_reads);
+}
+
 static void finish_status(struct run_result *r)
 {
 	int failed = 0;
@@ -558,9 +590,12 @@ int vm_run(const struct run_config *cfg, const struct image *img, struct run_res
 	setitimer(ITIMER_REAL, &timer, NULL);
 	if (cfg->incoming)
 		mig_incoming_ack(cfg->incoming);
+	if (fb_start(&vm.fb))
+		set_status(r, "error", "the framebuffer did not start");
 	rc = img->boot ? machine_run(&vm, cfg, img, r) : run_loop(&vm, cfg, r);
 	mig_source_finish(&vm);
 	dirty_logger_stop(logger, r);
+	finish_fb(&vm, cfg, r);
 	memset(&timer, 0, sizeof(timer));
 	setitimer(ITIMER_REAL, &timer, NULL);
 	current_run = NULL;
@@ -570,6 +605,14 @@ int vm_run(const struct run_config *cfg, const struct image *img, struct run_res
 	pmu_close(&vm.pmu);
 	vm_teardown(&vm);
 	return 0;
+}
+
+void run_add_counter(struct run_result *r, const char *name, int64_t value)
+{
+	if (r->ncounters == MAX_COUNTERS)
+		return;
+	snprintf(r->counter_names[r->ncounters], 64, "%s", name);
+	r->counters[r->ncounters++] = value;
 }
 
 bool run_counter(const struct run_result *r, const char *name, int64_t *value)

@@ -48,6 +48,10 @@ struct run_config {
 	/* Live migration (migrate/migrate.h): this run is its source, or its destination. */
 	const struct mig_source_cfg *migrate_to;
 	unsigned int dirty_log_ms;	/* >0: log dirty pages, read the log this often */
+	/* A framebuffer (devices/fb.h): mode 0 none, FB_MMIO or FB_DIRTY. */
+	int fb_mode;
+	unsigned int fb_fps;
+	const char *fb_snapshot;	/* PNG of the screen at the end, or NULL */
 	struct mig_incoming *incoming;
 };
 
@@ -70,6 +74,8 @@ struct run_result {
 /* Runs img once. Returns 0 when the run happened (see r->status), -1 when
  * the VM could not even be set up (message printed). */
 int vm_run(const struct run_config *cfg, const struct image *img, struct run_result *r);
+/* A counter of the harness's own (a device's, the dirty-log reader's) after the run's. */
+void run_add_counter(struct run_result *r, const char *name, int64_t value);
 /* Counter delta by KVM stat name; false when the hypervisor lacks it. */
 bool run_counter(const struct run_result *r, const char *name, int64_t *value);
 

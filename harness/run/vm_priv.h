@@ -9,6 +9,7 @@
 #include <linux/kvm.h>
 #include <signal.h>
 #include <kvmlab/guest_abi.h>
+#include "../devices/fb.h"
 #include "../experiment/pmu.h"
 #include "../lib/kvmclient.h"
 #include "../lib/stats.h"
@@ -29,6 +30,7 @@ struct vm {
 	uint8_t scratch[KL_MMIO_SCRATCH_SIZE];	/* the scratch MMIO device */
 	uint32_t echo;				/* the echo port */
 	struct pmu pmu;				/* host counters over the phase */
+	struct fb fb;				/* --fb: mode FB_NONE without */
 	/*
 	 * The measured phase, open since t0. CLOCK_MONOTONIC is one clock for
 	 * every process on the machine, so a migrated phase keeps its start.

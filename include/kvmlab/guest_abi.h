@@ -57,6 +57,9 @@ struct kl_boot_info {
 	uint64_t mem_bytes;	/* guest RAM: one slot at gpa 0 */
 	uint64_t image_end;	/* first gpa past the loaded image */
 	uint64_t boot_pt_end;	/* first gpa past the boot page tables */
+	/* A linear framebuffer (`--fb`), 0 when there is none: 32-bit xRGB pixels. */
+	uint64_t fb_gpa;
+	uint32_t fb_width, fb_height, fb_pitch, fb_bpp;
 };
 
 enum kl_msg_type {

@@ -271,6 +271,8 @@ struct aspace {
 	struct aspace *next;	/* every live space: 2-level copies kernel PDEs into each */
 };
 extern struct aspace kl_kernel_as;
+/* What the harness told us at boot (memory, the framebuffer if any). */
+extern const struct kl_boot_info *kl_boot;
 
 /*
  * Pointer to the entry at `level` (1 = PTE, 2 = PDE, 3 = PDPTE, 4 = PML4E)

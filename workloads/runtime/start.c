@@ -206,10 +206,13 @@ void kl_paging_enable(ulong root)
 
 #endif
 
+const struct kl_boot_info *kl_boot;
+
 void kl_start(const struct kl_boot_info *bi)
 {
 	int rc;
 
+	kl_boot = bi;
 	setup_gdt();
 	setup_idt();
 	if (bi->magic != KL_BOOT_MAGIC)

@@ -33,7 +33,12 @@
 struct mb_info {
 	uint32_t flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr;
 	uint32_t syms[4], mmap_length, mmap_addr;
-};
+	uint32_t drives_length, drives_addr, config_table, boot_loader_name, apm_table;
+	uint32_t vbe[4];
+	uint64_t fb_addr;
+	uint32_t fb_pitch, fb_width, fb_height;
+	uint8_t fb_bpp, fb_type, fb_color[6];
+} __attribute__((packed));
 
 struct mb_module {
 	uint32_t start, end, string, reserved;
@@ -278,6 +283,32 @@ static void check_multiboot(uint32_t magic, const struct mb_info *mbi)
 	}
 }
 
+/*
+ * A framebuffer in the information (flags bit 12, `kvmlab boot --fb`): say
+ * so, and paint a 64x32 block of 0x00c0ff at its top-left corner, which
+ * the framebuffer test finds in the harness's snapshot.
+ */
+static void check_framebuffer(const struct mb_info *mbi)
+{
+	if (!(mbi->flags & (1U << 12)))
+		return;
+	puts("framebuffer: ");
+	putu(mbi->fb_width);
+	putc('x');
+	putu(mbi->fb_height);
+	putc('x');
+	putu(mbi->fb_bpp);
+	puts(" at ");
+	puthex((uint32_t)mbi->fb_addr);
+	putc('\n');
+	check(mbi->fb_type == 1 && mbi->fb_bpp == 32 && mbi->fb_pitch >= mbi->fb_width * 4 &&
+	      !(mbi->fb_addr >> 32), "framebuffer: direct RGB, 32 bits, below 4 GiB");
+	for (uint32_t y = 0; y < 32 && y < mbi->fb_height; y++)
+		for (uint32_t x = 0; x < 64 && x < mbi->fb_width; x++)
+			*(volatile uint32_t *)(uintptr_t)(mbi->fb_addr + y * mbi->fb_pitch + x * 4) =
+				0x00c0ff;
+}
+
 static void mark(uint32_t what, uint64_t tsc, uint64_t ops, uint64_t sum)
 {
 	uint32_t args[6] = { (uint32_t)tsc, (uint32_t)(tsc >> 32), (uint32_t)ops,
@@ -297,6 +328,7 @@ void kmain(uint32_t magic, const struct mb_info *mbi)
 
 	puts("multiboot-hello: hello from 32-bit protected mode\n");
 	check_multiboot(magic, mbi);
+	check_framebuffer(mbi);
 	setup_idt();
 	if (param(cmdline, "nointr", 0)) {
 		puts("halting with interrupts off: only the harness can end this\n");
