@@ -14,6 +14,8 @@
  */
 #include "rt.h"
 
+KL_NOT_A_BENCHMARK("paced by the clock, for migration experiments (kvmlab migrate)");
+
 KL_PARAM(p_pages, "pages", 1024, 1, 16384, "working set, 4 KiB pages (up to 64 MiB)");
 KL_PARAM(p_rate, "rate", 4000, 0, 100000000, "pages written per second (0: as fast as it can)");
 KL_PARAM(p_writes, "writes", 20000, 1, 1000000000, "page writes in all");

@@ -14,6 +14,8 @@
  */
 #include "rt.h"
 
+KL_NOT_A_BENCHMARK("needs a framebuffer: kvmlab run --fb mmio|dirty");
+
 KL_PARAM(p_frames, "frames", 20, 1, 100000, "frames drawn");
 KL_PARAM(p_w, "w", 96, 1, 512, "rectangle width, pixels");
 KL_PARAM(p_h, "h", 64, 1, 512, "rectangle height, pixels");

@@ -118,15 +118,9 @@ static void *refresh_thread(void *arg)
 
 int fb_start(struct fb *fb)
 {
-	sigset_t all, old;
-
 	if (fb->mode == FB_NONE)
 		return 0;
-	sigfillset(&all);	/* the run's signals are the vCPU thread's */
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	errno = pthread_create(&fb->thread, NULL, refresh_thread, fb);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (errno)
+	if (start_helper_thread(&fb->thread, refresh_thread, fb))
 		return err_errno("cannot start the framebuffer's refresh");
 	fb->running = true;
 	return 0;

@@ -22,6 +22,7 @@ const char *const csv_counters[] = {
 	"mmu_shadow_zapped", "mmu_pte_write", "mmu_pde_zapped", "mmu_flooded",
 	"mmu_recycled", "mmu_cache_miss", "mmu_unsync", "pages_4k", "pages_2m",
 	"shadow_pages_peak", "dirty_wrprot", "dirty_faults", "log_reads", "log_dirty_pages",
+	"fb_refreshes", "fb_dirty_pages",
 	NULL,
 };
 

@@ -3,6 +3,7 @@
 #ifndef KVMLAB_UTIL_H
 #define KVMLAB_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,6 +14,13 @@ int err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int err_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 uint64_t now_ns(void);
+/*
+ * A thread beside a run's vCPU (migration, dirty-log reader, framebuffer
+ * refresh) with every signal blocked: the run's timers signal the process,
+ * and only the vCPU thread may take them (they end its KVM_RUN). 0, or -1
+ * with errno.
+ */
+int start_helper_thread(pthread_t *t, void *(*fn)(void *), void *arg);
 /* write() until all of buf is out; 0, or -1 with errno. */
 int write_full(int fd, const void *buf, size_t len);
 bool parse_u64(const char *s, uint64_t *out);

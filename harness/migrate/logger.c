@@ -53,7 +53,6 @@ static void *logger_thread(void *arg)
 struct dirty_logger *dirty_logger_start(struct vm *vm, unsigned int period_ms)
 {
 	struct dirty_logger *l = calloc(1, sizeof(*l));
-	sigset_t all, old;
 
 	if (!l || !(l->bitmap = calloc((vm->kc.mem_bytes / 4096 + 63) / 64, 8))) {
 		free(l);
@@ -67,11 +66,7 @@ struct dirty_logger *dirty_logger_start(struct vm *vm, unsigned int period_ms)
 		err_errno("cannot turn dirty logging on");
 		goto fail;
 	}
-	sigfillset(&all);	/* the run's signals are the vCPU thread's */
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	errno = pthread_create(&l->thread, NULL, logger_thread, l);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (errno) {
+	if (start_helper_thread(&l->thread, logger_thread, l)) {
 		err_errno("cannot start the dirty-log thread");
 		goto fail;
 	}

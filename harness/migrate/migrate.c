@@ -544,7 +544,6 @@ int mig_source_start(struct vm *vm, const struct mig_source_cfg *cfg)
 {
 	struct mig_source *s = calloc(1, sizeof(*s));
 	struct sigaction sa = { .sa_handler = on_mig_kick };
-	sigset_t all, old;
 	size_t words = (vm->kc.mem_bytes / PAGE + 63) / 64;
 
 	if (!s)
@@ -567,12 +566,7 @@ int mig_source_start(struct vm *vm, const struct mig_source_cfg *cfg)
 	pthread_cond_init(&s->cond, NULL);
 	s->vcpu_thread = pthread_self();
 	sigaction(SIGUSR2, &sa, NULL);	/* no SA_RESTART: it must end KVM_RUN */
-	/* The run's timers signal the process: only the vCPU thread may take them. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	errno = pthread_create(&s->thread, NULL, source_thread, s);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (errno)
+	if (start_helper_thread(&s->thread, source_thread, s))
 		return err_errno("cannot start the migration thread");
 	vm->mig = s;
 	return 0;
@@ -804,6 +798,16 @@ static int check_runstate(struct mig_runstate *rs)
 	return 0;
 }
 
+/* A state record of exactly its structure's size; false for any other size. */
+static bool take(void *dst, size_t size, const void *p, uint32_t len, bool *have)
+{
+	if (len != size)
+		return false;
+	memcpy(dst, p, size);
+	*have = true;
+	return true;
+}
+
 /* One record of the stream; 1 at END. */
 static int receive_one(struct mig_incoming *in, struct vm *vm)
 {
@@ -827,32 +831,24 @@ static int receive_one(struct mig_incoming *in, struct vm *vm)
 		return 0;
 	}
 	case MIG_VCPU:
-		if (len != sizeof(in->vcpu))
+		if (!take(&in->vcpu, sizeof(in->vcpu), p, len, &in->has_vcpu))
 			break;
-		memcpy(&in->vcpu, p, len);
-		in->has_vcpu = true;
 		return 0;
 	case MIG_CLOCK:
-		if (len != sizeof(in->clock))
+		if (!take(&in->clock, sizeof(in->clock), p, len, &in->has_clock))
 			break;
-		memcpy(&in->clock, p, len);
-		in->has_clock = true;
 		return 0;
 	case MIG_DEVICES:
-		if (len != sizeof(in->dev))
+		if (!take(&in->dev, sizeof(in->dev), p, len, &in->has_dev))
 			break;
-		memcpy(&in->dev, p, len);
 		if (check_devices(&in->dev))
 			return err("migration stream: the device record holds impossible state");
-		in->has_dev = true;
 		return 0;
 	case MIG_RUNSTATE:
-		if (len != sizeof(in->rs))
+		if (!take(&in->rs, sizeof(in->rs), p, len, &in->has_rs))
 			break;
-		memcpy(&in->rs, p, len);
 		if (check_runstate(&in->rs))
 			return err("migration stream: the run-state record holds impossible state");
-		in->has_rs = true;
 		return 0;
 	case MIG_END:
 		if (!in->has_vcpu || !in->has_rs)

@@ -50,6 +50,8 @@ static uint64_t checksum = 14695981039346656037ULL;
 
 static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" :: "a"(v), "Nd"(port)); }
 static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" :: "a"(v), "Nd"(port)); }
+static inline void outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %1" :: "a"(v), "Nd"(port)); }
+static inline uint32_t inl(uint16_t port) { uint32_t v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 static inline uint8_t inb(uint16_t port) { uint8_t v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 static inline uint64_t rdtsc(void) { uint32_t lo, hi; __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)); return lo | (uint64_t)hi << 32; }
 static inline void lapic_write(uint32_t reg, uint32_t v) { *(volatile uint32_t *)(LAPIC + reg) = v; }
@@ -309,6 +311,44 @@ static void check_framebuffer(const struct mb_info *mbi)
 				0x00c0ff;
 }
 
+/*
+ * kvmlab.vbe=N, under QEMU's -vga std (a Bochs VBE adapter, PCI 00:02.0):
+ * switch to 1024x768x32 with its linear framebuffer, let N PIT ticks pass
+ * (the host takes a screendump: a mode change redraws everything), paint
+ * the same block as above, say so, and let N more ticks pass. QEMU redraws
+ * the block in its next screendump only if the dirty log of its VGA memory
+ * (KVM_GET_DIRTY_LOG on that slot) reported the pages.
+ */
+static void vbe_write(uint16_t index, uint16_t value)
+{
+	outw(0x1ce, index);
+	outw(0x1cf, value);
+}
+
+static void vbe_test(uint32_t ticks)
+{
+	uint32_t lfb;
+
+	outl(0xcf8, 0x80000000U | 2U << 11 | 0x10);	/* BAR 0 of 00:02.0 */
+	lfb = inl(0xcfc) & ~0xfU;
+	vbe_write(4, 0);				/* disable, then set the mode */
+	vbe_write(1, 1024);
+	vbe_write(2, 768);
+	vbe_write(3, 32);
+	vbe_write(4, 0x41);				/* enabled, linear framebuffer */
+	puts("vbe: mode set, framebuffer at ");
+	puthex(lfb);
+	putc('\n');
+	pit_test(ticks);
+	for (uint32_t y = 0; y < 32; y++)
+		for (uint32_t x = 0; x < 64; x++)
+			*(volatile uint32_t *)(uintptr_t)(lfb + y * 4096 + x * 4) = 0x00c0ff;
+	puts("vbe: drawn\n");
+	pit_ticks = 0;
+	pit_test(ticks);
+	pit_ticks = 0;
+}
+
 static void mark(uint32_t what, uint64_t tsc, uint64_t ops, uint64_t sum)
 {
 	uint32_t args[6] = { (uint32_t)tsc, (uint32_t)(tsc >> 32), (uint32_t)ops,
@@ -335,6 +375,8 @@ void kmain(uint32_t magic, const struct mb_info *mbi)
 		for (;;)
 			__asm__ volatile("cli; hlt");
 	}
+	if (param(cmdline, "vbe", 0))
+		vbe_test(param(cmdline, "vbe", 0));
 	mark(KL_MARK_BEGIN, rdtsc(), 0, 0);
 	pit_test(ticks);
 	if (apic)
