@@ -69,8 +69,10 @@ fuzz-benchmark: deps build
 test: deps build unit
 	$(PYTHON) -m pytest -q tests
 
-# Debian's Linux under unmodified QEMU on every hypervisor (about 5 min; `make
-# test` runs it under Linux KVM's two modes, kvmlab-cached and kvmlab-npt).
+# Debian's Linux under unmodified QEMU on every hypervisor, and QEMU's own live
+# migration and VGA under every strategy (about 7 min; `make test` runs Linux
+# under Linux KVM's two modes, kvmlab-cached and kvmlab-npt, and migrates
+# under the last two).
 test-qemu: deps build
 	KVMLAB_QEMU_ALL=1 $(PYTHON) -m pytest -q tests/test_qemu.py
 

@@ -335,7 +335,8 @@ static void print_report(const struct mopts *o, const struct mig_report *m)
 	printf("\n  %.2f MB sent (%llu zero pages as flags), %.1f ms in all", m->bytes / 1e6,
 	       (unsigned long long)m->zero_pages, m->total_ns / 1e6);
 	if (!strcmp(m->status, "migrated"))
-		printf(", downtime %.2f ms", m->downtime_ns / 1e6);
+		printf(", downtime %.2f ms (%.2f ms of it sending)", m->downtime_ns / 1e6,
+		       m->stop_copy_ns / 1e6);
 	printf(" (last prediction %.2f ms at %.1f MB/s)\n", m->dirty_est_ns / 1e6,
 	       m->rate_bps / 1e6);
 }
@@ -359,7 +360,7 @@ static int write_row(const struct mopts *o, const char *params, const struct mig
 		return err_errno("cannot write %s", path);
 	if (fresh) {
 		fprintf(f, "src,dst,workload,params,migration,status,ops,checksum,wall_ns,rounds,"
-			"pages_per_round,final_pages,zero_pages,bytes,total_ns,downtime_ns,"
+			"pages_per_round,final_pages,zero_pages,bytes,total_ns,downtime_ns,stop_copy_ns,"
 			"bandwidth_mbs,max_downtime_ms");
 		for (int i = 0; csv_counters[i]; i++)
 			fprintf(f, ",%s", csv_counters[i]);
@@ -368,7 +369,7 @@ static int write_row(const struct mopts *o, const char *params, const struct mig
 	for (unsigned int i = 0; i < m->rounds && i < MIG_MAX_ROUNDS; i++)
 		snprintf(pages + strlen(pages), sizeof(pages) - strlen(pages), "%s%llu",
 			 i ? ";" : "", (unsigned long long)m->round_pages[i]);
-	fprintf(f, "%s,%s,%s,%s,%s,%s,%llu,%016llx,%llu,%u,%s,%llu,%llu,%llu,%llu,%llu,%llu,%llu",
+	fprintf(f, "%s,%s,%s,%s,%s,%s,%llu,%016llx,%llu,%u,%s,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu",
 		o->src->name, o->dst->name, o->workload, params, m->status, r->status,
 		(unsigned long long)r->ops, (unsigned long long)r->checksum,
 		(unsigned long long)r->wall_ns, m->rounds, pages,
@@ -376,7 +377,7 @@ static int write_row(const struct mopts *o, const char *params, const struct mig
 			m->rounds < MIG_MAX_ROUNDS ? m->rounds : MIG_MAX_ROUNDS] : 0ULL,
 		(unsigned long long)m->zero_pages, (unsigned long long)m->bytes,
 		(unsigned long long)m->total_ns, (unsigned long long)m->downtime_ns,
-		(unsigned long long)o->bandwidth_mb, (unsigned long long)o->downtime_ms);
+		(unsigned long long)m->stop_copy_ns, (unsigned long long)o->bandwidth_mb, (unsigned long long)o->downtime_ms);
 	for (int i = 0; csv_counters[i]; i++) {
 		int64_t v;
 

@@ -482,6 +482,7 @@ static int stop_and_copy(struct mig_source *s, unsigned int round)
 	    mig_put(&s->st, MIG_RUNSTATE, &s->rstate, sizeof(s->rstate), NULL, 0) ||
 	    mig_put(&s->st, MIG_END, NULL, 0, NULL, 0))
 		return fail(s, "dest-failed", "during stop-and-copy: %s", s->st.error), -1;
+	s->rep->stop_copy_ns = now_ns() - s->pause_ns;
 	s->rep->round_pages[round < MIG_MAX_ROUNDS ? round : MIG_MAX_ROUNDS] = count;
 	return wait_ack(s);
 }

@@ -47,6 +47,7 @@ struct mig_report {
 	uint64_t bytes;		/* on the wire */
 	uint64_t total_ns;	/* from the first byte to the acknowledgement */
 	uint64_t downtime_ns;	/* vCPU paused at the source to running at the destination */
+	uint64_t stop_copy_ns;	/* of which: the pause to the last byte sent (the rest: restore) */
 	uint64_t dirty_est_ns;	/* the downtime the policy predicted */
 	uint64_t rate_bps;	/* the bandwidth the policy used at the end */
 };
