@@ -5,6 +5,7 @@ BUILD    := $(CURDIR)/build
 PYTHON   := /usr/bin/python3
 DEB_PKGS := build-essential qemu-system-x86 linux-image-amd64 linux-headers-amd64 \
             busybox-static cpio kmod gnuplot-nox python3-pytest libpfm4-dev gcc-multilib \
+            libpng-dev zlib1g-dev \
             linux-source-6.1
 
 .PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test test-qemu test-kselftest test-migrate fuzz-benchmark clean

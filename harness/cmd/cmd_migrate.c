@@ -209,12 +209,17 @@ static void print_result(const char *who, const struct run_result *r)
 static int accept_one(const char *path)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), c;
+	int fd, c;
+	struct stat st;
 
 	if (strlen(path) >= sizeof(a.sun_path))
 		return err("socket path too long: %s", path);
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	/* A stale socket of an earlier run goes; anything else there is not ours to remove. */
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+		return err("--listen %s: a file that is not a socket is there", path);
 	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 1))
 		return err_errno("cannot listen on %s", path);
 	fprintf(stderr, "incoming: waiting on %s\n", path);

@@ -18,7 +18,7 @@ const char *const csv_counters[] = {
 	"irq_injections", "irq_window_exits",
 	"insn_emulation", "insn_emulation_fail", "hypercalls",
 	"pf_taken", "pf_fixed", "pf_emulate", "pf_spurious", "pf_guest",
-	"tlb_flush", "invlpg", "remote_tlb_flush",
+	"tlb_flush", "invlpg", "remote_tlb_flush", "remote_tlb_flush_requests",
 	"mmu_shadow_zapped", "mmu_pte_write", "mmu_pde_zapped", "mmu_flooded",
 	"mmu_recycled", "mmu_cache_miss", "mmu_unsync", "pages_4k", "pages_2m",
 	"shadow_pages_peak", "dirty_wrprot", "dirty_faults", "log_reads", "log_dirty_pages",

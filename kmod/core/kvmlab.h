@@ -67,7 +67,9 @@ struct kl_vm_stat {
 	u64 mmu_resync;		/* naive resync: shadows re-walked */
 	u64 mmu_resync_checked;	/* ...entries compared with the guest's */
 	u64 mmu_resync_changed;	/* ...entries found stale and dropped */
-	u64 remote_tlb_flush;	/* every vCPU asked to flush, running ones kicked */
+	u64 remote_tlb_flush_requests;	/* every vCPU asked to flush */
+	u64 remote_tlb_flush;	/* ...of which some vCPU was in guest mode and kicked */
+	u64 remote_tlb_kicks;	/* ...the IPIs sent (one per vCPU in guest mode elsewhere) */
 	u64 dirty_wrprot;	/* writable sptes made read-only for dirty logging */
 	u64 dirty_faults;	/* write faults that logged their page dirty */
 };
@@ -318,8 +320,8 @@ static inline bool kl_check_request(struct kl_vcpu *vcpu, enum kl_request req)
  * made later finds the vCPU in guest mode and kicks it.
  */
 void kl_vcpu_kick(struct kl_vcpu *vcpu, enum kl_request req);
-/* ...and wait until it has left guest mode, if it was there. */
-void kl_vcpu_kick_wait(struct kl_vcpu *vcpu, enum kl_request req);
+/* ...and wait until it has left guest mode, if it was there: true when it was. */
+bool kl_vcpu_kick_wait(struct kl_vcpu *vcpu, enum kl_request req);
 bool kl_enter_guest_mode(struct kl_vcpu *vcpu);
 void kl_exit_guest_mode(struct kl_vcpu *vcpu);
 

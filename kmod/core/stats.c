@@ -46,7 +46,9 @@ static const struct stat_def vm_stats[] = {
 	VM_STAT(mmu_resync, CUMUL),
 	VM_STAT(mmu_resync_checked, CUMUL),
 	VM_STAT(mmu_resync_changed, CUMUL),
+	VM_STAT(remote_tlb_flush_requests, CUMUL),
 	VM_STAT(remote_tlb_flush, CUMUL),
+	VM_STAT(remote_tlb_kicks, CUMUL),
 	VM_STAT(dirty_wrprot, CUMUL),
 	VM_STAT(dirty_faults, CUMUL),
 };

@@ -111,19 +111,37 @@ static void kick_ipi(void *unused)
 	/* Nothing to do: the interrupt itself made the guest exit. */
 }
 
-static void kick(struct kl_vcpu *vcpu, enum kl_request req, bool wait)
+/* True when the vCPU was in guest mode on another CPU and an IPI went to it. */
+static bool kick(struct kl_vcpu *vcpu, enum kl_request req, bool wait)
 {
 	int cpu, me;
+	bool sent = false;
 
 	kl_make_request(vcpu, req);
 	/* Pairs with the barrier in kl_enter_guest_mode: one of us sees the other. */
 	smp_mb__after_atomic();
 	wake_up_interruptible(&vcpu->wq);
 	me = get_cpu();
+	/*
+	 * Mode first, then the CPU: kl_enter_guest_mode writes them in the
+	 * other order, so a vCPU seen in guest mode has its CPU written. Read
+	 * the other way round, a first entry between the two reads paired
+	 * "in guest mode" with the -1 of a vCPU that never ran, and
+	 * cpu_online(-1) read outside the mask (an oops the ioctl fuzzer and
+	 * the stress test found). The bound check is as KVM's.
+	 */
+	if (READ_ONCE(vcpu->mode) != KL_IN_GUEST_MODE) {
+		put_cpu();
+		return false;
+	}
+	smp_rmb();
 	cpu = READ_ONCE(vcpu->cpu);
-	if (READ_ONCE(vcpu->mode) == KL_IN_GUEST_MODE && cpu != me && cpu_online(cpu))
+	if (cpu != me && (unsigned int)cpu < nr_cpu_ids && cpu_online(cpu)) {
 		smp_call_function_single(cpu, kick_ipi, NULL, wait);
+		sent = true;
+	}
 	put_cpu();
+	return sent;
 }
 
 void kl_vcpu_kick(struct kl_vcpu *vcpu, enum kl_request req)
@@ -136,9 +154,9 @@ void kl_vcpu_kick(struct kl_vcpu *vcpu, enum kl_request req)
  * the guest exit, so waiting for it means: that CPU no longer runs guest
  * code entered before the request was made.
  */
-void kl_vcpu_kick_wait(struct kl_vcpu *vcpu, enum kl_request req)
+bool kl_vcpu_kick_wait(struct kl_vcpu *vcpu, enum kl_request req)
 {
-	kick(vcpu, req, true);
+	return kick(vcpu, req, true);
 }
 
 /*
@@ -154,6 +172,7 @@ static bool exit_requested(struct kl_vcpu *vcpu)
 bool kl_enter_guest_mode(struct kl_vcpu *vcpu)
 {
 	WRITE_ONCE(vcpu->cpu, smp_processor_id());
+	smp_wmb();	/* the CPU before the mode: kick() reads them the other way */
 	WRITE_ONCE(vcpu->mode, KL_IN_GUEST_MODE);
 	smp_mb();
 	if (!exit_requested(vcpu))

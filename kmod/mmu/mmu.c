@@ -26,6 +26,9 @@ void kl_flush_tlb(struct kl_vcpu *vcpu)
 
 /*
  * Every published vCPU of the VM flushes before it runs guest code again.
+ * Counted as KVM does: remote_tlb_flush_requests every call,
+ * remote_tlb_flush when a vCPU had to be interrupted, remote_tlb_kicks
+ * for each IPI.
  * Callers hold vm->mmu_lock, under which the vCPU array changes. A vCPU in
  * guest mode is kicked and waited for (kl_vcpu_kick_wait): when this
  * returns, no CPU still runs on the translations the caller just took
@@ -35,10 +38,16 @@ void kl_flush_tlb(struct kl_vcpu *vcpu)
  */
 void kl_flush_remote_tlbs(struct kl_vm *vm)
 {
+	u64 kicks = 0;
+
 	lockdep_assert_held(&vm->mmu_lock);
-	vm->stat.remote_tlb_flush++;
+	vm->stat.remote_tlb_flush_requests++;
 	for (int i = 0; i < vm->nr_vcpus; i++)
-		kl_vcpu_kick_wait(vm->vcpus[i], KL_REQ_TLB_FLUSH);
+		kicks += kl_vcpu_kick_wait(vm->vcpus[i], KL_REQ_TLB_FLUSH);
+	/* KVM's meaning: a request that had to interrupt some CPU running the guest. */
+	if (kicks)
+		vm->stat.remote_tlb_flush++;
+	vm->stat.remote_tlb_kicks += kicks;
 }
 
 int kl_mmu_vm_init(struct kl_vm *vm)

@@ -81,8 +81,17 @@ static int on_exit_(void *ctx, struct kvm_run *run)
 		atomic_fetch_add(&t->s->mmio_reads, 1);
 		return 0;
 	}
-	if (run->exit_reason != KVM_EXIT_IO || run->io.direction != KVM_EXIT_IO_OUT)
-		return fail(t, "unexpected exit %llu", run->exit_reason);
+	if (run->exit_reason != KVM_EXIT_IO || run->io.direction != KVM_EXIT_IO_OUT) {
+		/* Where the guest was tells which of its instructions went wrong. */
+		struct kvm_regs regs = { 0 };
+
+		ioctl(t->v->fd, KVM_GET_REGS, &regs);
+		snprintf(t->why, sizeof(t->why), "unexpected exit %u at rip 0x%llx (rbx 0x%llx, "
+			 "rsi 0x%llx, rcx %llu, r9 %llu)", run->exit_reason, regs.rip, regs.rbx,
+			 regs.rsi, regs.rcx, regs.r9);
+		atomic_store(&t->s->failed, 1);
+		return -1;
+	}
 	memcpy(&val, (uint8_t *)run + run->io.data_offset, 4);
 	switch (run->io.port) {
 	case 0x10:
