@@ -58,7 +58,7 @@ struct vcpu_thread {
 	struct stress *s;
 	struct kc_vcpu *v;
 	pthread_t thread;
-	char why[160];
+	char why[256];
 };
 
 static int fail(struct vcpu_thread *t, const char *fmt, unsigned long long a)
@@ -87,8 +87,11 @@ static int on_exit_(void *ctx, struct kvm_run *run)
 
 		ioctl(t->v->fd, KVM_GET_REGS, &regs);
 		snprintf(t->why, sizeof(t->why), "unexpected exit %u at rip 0x%llx (rbx 0x%llx, "
-			 "rsi 0x%llx, rcx %llu, r9 %llu)", run->exit_reason, regs.rip, regs.rbx,
-			 regs.rsi, regs.rcx, regs.r9);
+			 "rsi 0x%llx, rcx %llu, r9 %llu; internal %u: 0x%llx 0x%llx)", run->exit_reason,
+			 regs.rip, regs.rbx, regs.rsi, regs.rcx, regs.r9,
+			 run->exit_reason == KVM_EXIT_INTERNAL_ERROR ? run->internal.suberror : 0,
+			 run->internal.ndata ? run->internal.data[0] : 0ULL,
+			 run->internal.ndata > 1 ? run->internal.data[1] : 0ULL);
 		atomic_store(&t->s->failed, 1);
 		return -1;
 	}
