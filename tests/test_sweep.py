@@ -111,10 +111,11 @@ def test_compute_has_no_mmu_overhead_under_any_scheme(quick):
     rows = [x for x in read_csv(d / "runs.csv") if x["workload"] == "compute"]
     assert len(rows) == len(ALL_HVS)
     for x in rows:
-        ops = int(x["ops"])
         assert int(x["pf_fixed"] or 0) == 0 and int(x["pf_guest"] or 0) == 0, x
         assert int(x["tlb_flush"] or 0) == 0, x
-        assert int(x["exits"]) <= ops / 20, x     # timer interrupts at most
+        # Nothing in compute exits: every exit is a host interrupt (how many
+        # depends on the phase's wall time, not on the workload).
+        assert int(x["exits"]) == int(x["irq_exits"] or 0), x
 
 
 def test_deterministic_mode_repeats(tmp_path):
