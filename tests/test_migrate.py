@@ -8,7 +8,7 @@ Every workload of the quick sweep migrates between kvmlab strategies; in
 the MMU-heavy ones take pairs of similar speed), and
 KVMLAB_MIGRATE_ALL=1 (`make test-migrate`) runs every workload under every
 pair. Linux KVM migrates between two VMs of the same mode in a one-CPU
-boot of its own. Workload sizes come from each strategy's measured speed,
+boot of its own (make test-migrate only: migrate-bench measures it too). Workload sizes come from each strategy's measured speed,
 so that the source runs the phase for about SRC_SECONDS: long enough for
 the migration (a 16 MiB guest) to finish mid-run, short enough for a slow
 destination."""
@@ -236,6 +236,7 @@ def test_a_linux_guest_migrates_mid_forkexec_and_finishes(boot):
     assert (row["ops"], row["checksum"]) == ("800", b["checksum"])
 
 
+@pytest.mark.skipif(not ALL, reason="a boot of its own: make test-migrate")
 def test_linux_kvm_migrates_between_two_vms_of_one_mode(kvm_boot):
     base = baselines(kvm_boot)
     rows = read_csv(kvm_boot / "kvm" / "migrations.csv")
