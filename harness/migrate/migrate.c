@@ -385,13 +385,8 @@ static void give_verdict(struct mig_source *s, int verdict)
 	pthread_mutex_unlock(&s->lock);
 }
 
-static double rate_mbs(uint64_t bps)
-{
-	return bps / 1e6;
-}
-
 /* Pre-copy rounds until the rest fits in the downtime; 0 then (logging on), -1 when not. */
-static int precopy(struct mig_source *s, uint64_t t_start)
+static int precopy(struct mig_source *s)
 {
 	const struct mig_policy *p = &s->cfg.policy;
 	uint64_t rate = p->bandwidth ? p->bandwidth : DEFAULT_RATE, count, t0;
@@ -411,7 +406,7 @@ static int precopy(struct mig_source *s, uint64_t t_start)
 				fail(s, "not-converged", "after %u rounds %llu pages were still dirty: "
 				     "%.0f ms at %.1f MB/s, over the %.0f ms allowed",
 				     round - 1, (unsigned long long)count, est / 1e6,
-				     rate_mbs(rate), p->max_downtime_ns / 1e6);
+				     rate / 1e6, p->max_downtime_ns / 1e6);
 				return -1;
 			}
 		}
@@ -438,7 +433,6 @@ static int precopy(struct mig_source *s, uint64_t t_start)
 			rate = p->bandwidth && p->bandwidth < measured ? p->bandwidth : measured;
 		}
 		s->rep->rate_bps = rate;
-		(void)t_start;
 	}
 }
 
@@ -519,7 +513,7 @@ static void *source_thread(void *arg)
 		fail(s, "error", "cannot turn dirty logging on: %s", strerror(errno));
 		goto out;
 	}
-	if (precopy(s, t_start))
+	if (precopy(s))
 		goto stop_logging;
 	paused = pause_vcpu(s);
 	if (!paused) {
