@@ -8,7 +8,7 @@ DEB_PKGS := build-essential qemu-system-x86 linux-image-amd64 linux-headers-amd6
             libpng-dev zlib1g-dev \
             linux-source-6.1
 
-.PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test test-qemu test-kselftest test-migrate test-stress-npt fuzz-benchmark clean
+.PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test test-qemu test-kselftest test-migrate fuzz-benchmark clean
 
 all: build
 
@@ -86,10 +86,6 @@ test-kselftest: deps build
 # strategies (about 10 min; `make test` migrates each pair once).
 test-migrate: deps build
 	KVMLAB_MIGRATE_ALL=1 $(PYTHON) -m pytest -q tests/test_migrate.py
-
-# The npt case of the locking stress test, a known failure for now (issue 16).
-test-stress-npt: deps build
-	KVMLAB_STRESS_NPT=1 $(PYTHON) -m pytest -q -rxX tests/test_stress.py -k npt
 
 clean:
 	rm -rf $(BUILD)

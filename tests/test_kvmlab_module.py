@@ -232,10 +232,10 @@ def test_vcpu_thread_moving_between_host_cpus(tmp_path):
     script = r"""
 bin/kvmlab run --hv %s --workload all --run-id moved --results results "$@" \
     > results/moved.txt 2>&1 &
-pid=$!; n=0
+pid=$!; a=${KVMLAB_CPUS%%%% *}; b=${KVMLAB_CPUS##* }; cpu=$a
 while kill -0 $pid 2>/dev/null; do
-    for t in $(ls /proc/$pid/task 2>/dev/null); do taskset -p $((n %% 2 + 1)) $t >/dev/null 2>&1; done
-    n=$((n + 1)); usleep 20000
+    for t in $(ls /proc/$pid/task 2>/dev/null); do taskset -pc $cpu $t >/dev/null 2>&1; done
+    [ $cpu = $a ] && cpu=$b || cpu=$a; usleep 20000
 done
 wait $pid
 """ % KVMLAB_STRATEGIES

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <limits.h>
+#include <sched.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -168,4 +169,25 @@ int start_helper_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	errno = e;
 	return e ? -1 : 0;
+}
+
+int pin_to_nth_allowed_cpu(unsigned int n)
+{
+	cpu_set_t allowed, one;
+	int count, cpu;
+
+	if (sched_getaffinity(0, sizeof(allowed), &allowed))
+		return -1;
+	count = CPU_COUNT(&allowed);
+	if (!count) {
+		errno = EINVAL;
+		return -1;
+	}
+	n %= count;
+	for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+		if (CPU_ISSET(cpu, &allowed) && n-- == 0)
+			break;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	return sched_setaffinity(0, sizeof(one), &one);
 }

@@ -21,6 +21,12 @@ uint64_t now_ns(void);
  * with errno.
  */
 int start_helper_thread(pthread_t *t, void *(*fn)(void *), void *arg);
+/*
+ * Pin the calling thread to the n-th CPU (modulo their number) it may run
+ * on now: its affinity and cpuset, not every online CPU, so that a test
+ * machine's reserved CPU 0 stays free. 0, or -1 with errno.
+ */
+int pin_to_nth_allowed_cpu(unsigned int n);
 /* write() until all of buf is out; 0, or -1 with errno. */
 int write_full(int fd, const void *buf, size_t len);
 bool parse_u64(const char *s, uint64_t *out);

@@ -43,6 +43,7 @@
 #include <unistd.h>
 #include <kvmlab/x86.h>
 #include "../../harness/lib/kvmclient.h"
+#include "../../harness/lib/util.h"
 #include "../../harness/lib/stats.h"
 
 #define RAM_BYTES	(16ULL << 20)
@@ -357,12 +358,8 @@ struct live_vcpu {
 static void *live_vcpu_main(void *arg)
 {
 	struct live_vcpu *t = arg;
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	cpu_set_t set;
 
-	CPU_ZERO(&set);
-	CPU_SET(t->v->id % (ncpu > 0 ? ncpu : 1), &set);
-	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	pin_to_nth_allowed_cpu(t->v->id);
 	for (;;) {
 		if (ioctl(t->v->fd, KVM_RUN, 0)) {
 			if (errno == EINTR)

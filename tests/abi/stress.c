@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include <kvmlab/x86.h>
 #include "../../harness/lib/kvmclient.h"
+#include "../../harness/lib/util.h"
 
 #define RAM_BYTES	(64ULL << 20)
 #define GDT_GPA		0x1800ULL
@@ -115,12 +116,8 @@ static void *vcpu_main(void *arg)
 {
 	struct vcpu_thread *t = arg;
 	const struct kc_loop loop = { .exit = on_exit_ };
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	cpu_set_t set;
 
-	CPU_ZERO(&set);
-	CPU_SET(t->v->id % (ncpu > 0 ? ncpu : 1), &set);
-	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	pin_to_nth_allowed_cpu(t->v->id);
 	if (kc_run_loop(t->v, &loop, t) && !t->why[0])
 		fail(t, "KVM_RUN failed: errno %llu", errno);
 	atomic_fetch_sub(&t->s->running, 1);
