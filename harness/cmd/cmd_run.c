@@ -23,6 +23,7 @@
 #include "../experiment/pmu.h"
 #include "../experiment/results.h"
 #include "../experiment/sweep.h"
+#include "../lib/kvmclient.h"
 #include "../lib/util.h"
 #include "../run/vm.h"
 #include "commands.h"
@@ -40,7 +41,7 @@ struct options {
 	int nmeta;
 	char *modparams[MAX_ITEMS + 1];
 	int nmodparams;
-	uint64_t reps, mem_mb, timeout_s, dirty_log_ms, fb_fps;
+	uint64_t reps, mem_mb, timeout_s, dirty_log_ms, fb_fps, vcpus;
 	int fb_mode;
 	const char *fb_snapshot;
 	char run_id[128];
@@ -86,6 +87,10 @@ static int open_workloads(struct options *o, char *list)
 		snprintf(path, sizeof(path), "%s/%s.elf", o->workloads_dir, items[i]);
 		if (image_open(&o->images[o->nimages], path, items[i]))
 			return -1;
+		o->images[o->nimages].vcpus = (int)o->vcpus;
+		if (o->vcpus > 1 && (o->images[o->nimages].boot || o->images[o->nimages].real_mode))
+			return err("--vcpus %d: %s is not a 64-bit workload (only those start "
+				   "secondary CPUs so far)", (int)o->vcpus, items[i]);
 		if (!strcmp(list, "all") &&
 		    (o->images[o->nimages].tool || o->images[o->nimages].not_in_all)) {
 			image_close(&o->images[o->nimages]);	/* a tool, or a whole OS */
@@ -181,6 +186,7 @@ static int parse_run(struct options *o, int argc, char **argv)
 		{ "fb", required_argument, NULL, 'F' },
 		{ "fb-fps", required_argument, NULL, 'S' },
 		{ "fb-snapshot", required_argument, NULL, 'K' },
+		{ "vcpus", required_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *hv_list = NULL, *wl_list = NULL;
@@ -242,6 +248,10 @@ static int parse_run(struct options *o, int argc, char **argv)
 				return err("--fb-fps needs 1 to 1000, not '%s'", optarg);
 			break;
 		case 'K': o->fb_snapshot = optarg; break;
+		case 'U':
+			if (!parse_u64(optarg, &o->vcpus) || !o->vcpus || o->vcpus > KC_MAX_VCPUS)
+				return err("--vcpus needs 1 to %d, not '%s'", KC_MAX_VCPUS, optarg);
+			break;
 		case 'D':
 			if (!parse_u64(optarg, &o->dirty_log_ms) || !o->dirty_log_ms ||
 			    o->dirty_log_ms > 60000)
@@ -443,7 +453,7 @@ static int run_one(const struct options *o, const struct hv *hv, struct image *i
 		.known_deviations = hv_known_deviations(hv),
 		.dirty_log_ms = (unsigned int)o->dirty_log_ms,
 		.fb_mode = o->fb_mode, .fb_fps = (unsigned int)o->fb_fps,
-		.fb_snapshot = o->fb_snapshot,
+		.fb_snapshot = o->fb_snapshot, .vcpus = img->vcpus,
 	};
 	uint64_t t0 = now_ns();
 

@@ -14,7 +14,7 @@ void devices_init(struct devices *d, FILE *console)
 	d->uart.out = console;
 	d->pic[0].base = 0x08;		/* the BIOS default; every guest reprograms it */
 	d->pic[1].base = 0x70;
-	lapic_init(&d->lapic);
+	lapic_init(&d->lapic, 0);
 }
 
 static bool debug_exit_io(struct devices *d, uint16_t port, bool out, uint8_t *val)
@@ -58,9 +58,9 @@ bool devices_mmio(struct devices *d, uint64_t gpa, bool write, uint8_t *data, in
 	/* Registers are 32-bit and 16-byte aligned; other widths are undefined. */
 	if (write) {
 		memcpy(&val, data, len < 4 ? len : 4);
-		lapic_mmio(d, gpa - LAPIC_GPA, true, &val);
+		lapic_mmio(&d->lapic, gpa - LAPIC_GPA, true, &val);
 	} else {
-		lapic_mmio(d, gpa - LAPIC_GPA, false, &val);
+		lapic_mmio(&d->lapic, gpa - LAPIC_GPA, false, &val);
 		memset(data, 0, len);
 		memcpy(data, &val, len < 4 ? len : 4);
 	}
@@ -72,19 +72,19 @@ void devices_tick(struct devices *d)
 	uint64_t now = now_ns();
 
 	pit_tick(d, now);
-	lapic_tick(d, now);
+	lapic_tick(&d->lapic, now);
 }
 
 uint64_t devices_next_deadline(struct devices *d)
 {
-	uint64_t a = pit_next_deadline(d), b = lapic_next_deadline(d);
+	uint64_t a = pit_next_deadline(d), b = lapic_next_deadline(&d->lapic);
 
 	return a < b ? a : b;
 }
 
 int devices_pending_vector(struct devices *d)
 {
-	int v = lapic_pending_vector(d), irq;
+	int v = lapic_pending_vector(&d->lapic), irq;
 
 	if (v >= 0)
 		return v;
@@ -107,8 +107,8 @@ void devices_describe(struct devices *d, char *buf, size_t len)
 
 void devices_ack(struct devices *d, int vector)
 {
-	if (vector == lapic_pending_vector(d))
-		lapic_ack(d, vector);
+	if (vector == lapic_pending_vector(&d->lapic))
+		lapic_ack(&d->lapic, vector);
 	else
 		pic_ack(d);
 }

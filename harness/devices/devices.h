@@ -65,8 +65,12 @@ struct uart {
 
 struct lapic {
 	uint32_t regs[1024];	/* the 4 KiB page, by 32-bit register */
+	uint8_t id;		/* APIC ID: the vCPU's index */
 	uint64_t timer_start_ns, timer_period_ns;
 	bool timer_armed;
+	/* An ICR write: the owner delivers it (NULL: no other CPU). */
+	void (*send_ipi)(void *ctx, uint32_t icr_lo, uint32_t icr_hi);
+	void *ipi_ctx;
 };
 
 struct devices {
@@ -105,12 +109,16 @@ void pit_tick(struct devices *d, uint64_t now);
 uint64_t pit_next_deadline(struct devices *d);
 bool uart_io(struct devices *d, uint16_t port, bool out, uint8_t *val);
 bool cmos_io(struct devices *d, uint16_t port, bool out, uint8_t *val);
-void lapic_init(struct lapic *l);
-void lapic_mmio(struct devices *d, uint32_t offset, bool write, uint32_t *val);
-void lapic_tick(struct devices *d, uint64_t now);
-uint64_t lapic_next_deadline(struct devices *d);
-int lapic_pending_vector(struct devices *d);
-void lapic_ack(struct devices *d, int vector);
+void lapic_init(struct lapic *l, uint8_t id);
+void lapic_mmio(struct lapic *l, uint32_t offset, bool write, uint32_t *val);
+void lapic_tick(struct lapic *l, uint64_t now);
+uint64_t lapic_next_deadline(const struct lapic *l);
+int lapic_pending_vector(const struct lapic *l);
+void lapic_ack(struct lapic *l, int vector);
+/* A fixed interrupt arrives (an IPI): it waits in IRR. */
+void lapic_raise(struct lapic *l, int vector);
+uint8_t lapic_tpr(const struct lapic *l);
+bool lapic_match_logical(const struct lapic *l, uint8_t dest);
 bool lapic_enabled(const struct lapic *l);
 uint32_t lapic_lvt0(const struct lapic *l);
 bool lapic_accepts_extint(const struct lapic *l);

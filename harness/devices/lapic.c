@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * A local APIC in xAPIC mode at 0xfee00000, for one CPU: task priority,
+ * A local APIC in xAPIC mode at 0xfee00000, one per vCPU: task priority,
  * IRR/ISR with EOI, the spurious-vector enable, and the timer (one-shot and
  * periodic; a 1 GHz bus clock, as KVM uses, over the divide configuration).
  * LINT0 in ExtINT mode passes the PIC's interrupts through, which is how a
- * PC with no I/O APIC wires them. No IPIs (one vCPU), no TSC-deadline mode
- * (CPUID does not offer it), no x2APIC. CR8 is not tied to the TPR here:
- * kvmlab leaves CR8 to the CPU's virtual TPR, so a guest should use one or
- * the other.
+ * PC with no I/O APIC wires them. A write of the ICR's low half sends an
+ * IPI through the owner's hook (lapic.send_ipi; the APIC "bus" of an SMP
+ * run decides who receives it); without a hook there is no other CPU. No
+ * TSC-deadline mode (CPUID does not offer it), no x2APIC. CR8 is not tied
+ * to the TPR here: kvmlab leaves CR8 to the CPU's virtual TPR, so a guest
+ * should use one or the other.
  */
 #include "devices.h"
 #include "../lib/util.h"
@@ -42,9 +44,9 @@ static uint32_t *reg(struct lapic *l, uint32_t off)
 	return &l->regs[REG(off)];
 }
 
-void lapic_init(struct lapic *l)
+void lapic_init(struct lapic *l, uint8_t id)
 {
-	*l = (struct lapic) { 0 };
+	*l = (struct lapic) { .id = id };
 	*reg(l, APIC_LVR) = 0x00050014;		/* version 0x14, 6 LVT entries */
 	*reg(l, APIC_DFR) = 0xffffffff;
 	*reg(l, APIC_SVR) = 0xff;
@@ -125,15 +127,14 @@ static uint32_t current_count(const struct lapic *l, uint64_t now)
 	return (uint32_t)((period - elapsed) / divisor(l));
 }
 
-static void raise_vector(struct lapic *l, int v)
+void lapic_raise(struct lapic *l, int v)
 {
 	if (v >= 16)
 		set_bit(l, APIC_IRR, v, true);
 }
 
-void lapic_tick(struct devices *d, uint64_t now)
+void lapic_tick(struct lapic *l, uint64_t now)
 {
-	struct lapic *l = &d->lapic;
 	uint32_t lvtt = l->regs[REG(APIC_LVTT)];
 	uint64_t period = timer_ns(l);
 
@@ -144,20 +145,18 @@ void lapic_tick(struct devices *d, uint64_t now)
 	else
 		l->timer_armed = false;
 	if (!(lvtt & LVT_MASKED) && lapic_enabled(l))
-		raise_vector(l, lvtt & 0xff);
+		lapic_raise(l, lvtt & 0xff);
 }
 
-uint64_t lapic_next_deadline(struct devices *d)
+uint64_t lapic_next_deadline(const struct lapic *l)
 {
-	struct lapic *l = &d->lapic;
 	uint64_t period = timer_ns(l);
 
 	return l->timer_armed && period ? l->timer_start_ns + period : NO_DEADLINE;
 }
 
-int lapic_pending_vector(struct devices *d)
+int lapic_pending_vector(const struct lapic *l)
 {
-	struct lapic *l = &d->lapic;
 	int v = highest(l, APIC_IRR);
 
 	if (!lapic_enabled(l) || v < 0 || (uint32_t)(v & 0xf0) <= (ppr(l) & 0xf0))
@@ -165,10 +164,10 @@ int lapic_pending_vector(struct devices *d)
 	return v;
 }
 
-void lapic_ack(struct devices *d, int vector)
+void lapic_ack(struct lapic *l, int vector)
 {
-	set_bit(&d->lapic, APIC_IRR, vector, false);
-	set_bit(&d->lapic, APIC_ISR, vector, true);
+	set_bit(l, APIC_IRR, vector, false);
+	set_bit(l, APIC_ISR, vector, true);
 }
 
 static void lapic_write(struct lapic *l, uint32_t off, uint32_t v)
@@ -176,9 +175,17 @@ static void lapic_write(struct lapic *l, uint32_t off, uint32_t v)
 	int isr;
 
 	switch (off) {
-	case APIC_ID: case APIC_TPR: case APIC_LDR: case APIC_DFR:
-	case APIC_ICR: case APIC_ICR2:
-		*reg(l, off) = v;	/* no other CPU to send an IPI to */
+	case APIC_ID:
+		l->id = v >> 24;
+		break;
+	case APIC_TPR: case APIC_LDR: case APIC_DFR: case APIC_ICR2:
+		*reg(l, off) = v;
+		break;
+	case APIC_ICR:
+		/* Delivered at once: the delivery-status bit never reads busy. */
+		*reg(l, off) = v & ~(1U << 12);
+		if (l->send_ipi)
+			l->send_ipi(l->ipi_ctx, v, *reg(l, APIC_ICR2));
 		break;
 	case APIC_EOI:
 		isr = highest(l, APIC_ISR);
@@ -211,9 +218,8 @@ static void lapic_write(struct lapic *l, uint32_t off, uint32_t v)
 	}
 }
 
-void lapic_mmio(struct devices *d, uint32_t offset, bool write, uint32_t *val)
+void lapic_mmio(struct lapic *l, uint32_t offset, bool write, uint32_t *val)
 {
-	struct lapic *l = &d->lapic;
 	uint32_t off = offset & 0xff0;
 
 	if (write) {
@@ -221,9 +227,25 @@ void lapic_mmio(struct devices *d, uint32_t offset, bool write, uint32_t *val)
 		return;
 	}
 	switch (off) {
+	case APIC_ID: *val = (uint32_t)l->id << 24; break;
 	case APIC_PPR: *val = ppr(l); break;
 	case APIC_TMCCT: *val = current_count(l, now_ns()); break;
 	case APIC_EOI: case APIC_ESR: *val = 0; break;
 	default: *val = *reg(l, off); break;
 	}
+}
+
+uint8_t lapic_tpr(const struct lapic *l)
+{
+	return l->regs[REG(APIC_TPR)] & 0xff;
+}
+
+/* Logical destination: the flat model matches bits, the cluster model a cluster's bits. */
+bool lapic_match_logical(const struct lapic *l, uint8_t dest)
+{
+	uint8_t ldr = l->regs[REG(APIC_LDR)] >> 24;
+
+	if ((l->regs[REG(APIC_DFR)] >> 28) == 0xf)
+		return ldr & dest;
+	return (ldr >> 4) == (dest >> 4) && (ldr & dest & 0xf);
 }

@@ -315,6 +315,8 @@ void image_params_string(const struct image *img, char *buf, size_t size)
 		len += snprintf(buf + len, size - len, "%s%s=%llu", i ? ";" : "",
 				img->params[i].name,
 				(unsigned long long)img->params[i].value);
+	if (img->vcpus > 1 && len < size)
+		snprintf(buf + len, size - len, "%svcpus=%d", len ? ";" : "", img->vcpus);
 }
 
 /* Names of the workload images in dir, sorted. */

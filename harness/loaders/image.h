@@ -25,6 +25,7 @@ struct image {
 	uint64_t params_gpa;		/* where .kl_params is loaded */
 	bool tool;			/* a tool, not a benchmark (KL_TOOL_SECTION) */
 	bool real_mode;			/* starts in real mode (KL_REALMODE_SECTION) */
+	int vcpus;			/* `--vcpus`: 0 or 1 is one (a params column entry beyond) */
 	int nparams;
 	struct kl_param params[MAX_PARAMS];	/* values: defaults, then --param */
 

@@ -45,6 +45,7 @@ static void write_boot_info(struct vm *vm, const struct image *img)
 	*bi = (struct kl_boot_info) {
 		.magic = KL_BOOT_MAGIC, .mem_bytes = vm->kc.mem_bytes,
 		.image_end = img->image_end, .boot_pt_end = BOOT_PT_END,
+		.nr_cpus = vm->cfg->vcpus > 1 ? (uint32_t)vm->cfg->vcpus : 1,
 	};
 	if (vm->fb.mode != FB_NONE) {
 		bi->fb_gpa = FB_GPA;
@@ -165,8 +166,32 @@ static int vm_setup(struct vm *vm, const struct run_config *cfg, const struct im
 	return open_stats(vm);
 }
 
+/*
+ * vCPUs 1..N-1 of a workload run: created now, CPUID as vCPU 0's, held in
+ * userspace until the guest sends them INIT and SIPI (smp.c).
+ */
+static int setup_vcpus(struct vm *vm, const struct run_config *cfg, const struct image *img,
+		       struct run_result *r)
+{
+	int n = cfg->vcpus > 0 ? cfg->vcpus : 1;
+
+	if (n > KC_MAX_VCPUS)
+		return err("--vcpus %d: at most %d", n, KC_MAX_VCPUS);
+	if (n > 1 && (img->boot || img->real_mode))
+		return err("--vcpus %d: only 64-bit workloads start secondary CPUs so far", n);
+	if (n > 1 && (cfg->migrate_to || cfg->incoming))
+		return err("--vcpus %d: live migration moves one vCPU so far", n);
+	if (smp_setup(vm, n, r))
+		return -1;
+	for (int i = 1; i < n; i++)
+		if (kc_set_cpuid(vm->kc.sys_fd, vm->smp.cpu[i].v->fd, img->boot, img->apic))
+			return err_errno("cannot set vCPU %d's CPUID", i);
+	return 0;
+}
+
 static void vm_teardown(struct vm *vm)
 {
+	smp_teardown(vm);
 	stats_close(&vm->vm_stats);
 	stats_close(&vm->vcpu_stats);
 	free(vm->snap);
@@ -176,11 +201,27 @@ static void vm_teardown(struct vm *vm)
 		close(vm->kc.sys_fd);
 }
 
+/* VM statistics, then vCPU statistics summed over every vCPU. */
 static int snapshot(struct vm *vm, uint64_t *out)
 {
-	if (stats_read(&vm->vm_stats, out))
+	uint64_t *vcpu = out + vm->vm_stats.count, *one;
+	int n = vm->vcpu_stats.count, rc = 0;
+
+	if (stats_read(&vm->vm_stats, out) || stats_read(&vm->vcpu_stats, vcpu))
 		return -1;
-	return stats_read(&vm->vcpu_stats, out + vm->vm_stats.count);
+	if (vm->smp.n < 2)
+		return 0;
+	one = calloc(n + 1, sizeof(*one));
+	if (!one)
+		return err("out of memory");
+	for (int i = 1; i < vm->smp.n && !rc; i++) {
+		if (vm->smp.cpu[i].stats.count != n || stats_read(&vm->smp.cpu[i].stats, one))
+			rc = err("vCPU %d's statistics differ from vCPU 0's", i);
+		for (int j = 0; j < n && !rc; j++)
+			vcpu[j] += one[j];
+	}
+	free(one);
+	return rc;
 }
 
 static const char *stat_name(const struct vm *vm, int i)
@@ -369,9 +410,9 @@ static void console_out(struct vm *vm, const uint8_t *data, uint32_t count)
 	}
 }
 
-static int handle_io(struct vm *vm, const struct run_config *cfg, struct run_result *r)
+static int handle_io(struct vm *vm, struct kvm_run *run, const struct run_config *cfg,
+		     struct run_result *r)
 {
-	struct kvm_run *run = vm->vcpu->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 
 	if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == KL_PORT_CONSOLE) {
@@ -405,9 +446,8 @@ static int handle_io(struct vm *vm, const struct run_config *cfg, struct run_res
 }
 
 /* MMIO to the scratch device or the framebuffer is served; anywhere else it ends the run. */
-static bool handle_mmio(struct vm *vm)
+static bool handle_mmio(struct vm *vm, struct kvm_run *run)
 {
-	struct kvm_run *run = vm->vcpu->run;
 	uint64_t off = run->mmio.phys_addr - KL_MMIO_SCRATCH_GPA;
 
 	if (fb_mmio(&vm->fb, run->mmio.phys_addr, run->mmio.is_write, run->mmio.data,
@@ -425,10 +465,15 @@ static bool handle_mmio(struct vm *vm)
 
 void describe_exit(struct vm *vm, struct run_result *r)
 {
-	struct kvm_run *run = vm->vcpu->run;
+	describe_vcpu_exit(vm->vcpu, r);
+}
+
+void describe_vcpu_exit(struct kc_vcpu *v, struct run_result *r)
+{
+	struct kvm_run *run = v->run;
 	struct kvm_regs regs = { 0 };
 
-	ioctl(vm->vcpu->fd, KVM_GET_REGS, &regs);
+	ioctl(v->fd, KVM_GET_REGS, &regs);
 	switch (run->exit_reason) {
 	case KVM_EXIT_HLT:
 		set_status(r, "error", "guest halted at rip 0x%llx", regs.rip);
@@ -468,9 +513,13 @@ static int workload_stop(void *ctx)
 {
 	struct workload_run *w = ctx;
 
+	if (w->vm->smp.stop)	/* another vCPU failed; it said why */
+		return 1;
 	if (!vm_timed_out)
 		return 0;
+	pthread_mutex_lock(&w->vm->smp.lock);
 	set_status(w->r, "timeout", "no result within %u s", w->cfg->timeout_s);
+	pthread_mutex_unlock(&w->vm->smp.lock);
 	return 1;
 }
 
@@ -478,7 +527,9 @@ static int workload_before(void *ctx)
 {
 	struct workload_run *w = ctx;
 
-	return w->vm->mig ? mig_source_before(w->vm) : 0;
+	if (w->vm->mig && mig_source_before(w->vm))
+		return -1;
+	return smp_before(&w->vm->smp.cpu[0]);
 }
 
 /* KVM_RUN returned EINTR: the one point where the vCPU may stop for a migration. */
@@ -489,17 +540,46 @@ static int workload_interrupted(void *ctx)
 	return w->vm->mig ? mig_source_checkpoint(w->vm, w->r) : 0;
 }
 
+/*
+ * Any vCPU's exit: its APIC, the scratch device and framebuffer, the ports.
+ * Under smp.lock, which guards the result, the console and the phase.
+ */
+int vm_serve_exit(struct vm *vm, struct smp_cpu *c, struct kvm_run *run)
+{
+	struct run_result *r = vm->smp.result;
+	int rc;
+
+	pthread_mutex_lock(&vm->smp.lock);
+	if (run->exit_reason == KVM_EXIT_MMIO && (smp_lapic_mmio(c, run) || handle_mmio(vm, run))) {
+		rc = 0;
+	} else if (run->exit_reason == KVM_EXIT_IRQ_WINDOW_OPEN) {
+		rc = 0;		/* smp_before injects now */
+	} else if (run->exit_reason == KVM_EXIT_IO) {
+		rc = handle_io(vm, run, vm->cfg, r);
+		if (rc > 0 && c->id)
+			rc = smp_fail(c, "vCPU %d, not the bootstrap processor, sent EXIT", c->id);
+	} else {
+		describe_vcpu_exit(c->v, r);
+		if (vm->smp.n > 1)
+			snprintf(r->detail + strlen(r->detail), sizeof(r->detail) - strlen(r->detail),
+				 " (vCPU %d)", c->id);
+		rc = -1;
+	}
+	if (rc < 0 && c->id)
+		smp_fail(c, "vCPU %d failed", c->id);	/* its reason is set: stop the others */
+	pthread_mutex_unlock(&vm->smp.lock);
+	return rc;
+}
+
 static int workload_exit(void *ctx, struct kvm_run *run)
 {
 	struct workload_run *w = ctx;
+	struct smp_cpu *bsp = &w->vm->smp.cpu[0];
 
-	if (run->exit_reason == KVM_EXIT_MMIO && handle_mmio(w->vm))
-		return 0;
-	if (run->exit_reason != KVM_EXIT_IO) {
-		describe_exit(w->vm, w->r);
-		return -1;
-	}
-	return handle_io(w->vm, w->cfg, w->r);
+	/* HLT waits for an interrupt once the guest switched its APIC on; before, it is a hang. */
+	if (run->exit_reason == KVM_EXIT_HLT && lapic_enabled(&bsp->apic))
+		return smp_halt(bsp) < 0 ? -1 : 0;
+	return vm_serve_exit(w->vm, bsp, run);
 }
 
 static void run_failed(void *ctx, int e)
@@ -564,7 +644,8 @@ int vm_run(const struct run_config *cfg, const struct image *img, struct run_res
 	int rc;
 
 	memset(r, 0, sizeof(*r));
-	if (vm_setup(&vm, cfg, img)) {
+	vm.cfg = cfg;
+	if (vm_setup(&vm, cfg, img) || setup_vcpus(&vm, cfg, img, r)) {
 		vm_teardown(&vm);
 		return -1;
 	}
@@ -592,7 +673,11 @@ int vm_run(const struct run_config *cfg, const struct image *img, struct run_res
 		mig_incoming_ack(cfg->incoming);
 	if (fb_start(&vm.fb))
 		set_status(r, "error", "the framebuffer did not start");
-	rc = img->boot ? machine_run(&vm, cfg, img, r) : run_loop(&vm, cfg, r);
+	if (smp_start(&vm))
+		set_status(r, "error", "the vCPU threads did not start");
+	rc = img->boot ? machine_run(&vm, cfg, img, r) : r->status[0] ? -1 : run_loop(&vm, cfg, r);
+	smp_stop(&vm);
+	smp_counters(&vm, r);
 	mig_source_finish(&vm);
 	dirty_logger_stop(logger, r);
 	finish_fb(&vm, cfg, r);

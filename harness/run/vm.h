@@ -36,6 +36,7 @@ struct boot_io {
 struct run_config {
 	const char *device;
 	unsigned long vm_type;	/* KVM_CREATE_VM's argument */
+	int vcpus;		/* workloads: vCPUs, 0 meaning 1 (run/smp.c) */
 	uint64_t mem_bytes;
 	unsigned int timeout_s;
 	bool verbose;		/* echo guest notes as they arrive */

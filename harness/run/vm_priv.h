@@ -7,8 +7,10 @@
 #define KVMLAB_VM_PRIV_H
 
 #include <linux/kvm.h>
+#include <pthread.h>
 #include <signal.h>
 #include <kvmlab/guest_abi.h>
+#include "../devices/devices.h"
 #include "../devices/fb.h"
 #include "../experiment/pmu.h"
 #include "../lib/kvmclient.h"
@@ -16,13 +18,40 @@
 #include "../loaders/boot.h"
 #include "vm.h"
 
-struct devices;
 struct mig_source;
 struct mig_incoming;
+struct vm;
+
+/* One vCPU of a run (smp.c): its thread, its local APIC, its start-up state. */
+struct smp_cpu {
+	struct vm *vm;
+	int id;
+	struct kc_vcpu *v;
+	struct lapic apic;		/* the rest under smp.lock */
+	bool wait_sipi, sipi, nmi;	/* INIT received, SIPI received, NMI pending */
+	uint8_t sipi_vector;
+	bool started;
+	uint64_t halts;
+	pthread_t thread;
+	bool has_thread;
+	pthread_cond_t wake;		/* HLT and wait-for-SIPI sleep here */
+	struct stats stats;		/* vCPU 1..N-1: their statistics (vCPU 0's are vm->vcpu_stats) */
+};
+
+struct smp {
+	int n;
+	pthread_mutex_t lock;		/* APICs, and the run's shared state: result, console, phase */
+	struct smp_cpu cpu[KC_MAX_VCPUS];
+	volatile bool stop;		/* the run is over: every vCPU leaves */
+	struct run_result *result;
+	uint64_t ipis, inits, sipis;
+};
 
 struct vm {
 	struct kc_vm kc;		/* device, VM, guest RAM at gpa 0 */
-	struct kc_vcpu *vcpu;		/* the one vCPU */
+	struct kc_vcpu *vcpu;		/* vCPU 0, the bootstrap processor */
+	struct smp smp;			/* every vCPU (smp.c) */
+	const struct run_config *cfg;
 	struct stats vm_stats, vcpu_stats;
 	uint64_t *snap;		/* vm stats then vcpu stats */
 	char console[256];
@@ -69,6 +98,20 @@ int vm_phase_partial(struct vm *vm, struct run_result *r);
 void set_status(struct run_result *r, const char *status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void describe_exit(struct vm *vm, struct run_result *r);
+void describe_vcpu_exit(struct kc_vcpu *v, struct run_result *r);
+
+/* smp.c: the vCPUs beyond the first, their APICs and threads. */
+int smp_setup(struct vm *vm, int n, struct run_result *r);
+int smp_start(struct vm *vm);
+void smp_stop(struct vm *vm);
+void smp_teardown(struct vm *vm);
+void smp_counters(struct vm *vm, struct run_result *r);
+int smp_before(struct smp_cpu *c);
+int smp_halt(struct smp_cpu *c);
+bool smp_lapic_mmio(struct smp_cpu *c, struct kvm_run *run);
+int smp_fail(struct smp_cpu *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* vm.c: serve one exit of any vCPU of a workload run (takes smp.lock). */
+int vm_serve_exit(struct vm *vm, struct smp_cpu *c, struct kvm_run *run);
 
 /* machine.c: run a booted kernel with the device model until it exits. */
 int machine_run(struct vm *vm, const struct run_config *cfg, const struct image *img,

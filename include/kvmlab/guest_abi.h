@@ -60,6 +60,13 @@ struct kl_boot_info {
 	/* A linear framebuffer (`--fb`), 0 when there is none: 32-bit xRGB pixels. */
 	uint64_t fb_gpa;
 	uint32_t fb_width, fb_height, fb_pitch, fb_bpp;
+	/*
+	 * vCPUs (`--vcpus`), the bootstrap processor included. Each has a
+	 * local APIC at 0xfee00000 (xAPIC, ID = its index); the others wait
+	 * for INIT and a Startup IPI, as a PC's application processors do.
+	 */
+	uint32_t nr_cpus;
+	uint32_t reserved;
 };
 
 enum kl_msg_type {

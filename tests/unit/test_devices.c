@@ -231,13 +231,13 @@ static uint32_t apic_read(uint32_t off)
 {
 	uint32_t v = 0;
 
-	lapic_mmio(&dev, off, false, &v);
+	lapic_mmio(&dev.lapic, off, false, &v);
 	return v;
 }
 
 static void apic_write(uint32_t off, uint32_t v)
 {
-	lapic_mmio(&dev, off, true, &v);
+	lapic_mmio(&dev.lapic, off, true, &v);
 }
 
 static void lapic_enable_and_lvt_masking(void)
@@ -263,26 +263,68 @@ static void lapic_timer_priorities_and_eoi(void)
 	apic_write(0x320, 0x40 | (1 << 17));		/* vector 0x40, periodic */
 	apic_write(0x380, 1000);
 	t0 = dev.lapic.timer_start_ns;
-	CHECK_EQ(lapic_next_deadline(&dev), t0 + 1000);
-	lapic_tick(&dev, t0 + 999);
-	CHECK_EQ(lapic_pending_vector(&dev), -1);
-	lapic_tick(&dev, t0 + 1000);
-	CHECK_EQ(lapic_pending_vector(&dev), 0x40);
-	CHECK_EQ(lapic_next_deadline(&dev), t0 + 2000);
+	CHECK_EQ(lapic_next_deadline(&dev.lapic), t0 + 1000);
+	lapic_tick(&dev.lapic, t0 + 999);
+	CHECK_EQ(lapic_pending_vector(&dev.lapic), -1);
+	lapic_tick(&dev.lapic, t0 + 1000);
+	CHECK_EQ(lapic_pending_vector(&dev.lapic), 0x40);
+	CHECK_EQ(lapic_next_deadline(&dev.lapic), t0 + 2000);
 	apic_write(0x80, 0x50);				/* TPR above the vector's class */
-	CHECK_EQ(lapic_pending_vector(&dev), -1);
+	CHECK_EQ(lapic_pending_vector(&dev.lapic), -1);
 	apic_write(0x80, 0x00);
-	lapic_ack(&dev, 0x40);
-	CHECK_EQ(lapic_pending_vector(&dev), -1);
+	lapic_ack(&dev.lapic, 0x40);
+	CHECK_EQ(lapic_pending_vector(&dev.lapic), -1);
 	CHECK_EQ(apic_read(0xa0), 0x40);		/* PPR follows the vector in service */
 	apic_write(0xb0, 0);				/* EOI */
 	CHECK_EQ(apic_read(0xa0), 0x00);
 	apic_write(0x320, 0x41);			/* one-shot */
 	apic_write(0x380, 500);
 	t0 = dev.lapic.timer_start_ns;
-	lapic_tick(&dev, t0 + 500);
-	CHECK_EQ(lapic_pending_vector(&dev), 0x41);
-	CHECK_EQ(lapic_next_deadline(&dev), NO_DEADLINE);
+	lapic_tick(&dev.lapic, t0 + 500);
+	CHECK_EQ(lapic_pending_vector(&dev.lapic), 0x41);
+	CHECK_EQ(lapic_next_deadline(&dev.lapic), NO_DEADLINE);
+}
+
+static uint32_t ipi_lo, ipi_hi;
+static int ipis;
+
+static void record_ipi(void *ctx, uint32_t lo, uint32_t hi)
+{
+	(void)ctx;
+	ipi_lo = lo;
+	ipi_hi = hi;
+	ipis++;
+}
+
+/* The ICR's low half sends, with the high half's destination; IDs and logical matching. */
+static void lapic_icr_sends_and_destinations(void)
+{
+	struct lapic l;
+
+	lapic_init(&l, 3);
+	l.send_ipi = record_ipi;
+	lapic_mmio(&l, 0x310, true, &(uint32_t){ 2U << 24 });
+	CHECK_EQ(ipis, 0);				/* ICR2 alone sends nothing */
+	lapic_mmio(&l, 0x300, true, &(uint32_t){ 0x40f1 });
+	CHECK_EQ(ipis, 1);
+	CHECK_EQ(ipi_lo, 0x40f1);
+	CHECK_EQ(ipi_hi, 2U << 24);
+	uint32_t v = 0;
+	lapic_mmio(&l, 0x300, false, &v);
+	CHECK_EQ(v & (1U << 12), 0);			/* never reads "send pending" */
+	lapic_mmio(&l, 0x20, false, &v);
+	CHECK_EQ(v, 3U << 24);
+	lapic_mmio(&l, 0xd0, true, &(uint32_t){ 0x04U << 24 });	/* flat model: bit 2 */
+	CHECK(lapic_match_logical(&l, 0x06));
+	CHECK(!lapic_match_logical(&l, 0x09));
+	lapic_mmio(&l, 0xe0, true, &(uint32_t){ 0x0fffffff });	/* cluster model */
+	lapic_mmio(&l, 0xd0, true, &(uint32_t){ 0x21U << 24 });	/* cluster 2, bit 0 */
+	CHECK(lapic_match_logical(&l, 0x23));
+	CHECK(!lapic_match_logical(&l, 0x13));
+	lapic_raise(&l, 0x50);
+	CHECK_EQ(lapic_pending_vector(&l), -1);		/* software-disabled: nothing taken */
+	lapic_mmio(&l, 0xf0, true, &(uint32_t){ 0x1ff });
+	CHECK_EQ(lapic_pending_vector(&l), 0x50);
 }
 
 void suite_devices(void)
@@ -298,6 +340,7 @@ void suite_devices(void)
 		{ "uart_loopback_and_divisor", uart_loopback_and_divisor },
 		{ "lapic_enable_and_lvt_masking", lapic_enable_and_lvt_masking },
 		{ "lapic_timer_priorities_and_eoi", lapic_timer_priorities_and_eoi },
+		{ "lapic_icr_sends_and_destinations", lapic_icr_sends_and_destinations },
 	};
 
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {

@@ -53,6 +53,22 @@ trap_stub_\vec:
 kl_trap_stubs:
 TRAP_STUB_TABLE
 
+/*
+ * Interrupt stubs (smp.c's IPIs, the APIC's spurious vector): the same
+ * frame as an exception's, error code 0; kl_trap hands them to kl_irq.
+ */
+.macro IRQ_STUB vec
+	.align 16
+	.globl kl_irq_stub_\vec
+kl_irq_stub_\vec:
+	pushq	$0
+	pushq	$\vec
+	jmp	trap_common
+.endm
+IRQ_STUB 240
+IRQ_STUB 241
+IRQ_STUB 255
+
 trap_common:
 	/* Frame layout must match struct trap_frame in trap.c. */
 	push	%rax

@@ -13,9 +13,15 @@ static size_t line_len;
 
 static u64 phase_tsc;
 
+/* One message buffer for every CPU: a sender holds it until its port write is done. */
+static volatile int msg_lock;
+
 static void send3(u32 type, u32 status, u64 a, u64 b, u64 c, const char *text)
 {
 	size_t n = text ? strlen(text) : 0;
+
+	while (__atomic_exchange_n(&msg_lock, 1, __ATOMIC_ACQUIRE))
+		asm volatile("pause");
 
 	if (n >= KL_MSG_TEXT_LEN)
 		n = KL_MSG_TEXT_LEN - 1;
@@ -27,6 +33,7 @@ static void send3(u32 type, u32 status, u64 a, u64 b, u64 c, const char *text)
 	memcpy(msg.text, text ? text : "", n);
 	msg.text[n] = 0;
 	outl(KL_PORT_MSG, (u32)(ulong)&msg);
+	__atomic_store_n(&msg_lock, 0, __ATOMIC_RELEASE);
 }
 
 static void send(u32 type, u32 status, u64 a, u64 b, const char *text)

@@ -339,6 +339,46 @@ USER_INLINE __attribute__((noreturn)) void user_exit(long v)
 #endif
 #define USER_VA(fn)	ABS_SYM(fn)
 
+#if KL_PAGING_LEVELS == 4
+/*
+ * Several CPUs (smp.c; 64-bit images). kl_smp_start brings up the CPUs the
+ * harness gave (kl_boot->nr_cpus) with INIT and a Startup IPI each; they
+ * then idle in HLT until kl_smp_run gives them a function. CPU 0 is the
+ * one that ran workload_main. IPIs go through each CPU's local APIC.
+ */
+#define KL_MAX_CPUS		8
+#define KL_VEC_SHOOTDOWN	240
+#define KL_VEC_WAKE		241
+#define KL_VEC_SPURIOUS		255
+#define KL_FLUSH_ALL		(~0UL)
+typedef void (*kl_cpu_fn)(int cpu, void *arg);
+int kl_smp_start(void);			/* returns the number of CPUs now running */
+int kl_ncpus(void);
+int kl_cpu_id(void);
+void kl_smp_run(kl_cpu_fn fn, void *arg);	/* on every other CPU; returns at once */
+void kl_smp_wait(void);			/* until each returned from its function */
+/* INVLPG va here and on every other CPU (KL_FLUSH_ALL: a CR3 reload), after their acks. */
+void kl_tlb_shootdown(ulong va);
+extern u64 kl_shootdown_ipis;		/* IPIs sent for shootdowns */
+void kl_irq(int vector);		/* from kl_trap: vectors 32 and up */
+void kl_load_tables(void);
+
+struct kl_spinlock {
+	volatile u32 locked;
+};
+
+static inline void kl_spin_lock(struct kl_spinlock *l)
+{
+	while (__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE))
+		while (l->locked)
+			asm volatile("pause");
+}
+
+static inline void kl_spin_unlock(struct kl_spinlock *l)
+{
+	__atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE);
+}
+#endif
 int workload_main(void);
 
 #endif

@@ -64,7 +64,30 @@ void kl_load_segments(u16 cs, u16 ds);
 
 static u64 gdt[8] __attribute__((aligned(16)));
 static struct tss64 tss __attribute__((aligned(16)));
-static struct idt_gate idt[32] __attribute__((aligned(16)));
+static struct idt_gate idt[256] __attribute__((aligned(16)));
+extern char kl_irq_stub_240[], kl_irq_stub_241[], kl_irq_stub_255[];
+
+static void set_gate(int v, u64 h, u8 type_attr)
+{
+	idt[v] = (struct idt_gate) {
+		.offset_lo = h & 0xffff, .selector = KERNEL_CS, .type_attr = type_attr,
+		.offset_mid = (h >> 16) & 0xffff, .offset_hi = h >> 32,
+	};
+}
+
+/*
+ * A secondary CPU (smp.c) shares the GDT and IDT. It loads no TSS: the
+ * boot CPU's is busy, and a CPU that never leaves CPL0 does not need one.
+ */
+void kl_load_tables(void)
+{
+	struct desc_ptr gdtr = { sizeof(gdt) - 1, (u64)gdt };
+	struct desc_ptr idtr = { sizeof(idt) - 1, (u64)idt };
+
+	asm volatile("lgdt %0" :: "m"(gdtr));
+	kl_load_segments(KERNEL_CS, KERNEL_DS);
+	asm volatile("lidt %0" :: "m"(idtr));
+}
 
 static void setup_gdt(void)
 {
@@ -91,16 +114,12 @@ static void setup_idt(void)
 {
 	struct desc_ptr idtr = { sizeof(idt) - 1, (u64)idt };
 
-	for (int v = 0; v < 32; v++) {
-		u64 h = (u64)kl_trap_stubs + 16 * v;	/* stubs are 16-byte aligned */
-
-		idt[v] = (struct idt_gate) {
-			.offset_lo = h & 0xffff, .selector = KERNEL_CS,
-			/* interrupt gate; DPL3 on #BP so int3 works from CPL3 */
-			.type_attr = v == VEC_BP ? 0xee : 0x8e,
-			.offset_mid = (h >> 16) & 0xffff, .offset_hi = h >> 32,
-		};
-	}
+	/* interrupt gates; DPL3 on #BP so int3 works from CPL3; stubs 16 bytes apart */
+	for (int v = 0; v < 32; v++)
+		set_gate(v, (u64)kl_trap_stubs + 16 * v, v == VEC_BP ? 0xee : 0x8e);
+	set_gate(KL_VEC_SHOOTDOWN, (u64)kl_irq_stub_240, 0x8e);
+	set_gate(KL_VEC_WAKE, (u64)kl_irq_stub_241, 0x8e);
+	set_gate(KL_VEC_SPURIOUS, (u64)kl_irq_stub_255, 0x8e);
 	asm volatile("lidt %0" :: "m"(idtr));
 }
 

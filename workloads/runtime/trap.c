@@ -68,6 +68,12 @@ void kl_trap(struct trap_frame *f)
 	bool user = (f->cs & 3) == 3;
 	ulong cr2 = f->vector == VEC_PF ? read_cr2() : 0;
 
+#if KL_PAGING_LEVELS == 4
+	if (f->vector >= 32) {
+		kl_irq((int)f->vector);
+		return;
+	}
+#endif
 	if (f->vector == VEC_PF && kl_pf_hook && kl_pf_hook(cr2, f->error, user))
 		return;
 	record(f, cr2);
