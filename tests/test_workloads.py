@@ -10,7 +10,8 @@ PAGING_WORKLOADS = ["ctxswitch", "forkwait", "pgfault", "ptemod", "selftest"]
 FORMATS = {"4level": "", "pae": "-pae", "2level": "-2level"}
 WORKLOADS = ["callret", "compute", "cr8wr", "ctxswitch", "divzero", "exitprobe", "forkwait",
              "in", "memtouch", "mmapchurn", "multiboot-hello", "pgfault", "ptemod", "ptflood",
-             "realmode", "selftest", "smp-shootdown", "syscall"] + \
+             "realmode", "selftest", "smp-ctxswitch", "smp-pgfault", "smp-ptshare",
+             "smp-shootdown", "syscall"] + \
     [w + sfx for w in PAGING_WORKLOADS for sfx in ("-pae", "-2level")]
 # Known deviations of the test machine's emulated CPU (see harness/hv.c and
 # testmachine/README.md).

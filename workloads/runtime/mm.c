@@ -33,10 +33,13 @@ u64 kl_mem_bytes(void)
 	return mem_bytes;
 }
 
+static struct kl_spinlock frames_lock;	/* the free list, bump, free_count */
+
 ulong page_alloc(void)
 {
 	ulong pa;
 
+	kl_spin_lock(&frames_lock);
 	if (free_list) {
 		pa = free_list;
 		free_list = *(ulong *)pa;
@@ -45,9 +48,11 @@ ulong page_alloc(void)
 		pa = bump;
 		bump += PAGE_SIZE;
 	} else {
+		kl_spin_unlock(&frames_lock);
 		kl_panic("guest out of memory (%llu MiB)",
 			 (unsigned long long)(mem_bytes >> 20));
 	}
+	kl_spin_unlock(&frames_lock);
 	memset((void *)pa, 0, PAGE_SIZE);
 	*ref_of(pa) = 1;
 	return pa;
@@ -81,9 +86,11 @@ void page_free(ulong pa)
 	if (pa < frames_base || pa >= frames_end || (pa & (PAGE_SIZE - 1)))
 		kl_panic("page_free of bad frame %llx", (unsigned long long)pa);
 	*ref_of(pa) = 0;
+	kl_spin_lock(&frames_lock);
 	*(ulong *)pa = free_list;
 	free_list = pa;
 	free_count++;
+	kl_spin_unlock(&frames_lock);
 }
 
 u64 page_free_count(void)

@@ -256,6 +256,22 @@ typedef bool (*kl_pf_handler)(ulong cr2, u64 error, bool user);
 extern kl_pf_handler kl_pf_hook;
 
 /* ---- physical memory ---- */
+struct kl_spinlock {
+	volatile u32 locked;
+};
+
+static inline void kl_spin_lock(struct kl_spinlock *l)
+{
+	while (__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE))
+		while (l->locked)
+			asm volatile("pause");
+}
+
+static inline void kl_spin_unlock(struct kl_spinlock *l)
+{
+	__atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE);
+}
+/* page_alloc and page_free are safe on any CPU; page tables are the caller's to lock. */
 ulong page_alloc(void);		/* zeroed 4 KiB frame; panics when out of memory */
 void page_free(ulong pa);
 ulong page_alloc_large(void);	/* LARGE_PAGE_SIZE-aligned, zeroed; never freed */
@@ -363,21 +379,6 @@ extern u64 kl_shootdown_ipis;		/* IPIs sent for shootdowns */
 void kl_irq(int vector);		/* from kl_trap: vectors 32 and up */
 void kl_load_tables(void);
 
-struct kl_spinlock {
-	volatile u32 locked;
-};
-
-static inline void kl_spin_lock(struct kl_spinlock *l)
-{
-	while (__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE))
-		while (l->locked)
-			asm volatile("pause");
-}
-
-static inline void kl_spin_unlock(struct kl_spinlock *l)
-{
-	__atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE);
-}
 #endif
 int workload_main(void);
 
