@@ -13,6 +13,8 @@
  */
 #include "rt.h"
 
+KL_SMP_WORKLOAD();
+
 KL_PARAM(p_rounds, "rounds", 200, 1, 1000000, "rounds over each CPU's spaces");
 KL_PARAM(p_spaces, "spaces", 4, 1, 32, "address spaces per CPU");
 KL_PARAM(p_pages, "pages", 8, 1, 64, "pages read in each space");

@@ -15,6 +15,8 @@
  */
 #include "rt.h"
 
+KL_SMP_WORKLOAD();
+
 KL_PARAM(p_rounds, "rounds", 100, 1, 100000, "rounds of faulting the whole window in");
 KL_PARAM(p_pages, "pages", 64, 1, 512, "pages in the window (one page table)");
 

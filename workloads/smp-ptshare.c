@@ -15,6 +15,8 @@
  */
 #include "rt.h"
 
+KL_SMP_WORKLOAD();
+
 KL_PARAM(p_ops, "ops", 1000, 1, 1000000, "PTE rewrites, a shootdown each");
 KL_PARAM(p_pages, "pages", 16, 1, 64, "entries of the shared table in use");
 

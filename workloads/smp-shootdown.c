@@ -16,6 +16,8 @@
  */
 #include "rt.h"
 
+KL_SMP_WORKLOAD();
+
 KL_PARAM(p_ops, "ops", 2000, 1, 1000000, "unmap-remap operations, a shootdown each");
 KL_PARAM(p_pages, "pages", 8, 1, 64, "pages in the window every CPU reads");
 

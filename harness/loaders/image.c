@@ -122,6 +122,8 @@ static int read_params(struct image *img, const Elf64_Ehdr *eh)
 		name = (const char *)img->file + strtab.sh_offset + sh.sh_name;
 		if (!strcmp(name, KL_TOOL_SECTION))
 			img->tool = true;
+		if (!strcmp(name, KL_SMP_SECTION))
+			img->smp = true;
 		if (!strcmp(name, KL_REALMODE_SECTION))
 			img->real_mode = true;
 		if (strcmp(name, KL_PARAM_SECTION))

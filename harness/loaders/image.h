@@ -26,6 +26,7 @@ struct image {
 	bool tool;			/* a tool, not a benchmark (KL_TOOL_SECTION) */
 	bool real_mode;			/* starts in real mode (KL_REALMODE_SECTION) */
 	int vcpus;			/* `--vcpus`: 0 or 1 is one (a params column entry beyond) */
+	bool smp;			/* local APICs even at one vCPU (KL_SMP_SECTION) */
 	int nparams;
 	struct kl_param params[MAX_PARAMS];	/* values: defaults, then --param */
 

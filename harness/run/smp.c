@@ -132,7 +132,7 @@ bool smp_lapic_mmio(struct smp_cpu *c, struct kvm_run *run)
 	uint64_t off = run->mmio.phys_addr - LAPIC_GPA;
 	uint32_t val = 0;
 
-	if (run->mmio.phys_addr < LAPIC_GPA || off >= 0x1000)
+	if (!c->vm->smp.apics || run->mmio.phys_addr < LAPIC_GPA || off >= 0x1000)
 		return false;
 	/* Registers are 32 bits on 16-byte boundaries; other widths read zeros. */
 	if (run->mmio.len != 4 || (off & 0xf))
@@ -323,11 +323,12 @@ static void *ap_main(void *arg)
 	return NULL;
 }
 
-int smp_setup(struct vm *vm, int n, struct run_result *r)
+int smp_setup(struct vm *vm, int n, bool apics, struct run_result *r)
 {
 	struct smp *s = &vm->smp;
 
 	s->n = n;
+	s->apics = apics;
 	s->result = r;
 	pthread_mutex_init(&s->lock, NULL);
 	for (int i = 0; i < n; i++) {

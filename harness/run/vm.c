@@ -181,7 +181,7 @@ static int setup_vcpus(struct vm *vm, const struct run_config *cfg, const struct
 		return err("--vcpus %d: only 64-bit workloads start secondary CPUs so far", n);
 	if (n > 1 && (cfg->migrate_to || cfg->incoming))
 		return err("--vcpus %d: live migration moves one vCPU so far", n);
-	if (smp_setup(vm, n, r))
+	if (smp_setup(vm, n, n > 1 || img->smp, r))
 		return -1;
 	for (int i = 1; i < n; i++)
 		if (kc_set_cpuid(vm->kc.sys_fd, vm->smp.cpu[i].v->fd, img->boot, img->apic))

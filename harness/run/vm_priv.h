@@ -43,6 +43,7 @@ struct smp {
 	pthread_mutex_t lock;		/* APICs, and the run's shared state: result, console, phase */
 	struct smp_cpu cpu[KC_MAX_VCPUS];
 	volatile bool stop;		/* the run is over: every vCPU leaves */
+	bool apics;			/* the APIC page exists (several vCPUs, or an SMP image) */
 	struct run_result *result;
 	uint64_t ipis, inits, sipis;
 };
@@ -101,7 +102,7 @@ void describe_exit(struct vm *vm, struct run_result *r);
 void describe_vcpu_exit(struct kc_vcpu *v, struct run_result *r);
 
 /* smp.c: the vCPUs beyond the first, their APICs and threads. */
-int smp_setup(struct vm *vm, int n, struct run_result *r);
+int smp_setup(struct vm *vm, int n, bool apics, struct run_result *r);
 int smp_start(struct vm *vm);
 void smp_stop(struct vm *vm);
 void smp_teardown(struct vm *vm);

@@ -107,6 +107,13 @@ struct kl_msg {
  * as a PC's code after the BIOS does; it talks through the same ports.
  */
 #define KL_REALMODE_SECTION	".kl_realmode"
+/*
+ * A workload whose image has this (unloaded) section has a local APIC per
+ * vCPU at 0xfee00000 even with one vCPU (`--vcpus`: see kl_boot_info); it
+ * may start secondary CPUs. Any other image has no APIC unless it is given
+ * several vCPUs: its gpa 0xfee00000 is outside RAM like any other.
+ */
+#define KL_SMP_SECTION		".kl_smp"
 
 #define KL_PARAM_NAME_LEN	24
 #define KL_PARAM_HELP_LEN	80

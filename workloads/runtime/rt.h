@@ -363,6 +363,10 @@ USER_INLINE __attribute__((noreturn)) void user_exit(long v)
  * one that ran workload_main. IPIs go through each CPU's local APIC.
  */
 #define KL_MAX_CPUS		8
+/* In a workload that calls kl_smp_start: it gets its local APICs (guest_abi.h). */
+#define KL_SMP_WORKLOAD()						\
+	static const char kl_smp_note[]					\
+	__attribute__((section(KL_SMP_SECTION), used)) = "smp"
 #define KL_VEC_SHOOTDOWN	240
 #define KL_VEC_WAKE		241
 #define KL_VEC_SPURIOUS		255

@@ -31,7 +31,6 @@
 #define ICR_LEVEL_ASSERT (1U << 14)
 #define ICR_OTHERS	(3U << 18)
 #define MSR_GS_BASE	0xc0000101
-#define AP_STACK_SIZE	16384
 
 struct kl_cpu {
 	int id;			/* first: kl_cpu_id reads %gs:0 */
@@ -45,7 +44,6 @@ extern char kl_tramp_start[], kl_tramp_end[];
 extern u64 kl_tramp_cr3, kl_tramp_stack, kl_tramp_entry, kl_tramp_arg;
 
 static struct kl_cpu cpus[KL_MAX_CPUS];
-static u8 ap_stacks[KL_MAX_CPUS][AP_STACK_SIZE] __attribute__((aligned(16)));
 static int ncpus = 1;
 static volatile u64 work_gen;
 static volatile u32 shootdown_pending;	/* CPUs yet to ack, one bit each */
@@ -134,8 +132,8 @@ static void start_cpu(int id)
 
 	c->id = id;
 	*(u64 *)(tramp + ((char *)&kl_tramp_cr3 - kl_tramp_start)) = read_cr3();
-	*(u64 *)(tramp + ((char *)&kl_tramp_stack - kl_tramp_start)) =
-		(u64)&ap_stacks[id][AP_STACK_SIZE];
+	/* One page of stack: the CPU runs kl_smp_run's functions and its interrupts there. */
+	*(u64 *)(tramp + ((char *)&kl_tramp_stack - kl_tramp_start)) = page_alloc() + PAGE_SIZE;
 	*(u64 *)(tramp + ((char *)&kl_tramp_entry - kl_tramp_start)) = (u64)ap_entry;
 	*(u64 *)(tramp + ((char *)&kl_tramp_arg - kl_tramp_start)) = (u64)c;
 	send_ipi(id, ICR_INIT | ICR_LEVEL_ASSERT);
