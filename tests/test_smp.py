@@ -15,7 +15,7 @@ LINUX = ["kvm-npt", "kvm-shadow"]
 ONE_CPU_KVMLAB = ["kvmlab-cached", "kvmlab-npt"]  # the two-CPU boot has them all
 VCPUS = [1, 2, 4]
 # Small: with 4 vCPUs on fewer host CPUs a shootdown waits for the others to be scheduled.
-SHOOTDOWN_OPS, PGFAULT_ROUNDS, PTSHARE_OPS, CTX_ROUNDS = 120, 20, 120, 40
+SHOOTDOWN_OPS, PGFAULT_ROUNDS, PTSHARE_OPS, CTX_ROUNDS = 60, 20, 60, 40
 WORKLOADS = "smp-shootdown,smp-pgfault,smp-ptshare,smp-ctxswitch"
 PARAMS = ("--param smp-shootdown.ops=%d --param smp-pgfault.rounds=%d "
           "--param smp-ptshare.ops=%d --param smp-ctxswitch.rounds=%d"
