@@ -155,6 +155,8 @@ int smp_before(struct smp_cpu *c)
 	struct kvm_interrupt irq;
 	int vector, r = 0;
 
+	if (!s->apics)		/* no APIC, nothing to inject: keep the lock off this path */
+		return 0;
 	pthread_mutex_lock(&s->lock);
 	if (c->nmi) {
 		c->nmi = false;
