@@ -94,6 +94,7 @@ struct kl_vcpu_stat {
 	u64 npf_exits;		/* nested page faults */
 	u64 cpu_migrations;	/* entries on another host CPU than the last */
 	u64 irq_injections;	/* external interrupts (KVM_INTERRUPT) delivered */
+	u64 nmi_injections;	/* NMIs (KVM_NMI) delivered */
 	u64 irq_window_exits;	/* the guest became interruptible (VINTR) */
 	u64 request_irq_exits;	/* ...and userspace had asked to hear of it */
 };
@@ -139,6 +140,15 @@ struct kl_vm {
 	u64 disabled_quirks;		/* KVM_CAP_DISABLE_QUIRKS2: KVM_X86_QUIRK_* turned off */
 	s64 kvmclock_offset;		/* kvmclock = CLOCK_BOOTTIME + this (x86/pvclock.c) */
 	atomic_t kvmclock_gen;		/* bumped by KVM_SET_CLOCK: every vCPU rewrites its record */
+	/*
+	 * The last host-side TSC write (vCPU creation writes 0): a write of the
+	 * same value within a second joins its offset, so the vCPUs of a VM
+	 * share one TSC timeline, as KVM's kvm_synchronize_tsc() keeps them
+	 * (x86/msr.c). Under tsc_lock.
+	 */
+	spinlock_t tsc_lock;
+	u64 tsc_sync_val, tsc_sync_ns;
+	s64 tsc_sync_offset;
 	/* KVM_CAP_X86_USER_SPACE_MSR: KVM_MSR_EXIT_REASON_* that exit to userspace */
 	u32 user_space_msr_mask;
 	/* KVM_X86_SET_MSR_FILTER (x86/msr.c): replaced under lock, read under RCU */
@@ -254,6 +264,15 @@ struct kl_vcpu {
 	bool triple_fault;		/* a fault while delivering #DF: shut down */
 	bool irq_pending;		/* KVM_INTERRUPT: waiting for the guest's IF */
 	u8 irq_vector;
+	/*
+	 * KVM_NMI: one NMI waits while another is being handled (as on a
+	 * CPU, a second one while both are taken is lost). nmi_masked is the
+	 * CPU's "NMI blocked" state, from delivery until the handler's IRET
+	 * completes; the vendor sees the IRET (x86.h: kl_nmi_iret_done).
+	 */
+	bool nmi_pending;
+	bool nmi_injected;		/* its delivery was cut short by an exit: again, at once */
+	bool nmi_masked;
 
 	int ncpuid;
 	struct kvm_cpuid_entry2 cpuid[KL_MAX_CPUID];

@@ -164,6 +164,7 @@ int kl_create_vm(unsigned long type)
 	INIT_LIST_HEAD(&vm->stats_node);
 	mutex_init(&vm->lock);
 	mutex_init(&vm->mmu_lock);
+	spin_lock_init(&vm->tsc_lock);
 	vm->mmu = mmu;
 	kl_kvmclock_init(vm);
 	vm->mm = current->mm;
@@ -413,6 +414,7 @@ static long check_extension(unsigned long ext, const struct kl_mmu_ops *mmu)
 	case KVM_CAP_IRQ_ROUTING:			/* core/irq.c says what it means here */
 	case KVM_CAP_ENABLE_CAP_VM:			/* for KVM_CAP_MAX_VCPU_ID (vm_enable_cap) */
 	case KVM_CAP_MP_STATE:				/* core/vcpu.c: INIT/SIPI with userspace */
+	case KVM_CAP_USER_NMI:				/* KVM_NMI (x86/x86.c, the vendor's IRET) */
 	case KVM_CAP_READONLY_MEM:			/* writes to such a slot exit as MMIO */
 	case KVM_CAP_MMU_SHADOW_CACHE_CONTROL:		/* a per-VM cap on shadow pages */
 	case KVM_CAP_VCPU_EVENTS:			/* x86/state.c: what can be */

@@ -61,6 +61,7 @@ static const struct stat_def vcpu_stats[] = {
 	VCPU_STAT(hypercalls), VCPU_STAT(cr_exits), VCPU_STAT(msr_exits),
 	VCPU_STAT(cpuid_exits), VCPU_STAT(npf_exits), VCPU_STAT(cpu_migrations),
 	VCPU_STAT(irq_injections), VCPU_STAT(irq_window_exits), VCPU_STAT(request_irq_exits),
+	VCPU_STAT(nmi_injections),
 };
 
 struct stats_file {

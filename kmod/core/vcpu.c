@@ -228,7 +228,7 @@ static int run_loop(struct kl_vcpu *vcpu)
  * UNINITIALIZED leaves them), then starts it at the SIPI vector with
  * KVM_SET_SREGS and RUNNABLE, as QEMU does with its own APIC. KVM_RUN on a
  * parked vCPU sleeps until a signal, as Linux KVM's does, or a kick. A HALTED one
- * (restored so) wakes when an interrupt is queued, and otherwise exits
+ * (restored so) wakes when an interrupt or NMI is queued, and otherwise exits
  * with KVM_EXIT_HLT for userspace to wait on its devices.
  */
 static int run_parked(struct kl_vcpu *vcpu)
@@ -236,7 +236,7 @@ static int run_parked(struct kl_vcpu *vcpu)
 	struct kvm_run *run = vcpu->run;
 
 	if (vcpu->mp_state == KVM_MP_STATE_HALTED) {
-		if (vcpu->irq_pending) {
+		if (vcpu->irq_pending || vcpu->nmi_pending) {
 			vcpu->mp_state = KVM_MP_STATE_RUNNABLE;
 			return run_loop(vcpu);
 		}
@@ -467,8 +467,11 @@ static struct kl_vcpu *vcpu_alloc(struct kl_vm *vm, unsigned long id, int *err)
 	init_waitqueue_head(&vcpu->wq);
 	vcpu->cpu = -1;
 	kl_vcpu_reset(vcpu);
-	/* A new vCPU's TSC starts at zero, as on KVM (and a CPU at power-on). */
-	vcpu->msrs.tsc_offset = -rdtsc();
+	/*
+	 * A new vCPU's TSC starts at zero, as on KVM (and a CPU at power-on),
+	 * on its siblings' timeline when they were made within a second.
+	 */
+	kl_tsc_host_write(vcpu, 0);
 	r = kl_vendor->vcpu_create(vcpu);
 	if (r)
 		goto out_run;
@@ -692,6 +695,9 @@ long kl_vcpu_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 		break;
 	case KVM_INTERRUPT:
 		r = queue_interrupt(vcpu, argp);
+		break;
+	case KVM_NMI:
+		r = kl_queue_nmi(vcpu);
 		break;
 	case KVM_GET_STATS_FD:
 		r = kl_vcpu_stats_fd(vcpu);

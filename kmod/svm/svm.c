@@ -45,6 +45,17 @@ struct svm_vcpu {
 	struct vmcb *vmcb;
 	u64 vmcb_pa;
 	int last_cpu;
+	/*
+	 * SVM has no "NMI blocked" flag to read and no NMI-window exit. While
+	 * an NMI is masked we intercept IRET; the exit comes before the IRET
+	 * runs, so we let it run and unmask at the first exit with RIP moved
+	 * on. When another NMI waits, that exit must come right after the
+	 * IRET, as the CPU would take the NMI there: we single-step the IRET
+	 * (our TF in RFLAGS, #DB intercepted), as KVM does without vNMI.
+	 */
+	bool awaiting_iret;
+	bool nmi_singlestep;
+	u64 iret_rip;
 };
 
 static DEFINE_PER_CPU(struct svm_cpu, svm_cpus);
@@ -282,6 +293,8 @@ static void init_vmcb(struct kl_vcpu *vcpu)
 	};
 
 	memset(vmcb, 0, PAGE_SIZE);
+	to_svm(vcpu)->awaiting_iret = false;
+	to_svm(vcpu)->nmi_singlestep = false;
 	for (int i = 0; i < ARRAY_SIZE(always); i++)
 		set_intercept(vmcb, always[i]);
 	/* #UD: a VMCALL (Intel's hypercall) is rewritten to VMMCALL (x86/handlers.c). */
@@ -367,8 +380,21 @@ static void inject_events(struct kl_vcpu *vcpu)
 			(inj.exception ? SVM_EVTINJ_TYPE_EXEPT : SVM_EVTINJ_TYPE_INTR) |
 			(inj.has_error ? SVM_EVTINJ_VALID_ERR : 0);
 		c->event_inj_err = inj.error;
+	} else if (inj.nmi) {
+		c->event_inj = NMI_VECTOR | SVM_EVTINJ_VALID | SVM_EVTINJ_TYPE_NMI;
 	}
-	if (inj.irq_window) {
+	/* Masked and its IRET not yet seen: watch for it. */
+	if (vcpu->nmi_masked && !to_svm(vcpu)->awaiting_iret)
+		set_intercept(vmcb, INTERCEPT_IRET);
+	else
+		clear_intercept(vmcb, INTERCEPT_IRET);
+	/*
+	 * An NMI held back by an interrupt shadow has no window of its own
+	 * here: the interrupt window, or any exit after the shadowed
+	 * instruction, is the next chance. One waiting for the IRET goes at
+	 * the first exit after it (check_iret_done).
+	 */
+	if (inj.irq_window || inj.nmi_window) {
 		/* Priority 15, TPR ignored: the CPU exits at the first interruptible boundary. */
 		c->int_ctl |= V_IRQ_MASK | (0xf << V_INTR_PRIO_SHIFT) | V_IGN_TPR_MASK;
 		set_intercept(vmcb, INTERCEPT_VINTR);
@@ -418,7 +444,7 @@ static int load_state(struct kl_vcpu *vcpu)
 	vmcb->save.rip = vcpu->rip;
 	vmcb->save.rsp = vcpu->regs[KL_RSP];
 	vmcb->save.rax = vcpu->regs[KL_RAX];
-	vmcb->save.rflags = vcpu->rflags;
+	vmcb->save.rflags = vcpu->rflags | (to_svm(vcpu)->nmi_singlestep ? X86_EFLAGS_TF : 0);
 	vmcb->save.cr2 = vcpu->cr2;
 	vmcb->control.int_ctl = (vmcb->control.int_ctl & ~V_TPR_MASK) | (vcpu->cr8 & V_TPR_MASK);
 	vmcb->control.tsc_offset = vcpu->msrs.tsc_offset;
@@ -443,6 +469,47 @@ static void save_exit_int_info(struct kl_vcpu *vcpu, u32 info, u32 err)
 	    type == SVM_EXITINTINFO_TYPE_INTR)
 		kl_requeue_event(vcpu, vector, type == SVM_EXITINTINFO_TYPE_EXEPT,
 				 info & SVM_EXITINTINFO_VALID_ERR, err);
+	if (type == SVM_EXITINTINFO_TYPE_NMI)
+		kl_requeue_nmi(vcpu);
+}
+
+/* The handler's IRET ran (RIP moved past it): NMIs are unmasked. */
+static void check_iret_done(struct kl_vcpu *vcpu)
+{
+	struct svm_vcpu *svm = to_svm(vcpu);
+
+	if (svm->awaiting_iret && vcpu->rip != svm->iret_rip) {
+		svm->awaiting_iret = false;
+		vcpu->nmi_masked = false;
+	}
+}
+
+static int handle_iret(struct kl_vcpu *vcpu)
+{
+	struct svm_vcpu *svm = to_svm(vcpu);
+
+	svm->awaiting_iret = true;
+	svm->iret_rip = vcpu->rip;
+	/* A guest single-stepping itself exits on its own #DB... which we do not see: skip. */
+	if (vcpu->nmi_pending && !(vcpu->rflags & X86_EFLAGS_TF)) {
+		svm->nmi_singlestep = true;
+		set_intercept(svm->vmcb, INTERCEPT_EXCEPTION_OFFSET + DB_VECTOR);
+	}
+	return 1;		/* let it run */
+}
+
+/* #DB, intercepted only to step an NMI handler's IRET: ours, or the guest's to take. */
+static int handle_db(struct kl_vcpu *vcpu)
+{
+	struct svm_vcpu *svm = to_svm(vcpu);
+	bool ours = svm->nmi_singlestep && (svm->vmcb->save.dr6 & DR_STEP);
+
+	svm->nmi_singlestep = false;
+	svm->vmcb->save.dr6 &= ~DR_STEP;
+	clear_intercept(svm->vmcb, INTERCEPT_EXCEPTION_OFFSET + DB_VECTOR);
+	if (!ours)
+		kl_queue_exception(vcpu, DB_VECTOR, false, 0);
+	return 1;		/* the waiting NMI goes in now (check_iret_done unmasked) */
 }
 
 static void save_state(struct kl_vcpu *vcpu)
@@ -453,6 +520,9 @@ static void save_state(struct kl_vcpu *vcpu)
 	vcpu->regs[KL_RSP] = vmcb->save.rsp;
 	vcpu->regs[KL_RAX] = vmcb->save.rax;
 	vcpu->rflags = vmcb->save.rflags;
+	/* Our TF until the IRET pops the guest's RFLAGS (handle_iret). */
+	if (to_svm(vcpu)->nmi_singlestep && vcpu->rip == to_svm(vcpu)->iret_rip)
+		vcpu->rflags &= ~X86_EFLAGS_TF;
 	vcpu->cr2 = vmcb->save.cr2;
 	/* MOV to CR8 changes V_TPR without an exit (V_INTR_MASKING). */
 	vcpu->cr8 = vmcb->control.int_ctl & V_TPR_MASK;
@@ -461,6 +531,7 @@ static void save_state(struct kl_vcpu *vcpu)
 	if (kl_mmu_tdp(vcpu->vm))
 		vcpu->cr3 = vmcb->save.cr3;
 	save_exit_int_info(vcpu, vmcb->control.exit_int_info, vmcb->control.exit_int_info_err);
+	check_iret_done(vcpu);
 }
 
 /*
@@ -575,6 +646,10 @@ static int handle_exit(struct kl_vcpu *vcpu)
 		return kl_handle_hlt(vcpu, 1);			/* F4 */
 	case SVM_EXIT_VINTR:
 		return kl_handle_irq_window(vcpu);
+	case SVM_EXIT_IRET:
+		return handle_iret(vcpu);
+	case SVM_EXIT_EXCP_BASE + DB_VECTOR:
+		return handle_db(vcpu);
 	case SVM_EXIT_VMMCALL:
 		return kl_handle_hypercall(vcpu, 3);		/* 0F 01 D9 */
 	case SVM_EXIT_INTR:

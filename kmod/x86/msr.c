@@ -178,6 +178,34 @@ bool kl_host_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val)
  * host: KVM_SET_MSRS rather than the guest's WRMSR. Only read-only MSRs
  * differ: userspace may restore the value they already have.
  */
+/*
+ * Userspace sets the TSC of each vCPU in turn (at creation, reset, or the
+ * end of a migration) with the same value meant for one moment: a write of
+ * the value the last one had, within a second of it, takes that write's
+ * offset instead of its own, so an SMP guest never sees its CPUs' TSCs
+ * apart. KVM's kvm_synchronize_tsc() matches the same way (and also values
+ * that differ by the time elapsed, which a VMM restoring TSCs read at
+ * different moments writes; those are taken as they come here).
+ */
+void kl_tsc_host_write(struct kl_vcpu *vcpu, u64 val)
+{
+	struct kl_vm *vm = vcpu->vm;
+	u64 now = ktime_get_ns();
+	s64 offset;
+
+	spin_lock(&vm->tsc_lock);
+	if (vm->tsc_sync_ns && val == vm->tsc_sync_val && now - vm->tsc_sync_ns < NSEC_PER_SEC) {
+		offset = vm->tsc_sync_offset;
+	} else {
+		offset = val - rdtsc();
+		vm->tsc_sync_val = val;
+		vm->tsc_sync_offset = offset;
+	}
+	vm->tsc_sync_ns = now;
+	spin_unlock(&vm->tsc_lock);
+	vcpu->msrs.tsc_offset = offset;
+}
+
 static bool set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val, bool host)
 {
 	u64 *slot = msr_slot(vcpu, msr), cur;
@@ -209,9 +237,12 @@ static bool set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val, bool host)
 	 * restoring both restores both.
 	 */
 	case MSR_IA32_TSC:
+		if (host) {
+			kl_tsc_host_write(vcpu, val);
+			return true;
+		}
 		cur = rdtsc();
-		if (!host)
-			vcpu->msrs.tsc_adjust += val - (cur + vcpu->msrs.tsc_offset);
+		vcpu->msrs.tsc_adjust += val - (cur + vcpu->msrs.tsc_offset);
 		vcpu->msrs.tsc_offset = val - cur;
 		return true;
 	case MSR_IA32_TSC_ADJUST:

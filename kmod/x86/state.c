@@ -4,8 +4,9 @@
  * Linux's state_test, which moves a vCPU to a new VM mid-run):
  *
  *  - KVM_GET/SET_VCPU_EVENTS: the exception or interrupt being injected
- *    (vcpu->event), the interrupt shadow. kvmlab has no NMI injection and
- *    no SMM: they read as none and cannot be set.
+ *    (vcpu->event), the interrupt shadow, the NMI waiting, the one whose
+ *    delivery an exit cut short, and whether NMIs are masked. No SMM: it
+ *    reads as none and cannot be set.
  *  - KVM_GET/SET_DEBUGREGS: DR0-3, DR6, DR7 (emulated, never loaded).
  *  - KVM_GET/SET_XSAVE: the guest has no XSAVE (the CPUID policy), so the
  *    area is the FXSAVE image with x87 and SSE in XSTATE_BV, as KVM gives
@@ -40,7 +41,11 @@ void kl_get_vcpu_events(struct kl_vcpu *vcpu, struct kvm_vcpu_events *ev)
 	}
 	ev->interrupt.shadow = kl_vendor->interrupt_shadow(vcpu) ? KVM_X86_SHADOW_INT_MOV_SS : 0;
 	ev->triple_fault.pending = vcpu->triple_fault;
-	ev->flags = KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_TRIPLE_FAULT;
+	ev->nmi.injected = vcpu->nmi_injected;
+	ev->nmi.pending = vcpu->nmi_pending;
+	ev->nmi.masked = vcpu->nmi_masked;
+	ev->flags = KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_TRIPLE_FAULT |
+		    KVM_VCPUEVENT_VALID_NMI_PENDING;
 }
 
 int kl_set_vcpu_events(struct kl_vcpu *vcpu, const struct kvm_vcpu_events *ev)
@@ -53,9 +58,7 @@ int kl_set_vcpu_events(struct kl_vcpu *vcpu, const struct kvm_vcpu_events *ev)
 		return -EINVAL;
 	if (ev->flags & KVM_VCPUEVENT_VALID_PAYLOAD)
 		return -EINVAL;		/* KVM_CAP_EXCEPTION_PAYLOAD is not offered */
-	/* No NMIs and no SMM here: only "none" can be restored. */
-	if (ev->nmi.injected || ((ev->flags & KVM_VCPUEVENT_VALID_NMI_PENDING) && ev->nmi.pending))
-		return -EINVAL;
+	/* No SMM here: only "none" can be restored. */
 	if ((ev->flags & KVM_VCPUEVENT_VALID_SMM) && (ev->smi.smm || ev->smi.pending))
 		return -EINVAL;
 	if ((ev->exception.injected || ev->exception.pending) && ev->exception.nr > 31)
@@ -79,6 +82,10 @@ int kl_set_vcpu_events(struct kl_vcpu *vcpu, const struct kvm_vcpu_events *ev)
 		kl_vendor->set_interrupt_shadow(vcpu, ev->interrupt.shadow != 0);
 	if (ev->flags & KVM_VCPUEVENT_VALID_TRIPLE_FAULT)
 		vcpu->triple_fault = ev->triple_fault.pending;
+	if (ev->flags & KVM_VCPUEVENT_VALID_NMI_PENDING)
+		vcpu->nmi_pending = ev->nmi.pending;
+	vcpu->nmi_injected = ev->nmi.injected;
+	vcpu->nmi_masked = ev->nmi.masked;
 	return 0;
 }
 

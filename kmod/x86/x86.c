@@ -86,7 +86,10 @@ bool kl_interrupt_allowed(struct kl_vcpu *vcpu)
  * goes in when the guest can take it; until then the vendor arms the
  * "interrupt window", an exit at the first instruction boundary where
  * RFLAGS.IF=1 and no shadow. Userspace may ask for the window too
- * (request_interrupt_window) to learn when to call KVM_INTERRUPT.
+ * (request_interrupt_window) to learn when to call KVM_INTERRUPT. An NMI
+ * (KVM_NMI) goes before the interrupt, whatever IF says, unless NMIs are
+ * masked (one is being handled) or an interrupt shadow is in effect; then
+ * the vendor arms what it has for an "NMI window".
  */
 void kl_next_injection(struct kl_vcpu *vcpu, struct kl_injection *inj)
 {
@@ -98,6 +101,17 @@ void kl_next_injection(struct kl_vcpu *vcpu, struct kl_injection *inj)
 		inj->has_error = vcpu->event.has_error;
 		inj->error = vcpu->event.error;
 		vcpu->event.valid = false;
+	} else if (vcpu->nmi_injected ||
+		   (vcpu->nmi_pending && !vcpu->nmi_masked && !kl_vendor->interrupt_shadow(vcpu))) {
+		/* Before external interrupts, and whatever IF says. */
+		inj->nmi = true;
+		if (!vcpu->nmi_injected)
+			vcpu->stat.nmi_injections++;
+		vcpu->nmi_injected = false;
+		vcpu->nmi_pending = false;
+		vcpu->nmi_masked = true;
+		inj->irq_window = vcpu->irq_pending || vcpu->run->request_interrupt_window;
+		return;
 	} else if (vcpu->irq_pending && kl_interrupt_allowed(vcpu)) {
 		inj->inject = true;
 		inj->vector = vcpu->irq_vector;
@@ -106,6 +120,27 @@ void kl_next_injection(struct kl_vcpu *vcpu, struct kl_injection *inj)
 		return;
 	}
 	inj->irq_window = vcpu->irq_pending || vcpu->run->request_interrupt_window;
+	/*
+	 * Only a shadow holds it back: it lasts one instruction. A masked NMI
+	 * waits for the IRET, which the vendor watches; asking for the window
+	 * then would exit again and again at an IRET that runs with IF=1.
+	 */
+	inj->nmi_window = vcpu->nmi_pending && !vcpu->nmi_masked;
+}
+
+int kl_queue_nmi(struct kl_vcpu *vcpu)
+{
+	vcpu->nmi_pending = true;
+	return 0;
+}
+
+/*
+ * Like an interrupted exception, it goes in again at the next entry
+ * whatever a shadow says (an exit in the middle of delivery reports one).
+ */
+void kl_requeue_nmi(struct kl_vcpu *vcpu)
+{
+	vcpu->nmi_injected = true;
 }
 
 int kl_emulation_failed(struct kl_vcpu *vcpu, const struct kl_insn *insn)
@@ -469,6 +504,9 @@ void kl_vcpu_reset(struct kl_vcpu *vcpu)
 	vcpu->event.valid = false;
 	vcpu->triple_fault = false;
 	vcpu->irq_pending = false;
+	vcpu->nmi_pending = false;
+	vcpu->nmi_injected = false;
+	vcpu->nmi_masked = false;
 	vcpu->mmio_pending = false;
 	vcpu->mmio_compare = false;
 	vcpu->pio_in.pending = false;

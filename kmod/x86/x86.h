@@ -23,11 +23,17 @@ struct kl_injection {
 	bool has_error;
 	u32 error;
 	bool irq_window;	/* exit as soon as the guest can take an interrupt */
+	bool nmi;		/* deliver an NMI now (vector 2); NMIs are then masked */
+	bool nmi_window;	/* an NMI waits for a shadow: exit when it may go in */
 };
 
 void kl_next_injection(struct kl_vcpu *vcpu, struct kl_injection *inj);
 /* RFLAGS.IF set and no interrupt shadow (STI, MOV SS) in effect. */
 bool kl_interrupt_allowed(struct kl_vcpu *vcpu);
+/* The NMI being delivered when the exit came was not: deliver it again. */
+void kl_requeue_nmi(struct kl_vcpu *vcpu);
+/* KVM_NMI (core/vcpu.c). */
+int kl_queue_nmi(struct kl_vcpu *vcpu);
 /* The CPU was delivering this event when the exit came: deliver it again. */
 void kl_requeue_event(struct kl_vcpu *vcpu, u8 vector, bool exception, bool has_error,
 		      u32 error);
@@ -63,6 +69,8 @@ bool kl_set_apic_base(struct kl_vcpu *vcpu, u64 val);
 /* ---- MSRs (msr.c) and CPUID (cpuid.c) ---- */
 bool kl_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val);
 bool kl_set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val);
+/* A TSC value from userspace (or vCPU creation), on the VM's one timeline (msr.c). */
+void kl_tsc_host_write(struct kl_vcpu *vcpu, u64 val);
 /* As KVM_GET_MSRS reads it: true for every MSR kvmlab knows. */
 bool kl_host_get_msr(struct kl_vcpu *vcpu, u32 msr, u64 *val);
 /* ---- userspace MSR exits and filters (msr_exit.c) ---- */

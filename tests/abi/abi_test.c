@@ -331,6 +331,92 @@ out:
 	guest_close(&g);
 }
 
+static bool port_exit(struct kvm_run *run, uint16_t port)
+{
+	return run->exit_reason == KVM_EXIT_IO && run->io.port == port;
+}
+
+static void nmi_state(int vcpu, const char *name, const char *what, bool pending, bool masked)
+{
+	struct kvm_vcpu_events ev = { 0 };
+	char full[96];
+	int rc = ioctl(vcpu, KVM_GET_VCPU_EVENTS, &ev);
+
+	snprintf(full, sizeof(full), "nmi_%s_%s", what, name);
+	check(full, rc == 0 && (ev.flags & KVM_VCPUEVENT_VALID_NMI_PENDING) &&
+	      ev.nmi.pending == pending && ev.nmi.masked == masked && !ev.nmi.injected,
+	      "rc %d errno %d flags %#x pending %u masked %u injected %u", rc, errno, ev.flags,
+	      ev.nmi.pending, ev.nmi.masked, ev.nmi.injected);
+}
+
+/*
+ * KVM_NMI with a userspace interrupt controller (what an NMI IPI becomes):
+ * an NMI goes in whatever IF says; while its handler runs, NMIs are masked
+ * and a second one waits for the handler's IRET, never nesting, and is
+ * taken right after it, before the next instruction (as a CPU takes an
+ * NMI that IRET unblocks); one restored with KVM_SET_VCPU_EVENTS is
+ * delivered too. 32-bit code, paging off, interrupts off throughout:
+ *   0x1000: cli; out 0x10; 1: out 0x11; jmp 1b
+ *   0x1100: out 0x12; out 0x13; iret        (the NMI handler, vector 2)
+ */
+static void nmi(int dev, unsigned long type, const char *name)
+{
+	static const uint8_t code[] = { 0xfa, 0xe6, 0x10, 0xe6, 0x11, 0xeb, 0xfc };
+	static const uint8_t handler[] = { 0xe6, 0x12, 0xe6, 0x13, 0xcf };
+	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2, .rsp = 0x8000 };
+	struct kvm_vcpu_events ev;
+	struct kvm_sregs sregs;
+	struct kvm_run *run;
+	struct guest g;
+	char what[96];
+	int vcpu;
+
+	snprintf(what, sizeof(what), "nmi_setup_%s", name);
+	if (!guest_open(&g, dev, type, what))
+		goto out;
+	vcpu = g.vcpu;
+	run = g.run;
+	memcpy(g.mem + 0x1000, code, sizeof(code));
+	memcpy(g.mem + 0x1100, handler, sizeof(handler));
+	set_gate(g.mem + 0x2000, false, 2, 0x1100, 0);
+	ioctl(vcpu, KVM_GET_SREGS, &sregs);
+	kc_flat_segments(&sregs, g.mem + 0x3000, 0x3000, 8, false);
+	sregs.idt = (struct kvm_dtable) { .base = 0x2000, .limit = 0x1ff };
+	sregs.cr0 = KL_CR0_PE | KL_CR0_ET;
+	ioctl(vcpu, KVM_SET_SREGS, &sregs);
+	ioctl(vcpu, KVM_SET_REGS, &regs);
+
+	run_vcpu(vcpu);
+	snprintf(what, sizeof(what), "nmi_goes_in_with_if_clear_%s", name);
+	check(what, port_exit(run, 0x10) && ioctl(vcpu, KVM_NMI, 0) == 0, "exit %u port 0x%x "
+	      "errno %d", run->exit_reason, run->io.port, errno);
+	nmi_state(vcpu, name, "queued", true, false);
+	run_vcpu(vcpu);
+	check(what, port_exit(run, 0x12) && !run->if_flag, "exit %u port 0x%x if %u",
+	      run->exit_reason, run->io.port, run->if_flag);
+	nmi_state(vcpu, name, "masked_in_handler", false, true);
+	ioctl(vcpu, KVM_NMI, 0);			/* the second waits for the IRET */
+	run_vcpu(vcpu);
+	snprintf(what, sizeof(what), "nmi_never_nests_%s", name);
+	check(what, port_exit(run, 0x13), "exit %u port 0x%x", run->exit_reason, run->io.port);
+	run_vcpu(vcpu);
+	snprintf(what, sizeof(what), "nmi_second_right_after_iret_%s", name);
+	check(what, port_exit(run, 0x12), "exit %u port 0x%x", run->exit_reason, run->io.port);
+	run_vcpu(vcpu);
+	run_vcpu(vcpu);
+	check(what, port_exit(run, 0x11), "exit %u port 0x%x", run->exit_reason, run->io.port);
+	nmi_state(vcpu, name, "unmasked_after_iret", false, false);
+	ioctl(vcpu, KVM_GET_VCPU_EVENTS, &ev);
+	ev.flags = KVM_VCPUEVENT_VALID_NMI_PENDING;
+	ev.nmi.pending = 1;
+	snprintf(what, sizeof(what), "nmi_restored_pending_%s", name);
+	check(what, ioctl(vcpu, KVM_SET_VCPU_EVENTS, &ev) == 0, "errno %d", errno);
+	run_vcpu(vcpu);
+	check(what, port_exit(run, 0x12), "exit %u port 0x%x", run->exit_reason, run->io.port);
+out:
+	guest_close(&g);
+}
+
 /*
  * Long mode entered the way a 32-bit loader does it: EFER.LME set while
  * paging is off and CR4.PAE still clear, then PAE, then CR0.PG. Every exit
@@ -938,6 +1024,58 @@ static int msrs(int vcpu, unsigned long op, struct kvm_msr_entry *e, uint32_t n)
 
 	memcpy(e, m.e, n * sizeof(*e));
 	return r;
+}
+
+static uint64_t guest_tsc(int vcpu)
+{
+	struct kvm_msr_entry e = { .index = 0x10 };
+
+	return msrs(vcpu, KVM_GET_MSRS, &e, 1) == 1 ? e.data : 0;
+}
+
+static uint64_t host_tsc(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+	return (uint64_t)hi << 32 | lo;
+}
+
+/*
+ * The vCPUs of a VM share one TSC timeline, as KVM keeps them: a vCPU
+ * created 50 ms after another reads the same TSC, not one 50 ms behind,
+ * and so do two vCPUs whose TSC userspace sets to one value 20 ms apart.
+ * (An SMP guest that saw its CPUs' TSCs apart would mark its TSC unstable.)
+ */
+static void tsc_timeline(int dev)
+{
+	int vm = ioctl(dev, KVM_CREATE_VM, 0), v0, v1;
+	struct kvm_msr_entry zero = { .index = 0x10, .data = 0 };
+	uint64_t h0, gap, t0, t1;
+
+	if (vm < 0)
+		return check("tsc_vm", false, "errno %d", errno);
+	v0 = ioctl(vm, KVM_CREATE_VCPU, 0);
+	h0 = host_tsc();
+	usleep(50000);
+	v1 = ioctl(vm, KVM_CREATE_VCPU, 1);
+	gap = host_tsc() - h0;		/* 50 ms in TSC cycles, and some */
+	t0 = guest_tsc(v0);
+	t1 = guest_tsc(v1);
+	check("tsc_new_vcpu_on_the_vms_timeline", v0 >= 0 && v1 >= 0 && t0 && t1 &&
+	      (t0 > t1 ? t0 - t1 : t1 - t0) < gap / 4, "vcpu0 %llu vcpu1 %llu, 50 ms = %llu",
+	      (unsigned long long)t0, (unsigned long long)t1, (unsigned long long)gap);
+	msrs(v0, KVM_SET_MSRS, &zero, 1);
+	usleep(20000);
+	msrs(v1, KVM_SET_MSRS, &zero, 1);
+	t0 = guest_tsc(v0);
+	t1 = guest_tsc(v1);
+	check("tsc_host_writes_of_one_value_match", t0 && t1 &&
+	      (t0 > t1 ? t0 - t1 : t1 - t0) < gap / 4, "vcpu0 %llu vcpu1 %llu, 50 ms = %llu",
+	      (unsigned long long)t0, (unsigned long long)t1, (unsigned long long)gap);
+	close(v1);
+	close(v0);
+	close(vm);
 }
 
 static void vmm_msrs(int vcpu)
@@ -1637,11 +1775,14 @@ int main(int argc, char **argv)
 	mem = mmap(NULL, 4 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	memslots(vm, mem);
 	vcpu_checks(dev, vm);
+	tsc_timeline(dev);
 	stats(vm);
 	vmm_abi(dev);
 	close(vm);
 	run_without_memory(dev);
 	interrupts(dev);
+	check("cap_user_nmi", ioctl(dev, KVM_CHECK_EXTENSION, KVM_CAP_USER_NMI) > 0, "%s", "");
+	nmi(dev, 0, "default");
 	real_mode(dev, 0, "default");
 	string_io(dev, 0, "default", false);
 	string_io(dev, 0, "default", true);
@@ -1660,6 +1801,7 @@ int main(int argc, char **argv)
 		static const char *const names[] = { "", "vtlb", "shadow", "cached", "npt" };
 
 		long_mode_entry(dev, 0x4b4c0000UL | n, names[n]);
+		nmi(dev, 0x4b4c0000UL | n, names[n]);
 		real_mode(dev, 0x4b4c0000UL | n, names[n]);
 		string_io(dev, 0x4b4c0000UL | n, names[n], false);
 		string_io(dev, 0x4b4c0000UL | n, names[n], true);
