@@ -31,6 +31,22 @@ def test_shadow_strategies_agree_with_nested_paging(tmp_path, seed, paging, extr
     assert_dmesg_clean(tmp_path)
 
 
+def test_two_vcpus_sharing_the_tables_agree_with_nested_paging(tmp_path):
+    """mmufuzz-smp: a partner vCPU reads and writes through the same page
+    tables (its writes are PTE writes into tables CPU 0 walks) and CPU 0's
+    every flush is a shootdown IPI; the turns are fixed, so every shadow MMU
+    must log what nested paging logs, and so must Linux KVM's shadow MMU."""
+    hvs = SHADOW_STRATEGIES + ["kvm-npt"]
+    r = run([KVMLAB, "--tm-smp", 2, "--results", tmp_path, "fuzz", "mmu", "--hv", ",".join(hvs),
+             "--vcpus", 2, "--seed", 21, "--ops", 6000], timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "kvmlab-npt (oracle): 4level paging with a partner vCPU, seed 21: 6000 ops" in r.stdout
+    for hv in hvs:
+        assert (f"{hv}: seed 21: 6000 ops, 0 mismatches "
+                "(6 checkpoints agree with kvmlab-npt)") in r.stdout, r.stdout
+    assert_dmesg_clean(tmp_path)
+
+
 def test_a_mismatch_is_located_and_reported_with_a_reproducer(tmp_path):
     """Linux 6.1's shadow MMU (kvm_amd npt=0) reads through a PTE that has
     NX set while the guest's EFER.NXE is 0. NX is then a reserved bit, and

@@ -49,10 +49,24 @@
  * page-table write with paging off, and back on (a shadow MMU must notice
  * that write). CR4.PSE stays on: the runtime's own identity map is made of
  * 4 MiB pages.
+ *
+ * mmufuzz-smp (4-level, `--vcpus 2`; mmufuzz-smp.c builds this file with
+ * MMUFUZZ_SMP) adds a partner: CPU 1 runs in one of the same four address
+ * spaces and, after each of CPU 0's ops, does one of its own that CPU 0
+ * draws for it — a read or a write at a fuzzed address steered as CPU 0's
+ * are (its writes land in the pool: PTE writes into tables CPU 0 walks),
+ * or a switch to another space. The two take turns through a mailbox, so
+ * the schedule, and the log, are the same on every run; every TLB flush of
+ * CPU 0's is a shootdown (an IPI, and CPU 1 reloads CR3), so a shadow MMU
+ * must keep both CPUs' views of the shared tables right, through the
+ * shadow pages they share (mmu=cached) or each vCPU's own (vtlb, shadow).
  */
 #include "rt.h"
 
 KL_NOT_A_BENCHMARK("the differential MMU fuzzer: kvmlab fuzz mmu runs it");
+#ifdef MMUFUZZ_SMP
+KL_SMP_WORKLOAD();
+#endif
 
 KL_PARAM(p_seed, "seed", 1, 0, 0x7fffffffffffffffULL, "random seed: the same seed, the same ops");
 KL_PARAM(p_ops, "ops", 20000, 1, 100000000, "operations to run");
@@ -304,7 +318,7 @@ static ulong fuzz_va(unsigned int l3, unsigned int l2, unsigned int l1, ulong of
  * (or, for writes, the MMIO device) and reads land in the pool, the device
  * or frame 0 (zeros). The hardware then decides whether it faults.
  */
-static ulong steer(enum access_kind *kind, struct walk *w)
+static ulong steer(int root, enum access_kind *kind, struct walk *w)
 {
 	unsigned int l3 = FUZZ_TOP == 3 ? rnd(4) : 0, l2 = rnd(4), l1 = rnd(4);
 	ulong off = *kind == FETCH ? PAGE_SIZE - 1 : rnd(5) * 8;
@@ -314,7 +328,7 @@ static ulong steer(enum access_kind *kind, struct walk *w)
 	if (off == 32)				/* the RET byte's word: reads only */
 		off = *kind == READ ? PAGE_SIZE - 8 : 0;
 	va = fuzz_va(l3, l2, l1, off);
-	soft_walk(roots[cur_root].root, va, w);
+	soft_walk(roots[root].root, va, w);
 	if (!w->leaf_level)
 		return va;				/* it will fault */
 	if (w->leaf_level == 3 && w->base == 0)
@@ -360,7 +374,11 @@ static int probe_write_word(ulong va, u64 value)
 
 static void flush_tlb(void)
 {
+#ifdef MMUFUZZ_SMP
+	kl_tlb_shootdown(KL_FLUSH_ALL);		/* here, and on the partner */
+#else
 	write_cr3(read_cr3());
+#endif
 }
 
 #define trace(...) do {							\
@@ -395,7 +413,7 @@ static void access(void)
 	bool user = rnd(3) == 0, faulted;
 	u64 value = random_entry(), got = 0;
 	struct walk w;
-	ulong va = steer(&kind, &w);
+	ulong va = steer(cur_root, &kind, &w);
 	int vector;
 
 	/*
@@ -518,6 +536,109 @@ static void control_op(void)
 	observe(0x100 + k / 10);
 }
 
+#ifdef MMUFUZZ_SMP
+/* ---- the partner CPU (mmufuzz-smp) ---- */
+
+enum partner_kind { P_READ = READ, P_WRITE = WRITE, P_SWITCH = 8, P_STOP };
+
+/* CPU 0 fills in a request and bumps seq; CPU 1 answers and sets ack to seq. */
+static struct {
+	volatile u64 seq, ack;
+	int kind, root;
+	ulong va;
+	u64 value;
+	int vector;
+	u64 error, cr2, got;
+} mbox;
+static int partner_root;
+
+static void partner(int cpu, void *arg)
+{
+	u64 seen = 0;
+
+	(void)cpu, (void)arg;
+	write_cr3(roots[partner_root].root);
+	for (;;) {
+		while (__atomic_load_n(&mbox.seq, __ATOMIC_ACQUIRE) == seen)
+			asm volatile("pause");	/* interrupts on: shootdowns come in here */
+		seen = mbox.seq;
+		if (mbox.kind == P_STOP) {
+			write_cr3(kl_kernel_as.root);
+			__atomic_store_n(&mbox.ack, seen, __ATOMIC_RELEASE);
+			return;
+		}
+		mbox.vector = NO_FAULT;
+		mbox.got = 0;
+		if (mbox.kind == P_SWITCH) {
+			write_cr3(roots[mbox.root].root);
+		} else {
+			if (mbox.kind == P_READ)
+				mbox.vector = probe_read_word(mbox.va, &mbox.got);
+			else
+				mbox.vector = probe_write_word(mbox.va, mbox.value);
+			if (mbox.vector != NO_FAULT) {
+				mbox.error = kl_last_fault.error;
+				mbox.cr2 = kl_last_fault.cr2;
+			} else if (mbox.kind == P_WRITE) {
+				write_cr3(read_cr3());	/* it may have changed a table */
+			}
+		}
+		__atomic_store_n(&mbox.ack, seen, __ATOMIC_RELEASE);
+	}
+}
+
+static void partner_request(int kind)
+{
+	u64 seq = mbox.seq + 1;
+
+	mbox.kind = kind;
+	__atomic_store_n(&mbox.seq, seq, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&mbox.ack, __ATOMIC_ACQUIRE) != seq)
+		asm volatile("pause");
+}
+
+/* After each op of CPU 0's: one of the partner's, drawn here, its outcome in the log. */
+static void partner_op(void)
+{
+	enum access_kind kind = rnd(100) < 55 ? READ : WRITE;
+	struct walk w;
+	u64 value;
+
+	if (rnd(100) < 15) {
+		partner_root = rnd(NR_ROOTS);
+		mbox.root = partner_root;
+		partner_request(P_SWITCH);
+		observe(0x300 + partner_root);
+		trace("cpu1: cr3 := space %d", partner_root);
+		return;
+	}
+	value = random_entry();
+	mbox.va = steer(partner_root, &kind, &w);
+	mbox.value = value;
+	soft_walk(roots[partner_root].root, mbox.va, &w);
+	partner_request(kind);
+	observe(0x400 | kind | (u64)mbox.va << 8);
+	if (mbox.vector != NO_FAULT) {
+		u64 error = mbox.error & ~(mbox.error & PFERR_RSVD ? (u64)PFERR_P : 0);
+
+		observe((u64)mbox.vector << 32 | error);
+		observe(mbox.cr2);
+		trace("cpu1: %s %llx -> #%d err %llx cr2 %llx", kind_names[kind],
+		      (unsigned long long)mbox.va, mbox.vector, (unsigned long long)error,
+		      (unsigned long long)mbox.cr2);
+		return;
+	}
+	observe(mbox.got & ~PTE_A);
+	for (int i = 0; i < w.levels; i++)
+		observe(*w.entry[i] & (i == w.levels - 1 ? PTE_A | PTE_D : PTE_A));
+	trace("cpu1: %s %llx %s %llx", kind_names[kind], (unsigned long long)mbox.va,
+	      kind == WRITE ? ":=" : "->",
+	      (unsigned long long)(kind == WRITE ? value : mbox.got & ~PTE_A));
+	if (kind == WRITE)
+		flush_tlb();			/* CPU 0's view of what CPU 1 wrote */
+}
+#endif
+
 /* ---- set-up ---- */
 
 static void setup(void)
@@ -556,7 +677,14 @@ int workload_main(void)
 	u64 ops = p_ops.value;
 
 	rng_state = p_seed.value;
+#ifdef MMUFUZZ_SMP
+	if (kl_smp_start() != 2)
+		kl_panic("mmufuzz-smp runs on two CPUs (--vcpus 2), not %d", kl_ncpus());
+#endif
 	setup();
+#ifdef MMUFUZZ_SMP
+	kl_smp_run(partner, NULL);
+#endif
 	kl_printf("mmufuzz: seed %llu, %llu ops, MAXPHYADDR mask %llx, 1 GiB pages %s\n",
 		  (unsigned long long)p_seed.value, (unsigned long long)ops,
 		  (unsigned long long)phys_mask, gbpages ? "yes" : "no");
@@ -571,6 +699,9 @@ int workload_main(void)
 			write_entry();
 		else
 			control_op();
+#ifdef MMUFUZZ_SMP
+		partner_op();
+#endif
 		if (op_index % CHECKPOINT_OPS == 0 || op_index == ops)
 			kl_printf("checkpoint %llu %016llx\n", (unsigned long long)op_index,
 				  (unsigned long long)checksum);
@@ -579,6 +710,10 @@ int workload_main(void)
 	if (KL_PAGING_LEVELS != 2)
 		wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_NXE);
 	aspace_switch(&kl_kernel_as);
+#ifdef MMUFUZZ_SMP
+	partner_request(P_STOP);
+	kl_smp_wait();
+#endif
 	kl_phase_end(ops, checksum);
 	return 0;
 }

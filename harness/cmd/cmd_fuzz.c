@@ -80,14 +80,16 @@ static int cmd_fuzz_ioctl(int argc, char **argv)
 static int cmd_fuzz_mmu(int argc, char **argv)
 {
 	struct fuzz_mmu_options o = { .oracle = hv_find("kvmlab-npt"), .seed = 1, .ops = 100000,
-				      .mem_mb = 64, .timeout_s = 3000, .paging = "4level" };
-	uint64_t timeout = o.timeout_s;
+				      .mem_mb = 64, .timeout_s = 3000, .paging = "4level",
+				      .vcpus = 1 };
+	uint64_t timeout = o.timeout_s, vcpus = 1;
 	bool dry_run = false;
 
 	for (int i = 2; i < argc; i++) {
 		uint64_t *dst = !strcmp(argv[i], "--seed") ? &o.seed : !strcmp(argv[i], "--ops") ? &o.ops :
 				!strcmp(argv[i], "--mem") ? &o.mem_mb :
-				!strcmp(argv[i], "--timeout") ? &timeout : NULL;
+				!strcmp(argv[i], "--timeout") ? &timeout :
+				!strcmp(argv[i], "--vcpus") ? &vcpus : NULL;
 
 		if (!strcmp(argv[i], "--native"))
 			continue;
@@ -127,7 +129,7 @@ static int cmd_fuzz_mmu(int argc, char **argv)
 	}
 	if (!o.nhvs)
 		return err("usage: kvmlab fuzz mmu --hv H[,H...] [--oracle H] [--paging 4level|pae|2level] "
-			   "[--seed S] [--ops N] [--mem MB] [--timeout S]"), EXIT_USAGE;
+			   "[--vcpus 1|2] [--seed S] [--ops N] [--mem MB] [--timeout S]"), EXIT_USAGE;
 	if (!o.oracle->hw_paging)
 		return err("fuzz mmu: the oracle must use nested paging (%s does not)",
 			   o.oracle->name), EXIT_USAGE;
@@ -135,6 +137,13 @@ static int cmd_fuzz_mmu(int argc, char **argv)
 	    timeout == 0 || timeout > 86400)
 		return err("fuzz mmu: --ops 1..100000000, --mem 16..4096, --timeout 1..86400"),
 		       EXIT_USAGE;
+	if (vcpus != 1 && vcpus != 2)
+		return err("fuzz mmu: --vcpus is 1 or 2 (a partner CPU), not %llu",
+			   (unsigned long long)vcpus), EXIT_USAGE;
+	if (vcpus == 2 && strcmp(o.paging, "4level"))
+		return err("fuzz mmu: --vcpus 2 fuzzes 4-level paging (the runtime starts "
+			   "secondary CPUs in 64-bit images only)"), EXIT_USAGE;
+	o.vcpus = (int)vcpus;
 	o.timeout_s = (unsigned int)timeout;
 	if (dry_run)
 		return 0;
@@ -148,7 +157,7 @@ int cmd_fuzz(int argc, char **argv)
 	if (argc >= 2 && !strcmp(argv[1], "mmu"))
 		return cmd_fuzz_mmu(argc, argv);
 	err("usage: kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]\n"
-	    "       kvmlab fuzz mmu --hv H[,H...] [--oracle H] [--seed S] [--ops N]");
+	    "       kvmlab fuzz mmu --hv H[,H...] [--oracle H] [--vcpus 1|2] [--seed S] [--ops N]");
 	return EXIT_USAGE;
 }
 

@@ -16,6 +16,7 @@ struct fuzz_mmu_options {
 	uint64_t seed, ops, mem_mb;
 	unsigned int timeout_s;
 	const char *paging;		/* the guest's paging format: 4level, pae, 2level */
+	int vcpus;			/* 2: mmufuzz-smp, with a partner CPU */
 };
 
 /*

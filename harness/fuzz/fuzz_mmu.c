@@ -88,7 +88,7 @@ static bool fuzz_run(const struct hv *hv, struct image *img, const struct fuzz_m
 	struct run_config cfg = {
 		.device = hv->device, .vm_type = hv->vm_type, .mem_bytes = o->mem_mb << 20,
 		.timeout_s = o->timeout_s, .known_deviations = hv_known_deviations(hv),
-		.on_note = on_note, .note_ctx = log,
+		.on_note = on_note, .note_ctx = log, .vcpus = o->vcpus,
 	};
 
 	log_free(log);
@@ -141,8 +141,9 @@ static void show_divergence(const struct hv *oracle, const struct hv *hv,
 	else
 		printf("    %-14s (no more ops: %s %s)\n", hv->name, b->result.status,
 		       b->result.detail);
-	printf("  reproduce: kvmlab fuzz mmu --hv %s --oracle %s --paging %s --seed %llu --ops %llu\n",
-	       hv->name, oracle->name, o->paging, (unsigned long long)o->seed,
+	printf("  reproduce: kvmlab fuzz mmu --hv %s --oracle %s --paging %s%s --seed %llu "
+	       "--ops %llu\n", hv->name, oracle->name, o->paging, o->vcpus > 1 ? " --vcpus 2" : "",
+	       (unsigned long long)o->seed,
 	       op ? op : (unsigned long long)ops);
 }
 
@@ -188,9 +189,13 @@ int fuzz_mmu(const struct fuzz_mmu_options *o)
 	int mismatches = 0;
 
 	workloads_dir(dir, sizeof(dir));
-	/* One guest image per paging format (workloads/Makefile). */
-	snprintf(name, sizeof(name), "mmufuzz%s%s", strcmp(o->paging, "4level") ? "-" : "",
-		 strcmp(o->paging, "4level") ? o->paging : "");
+	/* One guest image per paging format (workloads/Makefile), and the partner's. */
+	if (o->vcpus > 1)
+		snprintf(name, sizeof(name), "mmufuzz-smp");
+	else if (strcmp(o->paging, "4level"))
+		snprintf(name, sizeof(name), "mmufuzz-%s", o->paging);
+	else
+		snprintf(name, sizeof(name), "mmufuzz");
 	snprintf(path, sizeof(path), "%s/%s.elf", dir, name);
 	if (image_open(&img, path, name))
 		return -1;
@@ -199,8 +204,9 @@ int fuzz_mmu(const struct fuzz_mmu_options *o)
 		image_close(&img);
 		return -1;
 	}
-	printf("%s (oracle): %s paging, seed %llu: %llu ops, checksum %016llx\n", o->oracle->name,
-	       o->paging, (unsigned long long)o->seed, (unsigned long long)o->ops,
+	printf("%s (oracle): %s paging%s, seed %llu: %llu ops, checksum %016llx\n",
+	       o->oracle->name, o->paging, o->vcpus > 1 ? " with a partner vCPU" : "",
+	       (unsigned long long)o->seed, (unsigned long long)o->ops,
 	       (unsigned long long)ref.result.checksum);
 	for (int h = 0; h < o->nhvs; h++)
 		mismatches += !compare_with(o->oracle, o->hvs[h], &img, o, &ref);

@@ -149,8 +149,12 @@ int kl_smp_start(void)
 
 	if (want > KL_MAX_CPUS)
 		kl_panic("%d CPUs: the runtime takes %d", want, KL_MAX_CPUS);
-	/* The APIC page: uncached MMIO in the shared identity slot. */
-	pt_map(kl_kernel_as.root, LAPIC_BASE, LAPIC_BASE, PTE_P | PTE_W | PTE_PCD | PTE_PWT | PTE_NX);
+	/*
+	 * The APIC page: uncached MMIO in the shared identity slot. No NX: a
+	 * workload may turn EFER.NXE off (mmufuzz-smp does), which makes NX a
+	 * reserved bit, and it must still send IPIs.
+	 */
+	pt_map(kl_kernel_as.root, LAPIC_BASE, LAPIC_BASE, PTE_P | PTE_W | PTE_PCD | PTE_PWT);
 	cpus[0].id = 0;
 	cpus[0].online = 1;
 	cpu_enter(&cpus[0]);
