@@ -8,7 +8,7 @@ DEB_PKGS := build-essential qemu-system-x86 linux-image-amd64 linux-headers-amd6
             libpng-dev zlib1g-dev \
             linux-source-6.1
 
-.PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test test-qemu test-kselftest test-migrate fuzz-benchmark clean
+.PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test test-qemu test-kselftest test-migrate test-smp fuzz-benchmark clean
 
 all: build
 
@@ -68,7 +68,7 @@ fuzz-benchmark: deps build
 
 # The unit tests first: they take seconds and need no test machine.
 test: deps build unit
-	$(PYTHON) -m pytest -q tests
+	$(PYTHON) -m pytest -q --durations=25 tests
 
 # Debian's Linux under unmodified QEMU on every hypervisor, and QEMU's own live
 # migration and VGA under every strategy (about 7 min; `make test` runs Linux
@@ -81,6 +81,11 @@ test-qemu: deps build
 # `make test` runs the ones that take seconds).
 test-kselftest: deps build
 	KVMLAB_KSELFTEST_ALL=1 $(PYTHON) -m pytest -q tests/test_kselftest.py
+
+# The Linux guest with 4 vCPUs and its parallel workloads under all six hypervisors
+# (about 10 min; `make test` runs Linux KVM's npt and kvmlab-cached).
+test-smp: deps build
+	KVMLAB_SMP_ALL=1 $(PYTHON) -m pytest -q tests/test_smp_linux.py
 
 # Live migration of every quick-sweep workload under all 16 pairs of kvmlab
 # strategies (about 10 min; `make test` migrates each pair once).

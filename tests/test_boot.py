@@ -89,6 +89,8 @@ def test_exit_port_status_and_boot_errors(tmp_path):
     assert r.returncode == 64 and "cannot read the kernel" in r.stderr, r.stderr
     r = run([KVMLAB, "boot", "--hv", "nope", "--kernel", junk])
     assert r.returncode == 64 and "unknown hypervisor" in r.stderr, r.stderr
+    r = run([KVMLAB, "boot", "--hv", "kvmlab-vtlb", "--kernel", junk, "--vcpus", "9"])
+    assert r.returncode == 64 and "boot: --vcpus takes 1..8, not '9'" in r.stderr, r.stderr
 
 
 def multiboot_elf(paddr):

@@ -24,6 +24,7 @@
 #include "../loaders/boot.h"
 #include "commands.h"
 #include "../experiment/hv.h"
+#include "../lib/kvmclient.h"
 #include "../loaders/image.h"
 #include "../experiment/kmsg.h"
 #include "../lib/util.h"
@@ -37,7 +38,7 @@
 struct boot_opts {
 	const struct hv *hv;
 	struct image img;
-	uint64_t mem_mb, timeout_s, fb_fps;
+	uint64_t mem_mb, timeout_s, fb_fps, vcpus;
 	int fb_mode;
 	const char *fb_snapshot;
 	bool dry_run;
@@ -46,7 +47,7 @@ struct boot_opts {
 static int usage(void)
 {
 	fprintf(stderr, "usage: kvmlab boot --hv H --kernel FILE [--initrd FILE] [--append STR]\n"
-			"                   [--mem MB] [--timeout S] [--apic] [--real-mode-entry]\n"
+			"                   [--mem MB] [--timeout S] [--vcpus N] [--apic] [--real-mode-entry]\n"
 			"                   [--fb mmio|dirty] [--fb-fps N] [--fb-snapshot FILE.png]\n");
 	return EXIT_USAGE_BOOT;
 }
@@ -85,6 +86,9 @@ static int parse(int argc, char **argv, struct boot_opts *o)
 		} else if (!strcmp(a, "--mem")) {
 			if (!parse_u64(v, &o->mem_mb) || o->mem_mb < 2 || o->mem_mb > 65536)
 				return err("boot: --mem takes 2..65536 (MiB), not '%s'", v);
+		} else if (!strcmp(a, "--vcpus")) {
+			if (!parse_u64(v, &o->vcpus) || !o->vcpus || o->vcpus > KC_MAX_VCPUS)
+				return err("boot: --vcpus takes 1..%d, not '%s'", KC_MAX_VCPUS, v);
 		} else if (!strcmp(a, "--timeout")) {
 			if (!parse_u64(v, &o->timeout_s) || !o->timeout_s || o->timeout_s > 86400)
 				return err("boot: --timeout takes 1..86400 (seconds), not '%s'", v);
@@ -190,7 +194,7 @@ int cmd_boot(int argc, char **argv)
 			.device = o->hv->device, .vm_type = o->hv->vm_type,
 			.mem_bytes = o->mem_mb << 20, .timeout_s = (unsigned int)o->timeout_s,
 			.boot_io = &io, .fb_mode = o->fb_mode, .fb_fps = (unsigned int)o->fb_fps,
-			.fb_snapshot = o->fb_snapshot,
+			.fb_snapshot = o->fb_snapshot, .vcpus = (int)o->vcpus,
 		};
 
 		if (vm_run(&cfg, &o->img, r))

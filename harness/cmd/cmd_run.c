@@ -88,9 +88,9 @@ static int open_workloads(struct options *o, char *list)
 		if (image_open(&o->images[o->nimages], path, items[i]))
 			return -1;
 		o->images[o->nimages].vcpus = (int)o->vcpus;
-		if (o->vcpus > 1 && (o->images[o->nimages].boot || o->images[o->nimages].real_mode))
-			return err("--vcpus %d: %s is not a 64-bit workload (only those start "
-				   "secondary CPUs so far)", (int)o->vcpus, items[i]);
+		if (o->vcpus > 1 && o->images[o->nimages].real_mode)
+			return err("--vcpus %d: %s is a real-mode workload, which runs one CPU",
+				   (int)o->vcpus, items[i]);
 		if (!strcmp(list, "all") &&
 		    (o->images[o->nimages].tool || o->images[o->nimages].not_in_all)) {
 			image_close(&o->images[o->nimages]);	/* a tool, or a whole OS */

@@ -49,10 +49,19 @@ bool devices_pio(struct devices *d, uint16_t port, bool out, uint8_t *data, int 
 	return handled;
 }
 
+/* ISA IRQ 0 is wired to pin 2 of the I/O APIC, as on every PC (mptable.c says so). */
+void devices_set_irq(struct devices *d, int irq, bool level)
+{
+	pic_set_irq(d, irq, level);
+	ioapic_set_irq(&d->ioapic, irq ? irq : 2, level);
+}
+
 bool devices_mmio(struct devices *d, uint64_t gpa, bool write, uint8_t *data, int len)
 {
 	uint32_t val = 0;
 
+	if (ioapic_mmio(&d->ioapic, gpa, write, data, len))
+		return true;
 	if (gpa < LAPIC_GPA || gpa >= LAPIC_GPA + 0x1000)
 		return false;
 	/* Registers are 32-bit and 16-byte aligned; other widths are undefined. */

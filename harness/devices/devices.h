@@ -15,6 +15,7 @@
  *   port 0x70-0x71    CMOS RTC: wall-clock time, no alarms or periodic irq
  *   port 0xf4         exit/status (QEMU isa-debug-exit: exit code 2v+1)
  *   0xfee00000        local APIC (xAPIC MMIO) with its timer
+ *   0xfec00000        I/O APIC, only in an SMP guest (its MP table says so)
  *
  * Time is the host's CLOCK_MONOTONIC: devices compute their state from it
  * when asked, and tell the run loop the next moment they will interrupt.
@@ -28,6 +29,8 @@
 
 #define PORT_DEBUG_EXIT	0xf4
 #define LAPIC_GPA	0xfee00000ULL
+#define IOAPIC_GPA	0xfec00000ULL
+#define IOAPIC_PINS	24
 #define NO_DEADLINE	UINT64_MAX
 
 struct pic {
@@ -73,8 +76,22 @@ struct lapic {
 	void *ipi_ctx;
 };
 
+/* The I/O APIC (ioapic.c): present only when the guest's MP table announces it. */
+struct ioapic {
+	bool present;
+	uint8_t id;
+	uint32_t sel;		/* IOREGSEL */
+	uint64_t redir[IOAPIC_PINS];
+	uint32_t lines;		/* input levels, for edge detection */
+	uint64_t delivered;	/* messages sent */
+	/* A message to the APIC bus, in the ICR's format (the owner routes it). */
+	void (*deliver)(void *ctx, uint32_t lo, uint32_t hi);
+	void *deliver_ctx;
+};
+
 struct devices {
 	struct pic pic[2];
+	struct ioapic ioapic;
 	struct pit pit;
 	struct uart uart;
 	struct lapic lapic;
@@ -99,8 +116,14 @@ void devices_uart_input(struct devices *d, const uint8_t *buf, size_t len);
 /* Receive interrupts are on: someone reads the console. */
 bool uart_listening(const struct devices *d);
 
+/* An ISA interrupt line: to the PIC, and to the I/O APIC's pin when there is one. */
+void devices_set_irq(struct devices *d, int irq, bool level);
+
 /* The parts, for devices.c and the tests of each. */
 void pic_set_irq(struct devices *d, int irq, bool level);
+void ioapic_init(struct ioapic *io, uint8_t id);
+bool ioapic_mmio(struct ioapic *io, uint64_t gpa, bool write, uint8_t *data, int len);
+void ioapic_set_irq(struct ioapic *io, int pin, bool level);
 bool pic_io(struct devices *d, uint16_t port, bool out, uint8_t *val);
 int pic_pending_irq(struct devices *d);
 int pic_ack(struct devices *d);

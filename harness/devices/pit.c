@@ -172,8 +172,8 @@ void pit_tick(struct devices *d, uint64_t now)
 	periods = periodic(c) ? n / reload_of(c) : n >= reload_of(c);
 	if (periods > c->fired) {
 		c->fired = periods;
-		pic_set_irq(d, 0, true);
-		pic_set_irq(d, 0, false);
+		devices_set_irq(d, 0, true);
+		devices_set_irq(d, 0, false);
 	}
 }
 

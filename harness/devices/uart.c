@@ -50,7 +50,7 @@ static bool irq_connected(const struct uart *u)
 
 static void update_irq(struct devices *d)
 {
-	pic_set_irq(d, UART_IRQ, irq_connected(&d->uart) && !(iir(&d->uart) & 1));
+	devices_set_irq(d, UART_IRQ, irq_connected(&d->uart) && !(iir(&d->uart) & 1));
 }
 
 static void rx_push(struct uart *u, uint8_t c)

@@ -163,6 +163,12 @@ void kc_cpuid_policy(struct kvm_cpuid2 *c, bool apic)
 
 int kc_set_cpuid(int sys_fd, int vcpu_fd, bool policy, bool apic)
 {
+	return kc_set_vcpu_cpuid(sys_fd, vcpu_fd, policy, apic, 0);
+}
+
+/* As a PC's CPUs, each vCPU's leaf 1 says its initial APIC ID (EBX[31:24]), as QEMU sets it. */
+int kc_set_vcpu_cpuid(int sys_fd, int vcpu_fd, bool policy, bool apic, uint8_t apic_id)
+{
 	int n = 128, rc, e;
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
 
@@ -172,6 +178,9 @@ int kc_set_cpuid(int sys_fd, int vcpu_fd, bool policy, bool apic)
 	rc = ioctl(sys_fd, KVM_GET_SUPPORTED_CPUID, c);
 	if (rc == 0 && policy)
 		kc_cpuid_policy(c, apic);
+	for (uint32_t i = 0; rc == 0 && i < c->nent; i++)
+		if (c->entries[i].function == 1)
+			c->entries[i].ebx = (c->entries[i].ebx & 0x00ffffff) | (uint32_t)apic_id << 24;
 	if (rc == 0)
 		rc = ioctl(vcpu_fd, KVM_SET_CPUID2, c);
 	e = errno;

@@ -67,6 +67,7 @@ void kc_vm_close(struct kc_vm *vm);
 void kc_cpuid_policy(struct kvm_cpuid2 *c, bool apic);
 /* KVM_GET_SUPPORTED_CPUID, then the policy when `policy`, then KVM_SET_CPUID2. */
 int kc_set_cpuid(int sys_fd, int vcpu_fd, bool policy, bool apic);
+int kc_set_vcpu_cpuid(int sys_fd, int vcpu_fd, bool policy, bool apic, uint8_t apic_id);
 
 /* A flat segment (base 0, limit 4 GiB): 64-bit code when code && long64. */
 struct kvm_segment kc_flat_segment(uint16_t selector, bool code, bool long64);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include "boot.h"
+#include "mptable.h"
 #include "../lib/util.h"
 #include <kvmlab/x86.h>
 #include "../run/vm_priv.h"
@@ -570,6 +571,8 @@ int boot_load(struct vm *vm, const struct image *img)
 			   "boot entry, not --real-mode-entry (whose setup code probes video itself)");
 	}
 	rc = set_cpuid(vm, img);
+	if (!rc && vm->cfg->vcpus > 1)	/* how the guest finds its CPUs and I/O APIC */
+		mptable_write(vm->kc.mem + MPTABLE_GPA, MPTABLE_GPA, vm->cfg->vcpus);
 	if (!rc) {
 		hdr = mb_header(f, size);
 		if (hdr)

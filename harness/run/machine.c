@@ -16,9 +16,21 @@
  *
  * Boot guests mark their measured phase with two ports (guest_abi.h):
  * begin and end, with the guest's TSC, operations and checksum.
+ *
+ * With several vCPUs (`--vcpus N`) the bootstrap processor runs this loop
+ * on the run's thread and each application processor, once INIT and SIPI
+ * started it (smp.c), runs the AP loop below on its own thread: its own
+ * local APIC and APIC timer (a POSIX timer that signals that thread), the
+ * shared devices for everything else. The MP table (loaders/mptable.c)
+ * and the I/O APIC route the ISA interrupts to any CPU. Every exit and
+ * injection of every vCPU is served under smp.lock, which guards the
+ * device model; nobody holds it across KVM_RUN or a sleep. A halted vCPU
+ * sleeps in poll() on its eventfd, which an IPI or I/O APIC message
+ * writes, until its next timer deadline.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <poll.h>
 #include <signal.h>
@@ -111,22 +123,32 @@ static void deliver_input(struct machine *m)
 	m->pending_len -= n;
 }
 
-static void read_input(struct machine *m, int timeout_ms)
+/*
+ * Wait up to timeout_ms for console input or a wake-up of the BSP's (an
+ * IPI, a message of the I/O APIC), and take what input came into
+ * m->pending. Only the BSP's thread calls it, without smp.lock: m->pending
+ * is that thread's alone until deliver_input.
+ */
+static void wait_input(struct machine *m, int timeout_ms)
 {
 	const struct boot_io *io = m->cfg->boot_io;
 	size_t space = sizeof(m->pending) - m->pending_len;
-	struct pollfd pfd;
+	struct pollfd pfd[2] = {
+		{ .fd = m->vm->smp.cpu[0].wake_fd, .events = POLLIN },
+		{ .fd = -1, .events = POLLIN },
+	};
+	uint64_t wakes;
 	uint8_t *esc;
 	ssize_t n;
 
-	deliver_input(m);
-	if (!io || io->input_fd < 0 || m->input_eof || !space) {
-		if (timeout_ms > 0)
-			poll(NULL, 0, timeout_ms);
+	if (io && io->input_fd >= 0 && !m->input_eof && space)
+		pfd[1].fd = io->input_fd;
+	if (poll(pfd, 2, timeout_ms) <= 0)
 		return;
+	if (pfd[0].revents && read(pfd[0].fd, &wakes, sizeof(wakes)) < 0) {
+		/* nothing to take: another poll took it */
 	}
-	pfd = (struct pollfd) { .fd = io->input_fd, .events = POLLIN };
-	if (poll(&pfd, 1, timeout_ms) <= 0)
+	if (!pfd[1].revents)
 		return;
 	n = read(io->input_fd, m->pending + m->pending_len, space);
 	if (n <= 0) {
@@ -139,7 +161,16 @@ static void read_input(struct machine *m, int timeout_ms)
 		m->user_quit = true;
 	}
 	m->pending_len += (size_t)n;
-	deliver_input(m);
+}
+
+static void lock(struct machine *m)
+{
+	pthread_mutex_lock(&m->vm->smp.lock);
+}
+
+static void unlock(struct machine *m)
+{
+	pthread_mutex_unlock(&m->vm->smp.lock);
 }
 
 static int phase_begin(struct machine *m, uint64_t tsc)
@@ -199,10 +230,9 @@ static int handle_mark(struct machine *m, uint32_t mark)
 	return rc;
 }
 
-/* 1: the guest asked to end; 0: go on; -1: error. */
-static int handle_io(struct machine *m)
+/* Under smp.lock, for any vCPU. 1: the guest asked to end; 0: go on; -1: error. */
+static int handle_io(struct machine *m, struct kvm_run *run)
 {
-	struct kvm_run *run = m->vm->vcpu->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 	bool out = run->io.direction == KVM_EXIT_IO_OUT;
 	uint32_t v = 0;
@@ -223,10 +253,22 @@ static int handle_io(struct machine *m)
 	return m->dev.exit_requested ? 1 : 0;
 }
 
-/* A halted guest: sleep until a device deadline or input, or give up. */
+/* Milliseconds until deadline, at most cap. */
+static int ms_until(uint64_t deadline, int cap)
+{
+	uint64_t now = now_ns();
+
+	if (deadline == NO_DEADLINE)
+		return cap;
+	if (deadline <= now)
+		return 0;
+	return deadline - now >= (uint64_t)cap * 1000000 ? cap :
+	       (int)((deadline - now + 999999) / 1000000);
+}
+
+/* The BSP halted (under smp.lock): sleep until a device deadline, input or an IPI, or give up. */
 static int halted(struct machine *m)
 {
-	uint64_t deadline = devices_next_deadline(&m->dev), now = now_ns();
 	int timeout_ms;
 
 	if (devices_pending_vector(&m->dev) >= 0 && m->vm->vcpu->run->if_flag)
@@ -237,17 +279,21 @@ static int halted(struct machine *m)
 		return -1;
 	}
 	fflush(m->dev.uart.out);	/* a prompt without a newline, before we sleep */
-	timeout_ms = deadline == NO_DEADLINE ? 100 :
-		     deadline <= now ? 0 : (int)((deadline - now + 999999) / 1000000);
-	read_input(m, timeout_ms > 100 ? 100 : timeout_ms);
+	timeout_ms = ms_until(devices_next_deadline(&m->dev), 100);
+	unlock(m);
+	wait_input(m, timeout_ms);
+	lock(m);
+	deliver_input(m);
 	return 0;
 }
 
-static void inject(struct machine *m)
+static int inject(struct machine *m)
 {
 	struct kvm_run *run = m->vm->vcpu->run;
 	int v;
 
+	if (smp_deliver_nmi(&m->vm->smp.cpu[0]))
+		return -1;
 	devices_tick(&m->dev);
 	v = devices_pending_vector(&m->dev);
 	if (v >= 0 && run->ready_for_interrupt_injection) {
@@ -260,19 +306,30 @@ static void inject(struct machine *m)
 		}
 	}
 	run->request_interrupt_window = v >= 0;
+	return 0;
 }
 
 static int before_run(void *ctx)
 {
 	struct machine *m = ctx;
+	uint64_t deadline;
+	int rc;
 
+	if (++m->spins % 64 == 0)
+		wait_input(m, 0);
+	lock(m);
+	if (m->dev.exit_requested) {	/* an AP wrote the exit port */
+		unlock(m);
+		return 1;
+	}
 	if (m->vm->mig)
 		mig_source_before(m->vm);
-	inject(m);
-	if (++m->spins % 64 == 0)
-		read_input(m, 0);
-	arm_timer(m, devices_next_deadline(&m->dev));
-	return 0;
+	deliver_input(m);
+	rc = inject(m);
+	deadline = devices_next_deadline(&m->dev);
+	unlock(m);
+	arm_timer(m, deadline);
+	return rc;
 }
 
 /* KVM_RUN returned EINTR: the one point where the vCPU may stop for a migration. */
@@ -292,40 +349,177 @@ static int timed_out(void *ctx)
 		set_status(m->r, "stopped", "ended from the console (Ctrl-])");
 		return 1;
 	}
+	if (m->vm->smp.stop)		/* an AP failed; it said why */
+		return 1;
 	if (!vm_timed_out)
 		return 0;
+	lock(m);
 	devices_describe(&m->dev, state, sizeof(state));
+	unlock(m);
 	set_status(m->r, "timeout", "the guest did not finish within %u s (%s; "
 		   "console input: %s)", m->cfg->timeout_s, state,
 		   m->input_eof ? "all read" : "not all read");
 	return 1;
 }
 
-static int handle_exit(void *ctx, struct kvm_run *run)
+/*
+ * An exit of vCPU c's other than HLT, under smp.lock: the devices, the
+ * APICs, the framebuffer. 1: the guest asked to end; 0: go on; -1: error
+ * (the run's status says why).
+ */
+static int serve_exit(struct machine *m, struct smp_cpu *c, struct kvm_run *run)
 {
-	struct machine *m = ctx;
-
 	switch (run->exit_reason) {
 	case KVM_EXIT_IRQ_WINDOW_OPEN:
 		return 0;
 	case KVM_EXIT_IO:
-		return handle_io(m);
+		return handle_io(m, run);
 	case KVM_EXIT_MMIO:
-		if (devices_mmio(&m->dev, run->mmio.phys_addr, run->mmio.is_write,
+		if (smp_lapic_mmio(c, run) ||
+		    devices_mmio(&m->dev, run->mmio.phys_addr, run->mmio.is_write,
 				 run->mmio.data, run->mmio.len) ||
 		    fb_mmio(&m->vm->fb, run->mmio.phys_addr, run->mmio.is_write,
 			    run->mmio.data, (int)run->mmio.len))
 			return 0;
 		break;
-	case KVM_EXIT_HLT:
-		return halted(m);
 	case KVM_EXIT_SHUTDOWN:
-		set_status(m->r, "error", "the guest reset itself (triple fault or reboot)");
+		set_status(m->r, "error", "the guest reset itself (triple fault or reboot)%s",
+			   c->id ? " on an application processor" : "");
 		return -1;
 	}
-	describe_exit(m->vm, m->r);
+	describe_vcpu_exit(c->v, m->r);
 	return -1;
 }
+
+static int handle_exit(void *ctx, struct kvm_run *run)
+{
+	struct machine *m = ctx;
+	int rc;
+
+	lock(m);
+	rc = run->exit_reason == KVM_EXIT_HLT ? halted(m) : serve_exit(m, &m->vm->smp.cpu[0], run);
+	unlock(m);
+	return rc;
+}
+
+/* ---- an application processor's loop (ctx: its struct smp_cpu) ---- */
+
+static struct machine *machine_of(struct smp_cpu *c)
+{
+	return (struct machine *)((char *)c->vm->dev - offsetof(struct machine, dev));
+}
+
+/* Its APIC timer's next deadline ends its KVM_RUN: a timer that signals this thread. */
+static int ap_timer(struct smp_cpu *c, uint64_t deadline)
+{
+	struct itimerspec its = { 0 };
+
+	if (!c->has_timer) {
+		struct sigevent sev = {
+			.sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SMP_KICK_SIGNAL,
+		};
+
+		sev._sigev_un._tid = gettid();	/* glibc 2.36 names it only so */
+		if (timer_create(CLOCK_MONOTONIC, &sev, &c->timer))
+			return -1;
+		c->has_timer = true;
+	}
+	if (deadline != NO_DEADLINE) {
+		its.it_value.tv_sec = deadline / 1000000000ULL;
+		its.it_value.tv_nsec = deadline % 1000000000ULL;
+	}
+	return timer_settime(c->timer, TIMER_ABSTIME, &its, NULL);
+}
+
+static int ap_before(void *ctx)
+{
+	struct smp_cpu *c = ctx;
+	struct machine *m = machine_of(c);
+	uint64_t deadline;
+
+	if (smp_ap_reset(c))
+		return 1;		/* INIT: back to waiting for SIPI */
+	lock(m);
+	if (m->dev.exit_requested) {
+		unlock(m);
+		return 1;
+	}
+	lapic_tick(c->apic, now_ns());
+	deadline = lapic_next_deadline(c->apic);
+	unlock(m);
+	if (ap_timer(c, deadline)) {
+		lock(m);
+		smp_fail(c, "vCPU %d: its APIC timer: %s", c->id, strerror(errno));
+		unlock(m);
+		return -1;
+	}
+	return smp_before(c);
+}
+
+static int ap_stop(void *ctx)
+{
+	struct smp_cpu *c = ctx;
+
+	return c->vm->smp.stop || vm_timed_out;
+}
+
+/*
+ * HLT on an AP: sleep until its APIC has a vector it can take, an NMI or
+ * INIT arrives (each writes its eventfd), or its timer's deadline. With
+ * interrupts off only NMI or INIT wakes it (Linux parks CPUs that way).
+ */
+static int ap_halt(struct machine *m, struct smp_cpu *c)
+{
+	struct pollfd pfd = { .fd = c->wake_fd, .events = POLLIN };
+	bool if_flag = c->v->run->if_flag;
+	uint64_t wakes;
+	int timeout_ms;
+
+	lock(m);
+	c->halts++;
+	lapic_tick(c->apic, now_ns());
+	if ((if_flag && lapic_pending_vector(c->apic) >= 0) || c->nmi || c->wait_sipi) {
+		unlock(m);
+		return 0;
+	}
+	timeout_ms = ms_until(if_flag ? lapic_next_deadline(c->apic) : NO_DEADLINE, 50);
+	unlock(m);
+	if (poll(&pfd, 1, timeout_ms) > 0 && read(c->wake_fd, &wakes, sizeof(wakes)) < 0) {
+		/* another poll took it */
+	}
+	return 0;
+}
+
+static int ap_exit(void *ctx, struct kvm_run *run)
+{
+	struct smp_cpu *c = ctx;
+	struct machine *m = machine_of(c);
+	int rc;
+
+	if (run->exit_reason == KVM_EXIT_HLT)
+		return ap_halt(m, c);
+	lock(m);
+	rc = serve_exit(m, c, run);
+	if (rc > 0)			/* the exit port: the BSP ends the run */
+		smp_kick(&m->vm->smp.cpu[0]);
+	else if (rc < 0)
+		smp_fail(c, "vCPU %d failed", c->id);	/* its reason is set: stop the others */
+	unlock(m);
+	return rc;
+}
+
+static void ap_failed(void *ctx, int e)
+{
+	struct smp_cpu *c = ctx;
+
+	pthread_mutex_lock(&c->vm->smp.lock);
+	smp_fail(c, "KVM_RUN on vCPU %d: %s", c->id, strerror(e));
+	pthread_mutex_unlock(&c->vm->smp.lock);
+}
+
+static const struct kc_loop ap_loop = {
+	.before = ap_before, .stop = ap_stop, .exit = ap_exit, .run_failed = ap_failed,
+};
 
 static void run_failed(void *ctx, int e)
 {
@@ -370,6 +564,7 @@ int machine_run(struct vm *vm, const struct run_config *cfg, const struct image 
 	m->r = r;
 	devices_init(&m->dev, console);
 	vm->dev = &m->dev;
+	smp_attach_devices(vm, &m->dev, &ap_loop);
 	if (vm->incoming)
 		mig_incoming_devices(vm->incoming, &m->dev);
 	if (start_timer(m))
@@ -377,6 +572,7 @@ int machine_run(struct vm *vm, const struct run_config *cfg, const struct image 
 	rc = img->phase_from_start && !vm->incoming ? phase_begin(m, 0) : 0;
 	if (!rc)
 		rc = loop(m);
+	smp_stop(vm);		/* the APs use the devices: they go first */
 	/*
 	 * A phase still open when the run ends closes there (kvmlab boot: the
 	 * whole run), even a failed run: its counters say where it got stuck.

@@ -27,14 +27,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 #include <kvmlab/x86.h>
 #include "../lib/util.h"
 #include "vm_priv.h"
-
-#define KICK_SIGNAL	(SIGRTMIN + 1)
 
 enum { DM_FIXED = 0, DM_LOWEST = 1, DM_SMI = 2, DM_NMI = 4, DM_INIT = 5, DM_SIPI = 6 };
 enum { SH_NONE = 0, SH_SELF = 1, SH_ALL = 2, SH_OTHERS = 3 };
@@ -48,11 +47,16 @@ static void on_kick(int sig)
 		kick_run->immediate_exit = 1;
 }
 
-static void kick(struct smp_cpu *c)
+void smp_kick(struct smp_cpu *c)
 {
+	uint64_t one = 1;
+
 	pthread_cond_signal(&c->wake);
+	if (c->wake_fd >= 0 && write(c->wake_fd, &one, sizeof(one)) < 0) {
+		/* the counter is full: it is awake anyway */
+	}
 	if (c->has_thread && !pthread_equal(c->thread, pthread_self()))
-		pthread_kill(c->thread, KICK_SIGNAL);
+		pthread_kill(c->thread, SMP_KICK_SIGNAL);
 }
 
 static void deliver(struct smp *s, struct smp_cpu *c, unsigned int mode, int vector)
@@ -60,7 +64,7 @@ static void deliver(struct smp *s, struct smp_cpu *c, unsigned int mode, int vec
 	switch (mode) {
 	case DM_FIXED:
 	case DM_LOWEST:
-		lapic_raise(&c->apic, vector);
+		lapic_raise(c->apic, vector);
 		break;
 	case DM_NMI:
 		c->nmi = true;
@@ -80,7 +84,7 @@ static void deliver(struct smp *s, struct smp_cpu *c, unsigned int mode, int vec
 	default:
 		return;			/* SMI and reserved modes: nothing here to take them */
 	}
-	kick(c);
+	smp_kick(c);
 }
 
 static bool addressed(const struct smp_cpu *src, const struct smp_cpu *c, uint32_t lo, uint8_t dest)
@@ -94,22 +98,20 @@ static bool addressed(const struct smp_cpu *src, const struct smp_cpu *c, uint32
 		return c != src;
 	}
 	if (lo & (1U << 11))
-		return lapic_match_logical(&c->apic, dest);
-	return dest == 0xff || c->apic.id == dest;
+		return lapic_match_logical(c->apic, dest);
+	return dest == 0xff || c->apic->id == dest;
 }
 
-/* The APIC bus: an ICR write of src's (called under smp->lock, from lapic_mmio). */
-static void send_ipi(void *ctx, uint32_t lo, uint32_t hi)
+/*
+ * The APIC bus: a message in the ICR's format, from a CPU's ICR (src) or
+ * from the I/O APIC (src NULL, no shorthand). Called under smp->lock.
+ */
+static void bus_message(struct smp *s, struct smp_cpu *src, uint32_t lo, uint32_t hi)
 {
-	struct smp_cpu *src = ctx, *lowest = NULL;
-	struct smp *s = &src->vm->smp;
+	struct smp_cpu *lowest = NULL;
 	unsigned int mode = (lo >> 8) & 7;
 	uint8_t dest = hi >> 24;
 
-	/* INIT level de-assert: the old handshake's second half, a no-op since the P4. */
-	if (mode == DM_INIT && (lo & (1U << 15)) && !(lo & (1U << 14)))
-		return;
-	s->ipis++;
 	for (int i = 0; i < s->n; i++) {
 		struct smp_cpu *c = &s->cpu[i];
 
@@ -117,7 +119,7 @@ static void send_ipi(void *ctx, uint32_t lo, uint32_t hi)
 			continue;
 		/* Lowest priority: one receiver, the lowest task priority (then the lowest ID). */
 		if (mode == DM_LOWEST) {
-			if (!lowest || lapic_tpr(&c->apic) < lapic_tpr(&lowest->apic))
+			if (!lowest || lapic_tpr(c->apic) < lapic_tpr(lowest->apic))
 				lowest = c;
 			continue;
 		}
@@ -125,6 +127,46 @@ static void send_ipi(void *ctx, uint32_t lo, uint32_t hi)
 	}
 	if (lowest)
 		deliver(s, lowest, DM_FIXED, lo & 0xff);
+}
+
+/* An ICR write of src's (from lapic_mmio). */
+static void send_ipi(void *ctx, uint32_t lo, uint32_t hi)
+{
+	struct smp_cpu *src = ctx;
+	struct smp *s = &src->vm->smp;
+
+	/* INIT level de-assert: the old handshake's second half, a no-op since the P4. */
+	if (((lo >> 8) & 7) == DM_INIT && (lo & (1U << 15)) && !(lo & (1U << 14)))
+		return;
+	s->ipis++;
+	bus_message(s, src, lo, hi);
+}
+
+/* A message of the I/O APIC's: never a shorthand, and never INIT or SIPI from a PC's board. */
+static void ioapic_message(void *ctx, uint32_t lo, uint32_t hi)
+{
+	struct smp *s = ctx;
+
+	s->ioapic_msgs++;
+	bus_message(s, NULL, lo & ~(3U << 18), hi);
+}
+
+void smp_attach_devices(struct vm *vm, struct devices *dev, const struct kc_loop *ap_loop)
+{
+	struct smp *s = &vm->smp;
+	struct smp_cpu *bsp = &s->cpu[0];
+
+	pthread_mutex_lock(&s->lock);
+	s->ap_loop = ap_loop;
+	dev->lapic.send_ipi = send_ipi;
+	dev->lapic.ipi_ctx = bsp;
+	bsp->apic = &dev->lapic;
+	if (s->n > 1) {
+		ioapic_init(&dev->ioapic, (uint8_t)s->n);	/* the ID the MP table gives it */
+		dev->ioapic.deliver = ioapic_message;
+		dev->ioapic.deliver_ctx = s;
+	}
+	pthread_mutex_unlock(&s->lock);
 }
 
 bool smp_lapic_mmio(struct smp_cpu *c, struct kvm_run *run)
@@ -139,12 +181,23 @@ bool smp_lapic_mmio(struct smp_cpu *c, struct kvm_run *run)
 		return !run->mmio.is_write ? (memset(run->mmio.data, 0, run->mmio.len), true) : true;
 	if (run->mmio.is_write) {
 		memcpy(&val, run->mmio.data, 4);
-		lapic_mmio(&c->apic, off, true, &val);
+		lapic_mmio(c->apic, off, true, &val);
 	} else {
-		lapic_mmio(&c->apic, off, false, &val);
+		lapic_mmio(c->apic, off, false, &val);
 		memcpy(run->mmio.data, &val, 4);
 	}
 	return true;
+}
+
+/* Under smp.lock: an NMI sent to c goes in with KVM_NMI before its next entry. */
+int smp_deliver_nmi(struct smp_cpu *c)
+{
+	if (!c->nmi)
+		return 0;
+	c->nmi = false;
+	if (ioctl(c->v->fd, KVM_NMI, 0))
+		return smp_fail(c, "NMI IPI to vCPU %d: KVM_NMI: %s", c->id, strerror(errno));
+	return 0;
 }
 
 /* Before KVM_RUN: inject the APIC's highest vector, or ask to hear when we can. */
@@ -158,19 +211,15 @@ int smp_before(struct smp_cpu *c)
 	if (!s->apics)		/* no APIC, nothing to inject: keep the lock off this path */
 		return 0;
 	pthread_mutex_lock(&s->lock);
-	if (c->nmi) {
-		c->nmi = false;
-		if (ioctl(c->v->fd, KVM_NMI, 0))
-			r = smp_fail(c, "NMI IPI to vCPU %d: KVM_NMI: %s", c->id, strerror(errno));
-	}
-	vector = lapic_pending_vector(&c->apic);
+	r = smp_deliver_nmi(c);
+	vector = lapic_pending_vector(c->apic);
 	run->request_interrupt_window = 0;
 	if (vector >= 0 && run->if_flag && run->ready_for_interrupt_injection) {
 		irq.irq = vector;
 		if (ioctl(c->v->fd, KVM_INTERRUPT, &irq))
 			r = smp_fail(c, "KVM_INTERRUPT on vCPU %d: %s", c->id, strerror(errno));
 		else
-			lapic_ack(&c->apic, vector);
+			lapic_ack(c->apic, vector);
 	} else if (vector >= 0) {
 		run->request_interrupt_window = 1;
 	}
@@ -191,7 +240,7 @@ int smp_halt(struct smp_cpu *c)
 
 	pthread_mutex_lock(&s->lock);
 	c->halts++;
-	while (!s->stop && !vm_timed_out && lapic_pending_vector(&c->apic) < 0 && !c->nmi &&
+	while (!s->stop && !vm_timed_out && lapic_pending_vector(c->apic) < 0 && !c->nmi &&
 	       !c->wait_sipi) {
 		clock_gettime(CLOCK_REALTIME, &t);
 		t.tv_nsec += 50000000;	/* re-check the timeout now and then */
@@ -221,7 +270,7 @@ int smp_fail(struct smp_cpu *c, const char *fmt, ...)
 	s->stop = true;
 	for (int i = 0; i < s->n; i++)
 		if (&s->cpu[i] != c)
-			kick(&s->cpu[i]);
+			smp_kick(&s->cpu[i]);
 	return -1;
 }
 
@@ -252,11 +301,16 @@ static int start_at_sipi(struct smp_cpu *c, uint8_t vector)
 	return ioctl(c->v->fd, KVM_SET_MP_STATE, &mp);
 }
 
+bool smp_ap_reset(struct smp_cpu *c)
+{
+	return c->wait_sipi;	/* INIT came: back to waiting (read without the lock: a hint) */
+}
+
 static int ap_before(void *ctx)
 {
 	struct smp_cpu *c = ctx;
 
-	if (c->wait_sipi)	/* INIT came: back to waiting (read without the lock: a hint) */
+	if (smp_ap_reset(c))
 		return 1;
 	return smp_before(c);
 }
@@ -286,19 +340,19 @@ static void ap_failed(void *ctx, int e)
 	pthread_mutex_unlock(&c->vm->smp.lock);
 }
 
+static const struct kc_loop workload_ap_loop = {
+	.before = ap_before, .stop = ap_stop, .exit = ap_exit, .run_failed = ap_failed,
+};
+
 static void *ap_main(void *arg)
 {
 	struct smp_cpu *c = arg;
 	struct smp *s = &c->vm->smp;
-	const struct kc_loop loop = {
-		.before = ap_before, .stop = ap_stop, .exit = ap_exit, .run_failed = ap_failed,
-	};
-
 	sigset_t kick_only;
 
 	/* Helper threads start with every signal blocked; this one must end KVM_RUN. */
 	sigemptyset(&kick_only);
-	sigaddset(&kick_only, KICK_SIGNAL);
+	sigaddset(&kick_only, SMP_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &kick_only, NULL);
 	kick_run = c->v->run;
 	pthread_mutex_lock(&s->lock);
@@ -318,7 +372,7 @@ static void *ap_main(void *arg)
 		}
 		c->started = true;
 		pthread_mutex_unlock(&s->lock);
-		kc_run_loop(c->v, &loop, c);
+		kc_run_loop(c->v, s->ap_loop, c);
 		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -332,7 +386,10 @@ int smp_setup(struct vm *vm, int n, bool apics, struct run_result *r)
 	s->n = n;
 	s->apics = apics;
 	s->result = r;
+	s->ap_loop = &workload_ap_loop;
 	pthread_mutex_init(&s->lock, NULL);
+	for (int i = 0; i < n; i++)
+		s->cpu[i].wake_fd = -1;
 	for (int i = 0; i < n; i++) {
 		struct smp_cpu *c = &s->cpu[i];
 
@@ -341,9 +398,13 @@ int smp_setup(struct vm *vm, int n, bool apics, struct run_result *r)
 		c->v = i ? kc_create_vcpu(&vm->kc, i) : vm->vcpu;
 		if (!c->v)
 			return err_errno("KVM_CREATE_VCPU %d", i);
-		lapic_init(&c->apic, i);
-		c->apic.send_ipi = send_ipi;
-		c->apic.ipi_ctx = c;
+		c->apic = &c->own_apic;
+		lapic_init(c->apic, (uint8_t)i);
+		c->apic->send_ipi = send_ipi;
+		c->apic->ipi_ctx = c;
+		c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (c->wake_fd < 0)
+			return err_errno("eventfd");
 		c->wait_sipi = i > 0;	/* APs wait for INIT-SIPI, as after power-on */
 		pthread_cond_init(&c->wake, NULL);
 		if (i && stats_open(&c->stats, ioctl(c->v->fd, KVM_GET_STATS_FD, 0)))
@@ -357,7 +418,7 @@ int smp_start(struct vm *vm)
 	struct smp *s = &vm->smp;
 	struct sigaction sa = { .sa_handler = on_kick };
 
-	sigaction(KICK_SIGNAL, &sa, NULL);	/* no SA_RESTART: it must end KVM_RUN */
+	sigaction(SMP_KICK_SIGNAL, &sa, NULL);	/* no SA_RESTART: it must end KVM_RUN */
 	s->cpu[0].thread = pthread_self();
 	s->cpu[0].has_thread = true;
 	kick_run = vm->vcpu->run;
@@ -377,12 +438,15 @@ void smp_stop(struct vm *vm)
 	s->stop = true;
 	for (int i = 1; i < s->n; i++)
 		if (s->cpu[i].has_thread)
-			kick(&s->cpu[i]);
+			smp_kick(&s->cpu[i]);
 	pthread_mutex_unlock(&s->lock);
 	for (int i = 1; i < s->n; i++) {
 		if (s->cpu[i].has_thread)
 			pthread_join(s->cpu[i].thread, NULL);
 		s->cpu[i].has_thread = false;
+		if (s->cpu[i].has_timer)
+			timer_delete(s->cpu[i].timer);
+		s->cpu[i].has_timer = false;
 	}
 	s->cpu[0].has_thread = false;
 	kick_run = NULL;
@@ -390,8 +454,13 @@ void smp_stop(struct vm *vm)
 
 void smp_teardown(struct vm *vm)
 {
-	for (int i = 1; i < vm->smp.n; i++)
-		stats_close(&vm->smp.cpu[i].stats);
+	for (int i = 0; i < vm->smp.n; i++) {
+		if (i)
+			stats_close(&vm->smp.cpu[i].stats);
+		if (vm->smp.cpu[i].wake_fd >= 0)
+			close(vm->smp.cpu[i].wake_fd);
+		vm->smp.cpu[i].wake_fd = -1;
+	}
 }
 
 void smp_counters(struct vm *vm, struct run_result *r)
@@ -407,4 +476,6 @@ void smp_counters(struct vm *vm, struct run_result *r)
 	run_add_counter(r, "init_ipis", (int64_t)s->inits);
 	run_add_counter(r, "startup_ipis", (int64_t)s->sipis);
 	run_add_counter(r, "vcpu_halts", halts);
+	if (s->ioapic_msgs)
+		run_add_counter(r, "ioapic_interrupts", (int64_t)s->ioapic_msgs);
 }

@@ -56,9 +56,15 @@ static void write_boot_info(struct vm *vm, const struct image *img)
 	}
 }
 
+/* A boot guest's CPUID offers the local APIC if its descriptor says so, and always to an SMP guest. */
+static bool guest_apic(const struct vm *vm, const struct image *img)
+{
+	return img->apic || vm->cfg->vcpus > 1;
+}
+
 int set_cpuid(struct vm *vm, const struct image *img)
 {
-	if (kc_set_cpuid(vm->kc.sys_fd, vm->vcpu->fd, img->boot, img->apic))
+	if (kc_set_cpuid(vm->kc.sys_fd, vm->vcpu->fd, img->boot, guest_apic(vm, img)))
 		return err_errno("cannot set the guest CPUID");
 	return 0;
 }
@@ -177,14 +183,15 @@ static int setup_vcpus(struct vm *vm, const struct run_config *cfg, const struct
 
 	if (n > KC_MAX_VCPUS)
 		return err("--vcpus %d: at most %d", n, KC_MAX_VCPUS);
-	if (n > 1 && (img->boot || img->real_mode))
-		return err("--vcpus %d: only 64-bit workloads start secondary CPUs so far", n);
+	if (n > 1 && img->real_mode)
+		return err("--vcpus %d: the real-mode workloads run one CPU", n);
 	if (n > 1 && (cfg->migrate_to || cfg->incoming))
 		return err("--vcpus %d: live migration moves one vCPU so far", n);
 	if (smp_setup(vm, n, n > 1 || img->smp, r))
 		return -1;
 	for (int i = 1; i < n; i++)
-		if (kc_set_cpuid(vm->kc.sys_fd, vm->smp.cpu[i].v->fd, img->boot, img->apic))
+		if (kc_set_vcpu_cpuid(vm->kc.sys_fd, vm->smp.cpu[i].v->fd, img->boot,
+				      guest_apic(vm, img), (uint8_t)i))
 			return err_errno("cannot set vCPU %d's CPUID", i);
 	return 0;
 }
@@ -577,7 +584,7 @@ static int workload_exit(void *ctx, struct kvm_run *run)
 	struct smp_cpu *bsp = &w->vm->smp.cpu[0];
 
 	/* HLT waits for an interrupt once the guest switched its APIC on; before, it is a hang. */
-	if (run->exit_reason == KVM_EXIT_HLT && lapic_enabled(&bsp->apic))
+	if (run->exit_reason == KVM_EXIT_HLT && lapic_enabled(bsp->apic))
 		return smp_halt(bsp) < 0 ? -1 : 0;
 	return vm_serve_exit(w->vm, bsp, run);
 }

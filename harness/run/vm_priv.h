@@ -9,6 +9,7 @@
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <signal.h>
+#include <time.h>
 #include <kvmlab/guest_abi.h>
 #include "../devices/devices.h"
 #include "../devices/fb.h"
@@ -27,14 +28,23 @@ struct smp_cpu {
 	struct vm *vm;
 	int id;
 	struct kc_vcpu *v;
-	struct lapic apic;		/* the rest under smp.lock */
+	/*
+	 * Its local APIC: own_apic, except the bootstrap processor's in a boot
+	 * guest, which is the device model's (devices.lapic, smp_attach_devices).
+	 * Under smp.lock, as is everything below but the thread's own fields.
+	 */
+	struct lapic *apic;
+	struct lapic own_apic;
 	bool wait_sipi, sipi, nmi;	/* INIT received, SIPI received, NMI pending */
 	uint8_t sipi_vector;
 	bool started;
 	uint64_t halts;
 	pthread_t thread;
 	bool has_thread;
-	pthread_cond_t wake;		/* HLT and wait-for-SIPI sleep here */
+	pthread_cond_t wake;		/* a workload's HLT and wait-for-SIPI sleep here */
+	int wake_fd;			/* an eventfd: a boot guest's HLT polls it (kick writes it) */
+	timer_t timer;			/* a boot guest's AP: its APIC timer's next deadline */
+	bool has_timer;
 	struct stats stats;		/* vCPU 1..N-1: their statistics (vCPU 0's are vm->vcpu_stats) */
 };
 
@@ -44,8 +54,13 @@ struct smp {
 	struct smp_cpu cpu[KC_MAX_VCPUS];
 	volatile bool stop;		/* the run is over: every vCPU leaves */
 	bool apics;			/* the APIC page exists (several vCPUs, or an SMP image) */
+	/*
+	 * How a started AP runs: the workload loop (smp.c) or a boot guest's
+	 * with the device model (machine.c); ctx is its struct smp_cpu.
+	 */
+	const struct kc_loop *ap_loop;
 	struct run_result *result;
-	uint64_t ipis, inits, sipis;
+	uint64_t ipis, inits, sipis, ioapic_msgs;
 };
 
 struct vm {
@@ -82,6 +97,9 @@ struct vm {
 	bool migrated;		/* the guest went on at the destination */
 };
 
+/* Sent to a vCPU's thread to end its KVM_RUN (its handler sets immediate_exit). */
+#define SMP_KICK_SIGNAL	(SIGRTMIN + 1)
+
 /* Set by the run's SIGALRM: the run is over. */
 extern volatile sig_atomic_t vm_timed_out;
 
@@ -108,8 +126,18 @@ void smp_stop(struct vm *vm);
 void smp_teardown(struct vm *vm);
 void smp_counters(struct vm *vm, struct run_result *r);
 int smp_before(struct smp_cpu *c);
+int smp_deliver_nmi(struct smp_cpu *c);
 int smp_halt(struct smp_cpu *c);
 bool smp_lapic_mmio(struct smp_cpu *c, struct kvm_run *run);
+/*
+ * A boot guest: the BSP's APIC is the device model's, the I/O APIC sends
+ * to the bus, and started APs run ap_loop (machine.c).
+ */
+void smp_attach_devices(struct vm *vm, struct devices *dev, const struct kc_loop *ap_loop);
+/* Wake c: from HLT, from waiting for SIPI, or out of KVM_RUN (under smp.lock). */
+void smp_kick(struct smp_cpu *c);
+/* An AP's loop asks whether INIT sent it back to wait for SIPI. */
+bool smp_ap_reset(struct smp_cpu *c);
 int smp_fail(struct smp_cpu *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* vm.c: serve one exit of any vCPU of a workload run (takes smp.lock). */
 int vm_serve_exit(struct vm *vm, struct smp_cpu *c, struct kvm_run *run);

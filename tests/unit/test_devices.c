@@ -5,13 +5,15 @@
  * triggering, auto-EOI), the i8254 (periodic and one-shot channel 0 at
  * explicit times, latches), the 16550A (output, interrupts and their
  * wiring through OUT2, input, loopback, the divisor latch) and the local
- * APIC (enable, the timer in both modes, priorities, EOI).
+ * APIC (enable, the timer in both modes, priorities, EOI), the I/O APIC and
+ * the MP table that announces it.
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
 #include "../../harness/devices/devices.h"
+#include "../../harness/loaders/mptable.h"
 
 static struct devices dev;
 static char *console;
@@ -327,6 +329,114 @@ static void lapic_icr_sends_and_destinations(void)
 	CHECK_EQ(lapic_pending_vector(&l), 0x50);
 }
 
+static void ioapic_write(uint32_t index, uint32_t v)
+{
+	uint32_t sel = index;
+
+	CHECK(devices_mmio(&dev, IOAPIC_GPA, true, (uint8_t *)&sel, 4));
+	CHECK(devices_mmio(&dev, IOAPIC_GPA + 0x10, true, (uint8_t *)&v, 4));
+}
+
+static uint32_t ioapic_read(uint32_t index)
+{
+	uint32_t sel = index, v = 0;
+
+	CHECK(devices_mmio(&dev, IOAPIC_GPA, true, (uint8_t *)&sel, 4));
+	CHECK(devices_mmio(&dev, IOAPIC_GPA + 0x10, false, (uint8_t *)&v, 4));
+	return v;
+}
+
+/*
+ * The I/O APIC: absent unless announced; masked at reset; ISA IRQ 0 on pin
+ * 2; a rising edge sends the entry's vector, modes and destination in the
+ * ICR's format, once per edge; the ID and version registers.
+ */
+static void ioapic_routes_edges_to_the_bus(void)
+{
+	uint8_t b[4] = { 0 };
+
+	setup();
+	CHECK(!devices_mmio(&dev, IOAPIC_GPA, false, b, 4));	/* no MP table, no I/O APIC */
+	ioapic_init(&dev.ioapic, 4);
+	dev.ioapic.deliver = record_ipi;
+	ipis = 0;
+	CHECK_EQ(ioapic_read(0) >> 24, 4);
+	CHECK_EQ(ioapic_read(1), 0x170011);			/* 24 pins, version 0x11 */
+	CHECK_EQ(ioapic_read(0x14), 1U << 16);			/* pin 2: masked */
+	devices_set_irq(&dev, 0, true);
+	devices_set_irq(&dev, 0, false);
+	CHECK_EQ(ipis, 0);
+	ioapic_write(0x15, 2U << 24);				/* pin 2 to APIC 2, */
+	ioapic_write(0x14, 0x0931);				/* vector 0x31, lowest, logical */
+	devices_set_irq(&dev, 0, true);
+	CHECK_EQ(ipis, 1);
+	CHECK_EQ(ipi_lo, 0x931);
+	CHECK_EQ(ipi_hi, 2U << 24);
+	devices_set_irq(&dev, 0, true);				/* no edge: nothing more */
+	CHECK_EQ(ipis, 1);
+	devices_set_irq(&dev, 0, false);
+	devices_set_irq(&dev, 4, true);				/* pin 4: still masked */
+	CHECK_EQ(ipis, 1);
+	CHECK_EQ(ioapic_read(0x14), 0x0931);
+	CHECK_EQ(ioapic_read(0x15), 2U << 24);
+	ioapic_write(0, 9U << 24);
+	CHECK_EQ(ioapic_read(0) >> 24, 9);
+	CHECK_EQ(ioapic_read(1), 0x170011);			/* read-only */
+}
+
+static uint8_t sum(const uint8_t *p, size_t len)
+{
+	uint8_t s = 0;
+
+	while (len--)
+		s += *p++;
+	return s;
+}
+
+/* The MP table: both checksums, the pointer, every CPU with the BSP flagged, the I/O APIC. */
+static void mptable_describes_cpus_and_ioapic(void)
+{
+	static uint8_t mem[4096];
+	const uint32_t gpa = 0xf1000;
+	const uint8_t *mpc = mem + 16, *e;
+	uint32_t ptr, lapic;
+	uint16_t len, count;
+	int cpus = 0, bsp = -1, ints = 0;
+
+	CHECK(mptable_size(3) <= sizeof(mem));
+	mptable_write(mem, gpa, 3);
+	CHECK(!memcmp(mem, "_MP_", 4));
+	CHECK_EQ(sum(mem, 16), 0);
+	memcpy(&ptr, mem + 4, 4);
+	CHECK_EQ(ptr, gpa + 16);
+	CHECK(!memcmp(mpc, "PCMP", 4));
+	memcpy(&len, mpc + 4, 2);
+	memcpy(&count, mpc + 34, 2);
+	memcpy(&lapic, mpc + 36, 4);
+	CHECK_EQ(sum(mpc, len), 0);
+	CHECK_EQ(lapic, LAPIC_GPA);
+	CHECK(16 + (size_t)len <= mptable_size(3));
+	e = mpc + 44;
+	for (int i = 0; i < count; i++) {
+		if (e[0] == 0) {
+			if (e[3] & 2)
+				bsp = e[1];
+			CHECK_EQ(e[1], cpus);
+			cpus++;
+		}
+		if (e[0] == 2)
+			CHECK_EQ(e[1], 3);		/* the I/O APIC's ID follows the CPUs' */
+		if (e[0] == 3 && e[5] == 0)
+			CHECK_EQ(e[7], 2);		/* IRQ 0 on pin 2 */
+		ints += e[0] == 3;
+		e += e[0] == 0 ? 20 : 8;
+	}
+	CHECK_EQ(e - mpc, len);
+	CHECK_EQ(cpus, 3);
+	CHECK_EQ(bsp, 0);
+	CHECK_EQ(ints, 15);
+}
+
 void suite_devices(void)
 {
 	static const struct { const char *name; void (*fn)(void); } tests[] = {
@@ -341,6 +451,8 @@ void suite_devices(void)
 		{ "lapic_enable_and_lvt_masking", lapic_enable_and_lvt_masking },
 		{ "lapic_timer_priorities_and_eoi", lapic_timer_priorities_and_eoi },
 		{ "lapic_icr_sends_and_destinations", lapic_icr_sends_and_destinations },
+		{ "ioapic_routes_edges_to_the_bus", ioapic_routes_edges_to_the_bus },
+		{ "mptable_describes_cpus_and_ioapic", mptable_describes_cpus_and_ioapic },
 	};
 
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
