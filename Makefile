@@ -83,7 +83,7 @@ test-kselftest: deps build
 	KVMLAB_KSELFTEST_ALL=1 $(PYTHON) -m pytest -q tests/test_kselftest.py
 
 # The Linux guest with 4 vCPUs and its parallel workloads under all six hypervisors
-# (about 10 min; `make test` runs Linux KVM's npt and kvmlab-cached).
+# (about 12 min; `make test` runs kvmlab-cached).
 test-smp: deps build
 	KVMLAB_SMP_ALL=1 $(PYTHON) -m pytest -q tests/test_smp_linux.py
 

@@ -561,6 +561,8 @@ static int run_plan(struct options *o, struct results *res, int kfd, int *n, int
 			break;
 		}
 		img = plan_image(o, wl);
+		if (img)
+			img->vcpus = 1;		/* unless the params say vcpus=N */
 		if (!img || image_set_params(img, params)) {
 			rc = -1;
 			break;

@@ -34,13 +34,13 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: kvmlab run --hv H[,H...] --workload W[,W...]|all [--param [W.]K=V]...\n"
-		"                  [--reps N] [--mem MB] [--timeout S] [--run-id ID]\n"
+		"                  [--reps N] [--mem MB] [--timeout S] [--run-id ID] [--vcpus N]\n"
 		"                  [--results DIR] [--meta K=V]... [--modparam K=V]... [--dry-run] [--verbose]\n"
 		"       kvmlab boot --hv H --kernel FILE [--initrd FILE] [--append STR] [--mem MB]\n"
-		"                   [--timeout S] [--apic]\n"
+		"                   [--timeout S] [--vcpus N] [--apic]\n"
 		"       kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]\n"
 		"       kvmlab fuzz mmu --hv H[,H...] [--oracle H] [--paging 4level|pae|2level]\n"
-		"                       [--seed S] [--ops N] [--mem MB]\n"
+		"                       [--vcpus 1|2] [--seed S] [--ops N] [--mem MB]\n"
 		"       kvmlab kselftest --hv H[,H...] [--dir DIR] [--test NAME]... [--timeout S]\n"
 		"                        [--results DIR] [--run-id ID]\n"
 		"       kvmlab kselftest-table RUN_DIR\n"

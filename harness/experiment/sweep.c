@@ -23,6 +23,7 @@
 #include "hv.h"
 #include "../loaders/image.h"
 #include "sweep.h"
+#include "../lib/kvmclient.h"
 #include "../lib/util.h"
 
 #define MAX_LIST 32
@@ -51,8 +52,10 @@ struct spec {
 	bool skip[MAX_IMAGES];		/* a 4-level build the paging line leaves out */
 	struct axis axes[MAX_AXES];
 	int naxes;
+	int vcpus[KC_MAX_VCPUS];	/* the vcpus axis: each run at each count; {1} without one */
+	int nvcpus;
 	uint64_t reps;
-	bool seen_hv, seen_workload, seen_reps, seen_paging, seen_param;
+	bool seen_hv, seen_workload, seen_reps, seen_paging, seen_param, seen_vcpus;
 };
 
 static int spec_err(const struct spec *s, int line, const char *fmt, const char *arg)
@@ -176,6 +179,29 @@ static int parse_hvs(struct spec *s, int line, char *value)
 	return n < 0 ? -1 : 0;
 }
 
+/*
+ * "vcpus = 1, 2, 4": every run of the sweep at each vCPU count (the params
+ * column says vcpus=N above 1). A real-mode workload runs one CPU only.
+ */
+static int parse_vcpus(struct spec *s, int line, char *value)
+{
+	char *items[MAX_LIST];
+	int n = split_items(s, line, value, items);
+	uint64_t v;
+
+	for (int i = 0; i < n; i++) {
+		if (s->nvcpus == KC_MAX_VCPUS || !parse_u64(items[i], &v) || v < 1 ||
+		    v > KC_MAX_VCPUS)
+			return spec_err(s, line, "vcpus are 1..8, each once, not '%s'", items[i]);
+		s->vcpus[s->nvcpus++] = (int)v;
+	}
+	for (int w = 0; w < s->nimages && n > 0; w++)
+		if (s->images[w].real_mode && (s->nvcpus > 1 || s->vcpus[0] > 1))
+			return spec_err(s, line, "%s is a real-mode workload: it runs one vCPU",
+					s->images[w].name);
+	return n < 0 ? -1 : 0;
+}
+
 static int parse_workloads(struct spec *s, int line, char *value)
 {
 	char *items[MAX_LIST];
@@ -278,6 +304,15 @@ static int parse_line(struct spec *s, int line, char *text)
 		s->seen_workload = true;
 		return parse_workloads(s, line, value);
 	}
+	if (!strcmp(key, "vcpus")) {
+		if (s->seen_vcpus)
+			return spec_err(s, line, "'%s' is given twice", key);
+		if (!s->seen_workload)
+			return spec_err(s, line, "'vcpus' comes after the workload line%s", "");
+		s->seen_vcpus = true;
+		s->nvcpus = 0;
+		return parse_vcpus(s, line, value);
+	}
 	if (!strcmp(key, "reps")) {
 		if (s->seen_reps)
 			return spec_err(s, line, "'%s' is given twice", key);
@@ -286,8 +321,8 @@ static int parse_line(struct spec *s, int line, char *text)
 			return spec_err(s, line, "reps must be 1..1000, not '%s'", value);
 		return 0;
 	}
-	return spec_err(s, line, "unknown key '%s' (known: hv, workload, paging, reps, param W.NAME)",
-			key);
+	return spec_err(s, line, "unknown key '%s' (known: hv, workload, paging, vcpus, reps, "
+			"param W.NAME)", key);
 }
 
 static int spec_load(struct spec *s, const char *path)
@@ -299,6 +334,8 @@ static int spec_load(struct spec *s, const char *path)
 	memset(s, 0, sizeof(*s));
 	s->path = path;
 	s->reps = 1;
+	s->vcpus[0] = 1;
+	s->nvcpus = 1;
 	if (!f)
 		return err_errno("cannot open sweep spec %s", path);
 	while (fgets(buf, sizeof(buf), f)) {
@@ -381,17 +418,21 @@ static void plan_workload(struct spec *s, const struct hv *hv, int w, int axis, 
 		p->value = saved;
 		return;
 	}
-	image_params_string(img, params, sizeof(params));
-	for (uint64_t rep = 1; rep <= s->reps; rep++) {
-		snprintf(key, sizeof(key), "%s,%s,%s,%llu", hv->name, img->name, params,
-			 (unsigned long long)rep);
-		(*total)++;
-		if (already_ok(rows, nrows, key))
-			(*done)++;
-		else if (out)
-			fprintf(out, "%s\t%s\t%s\t%llu\n", hv->name, img->name, params,
-				(unsigned long long)rep);
+	for (int c = 0; c < s->nvcpus; c++) {
+		img->vcpus = s->vcpus[c];
+		image_params_string(img, params, sizeof(params));
+		for (uint64_t rep = 1; rep <= s->reps; rep++) {
+			snprintf(key, sizeof(key), "%s,%s,%s,%llu", hv->name, img->name, params,
+				 (unsigned long long)rep);
+			(*total)++;
+			if (already_ok(rows, nrows, key))
+				(*done)++;
+			else if (out)
+				fprintf(out, "%s\t%s\t%s\t%llu\n", hv->name, img->name, params,
+					(unsigned long long)rep);
+		}
 	}
+	img->vcpus = 1;
 }
 
 int sweep_plan(const char *spec_path, const char *dir, FILE *out)

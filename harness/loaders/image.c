@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "image.h"
+#include "../lib/kvmclient.h"
 #include "../lib/util.h"
 
 /*
@@ -359,6 +360,13 @@ int image_set_params(struct image *img, const char *params)
 		if (!eq)
 			return err("parameters: '%s' is not NAME=VALUE", kv);
 		*eq = 0;
+		if (!strcmp(kv, "vcpus")) {	/* not the image's: how many CPUs it runs on */
+			if (!parse_u64(eq + 1, &v) || v < 1 || v > KC_MAX_VCPUS ||
+			    (v > 1 && img->real_mode))
+				return err("bad parameter vcpus=%s for %s", eq + 1, img->name);
+			img->vcpus = (int)v;
+			continue;
+		}
 		p = image_param(img, kv);
 		if (!p || !parse_u64(eq + 1, &v) || v < p->min || v > p->max)
 			return err("bad parameter %s=%s for %s", kv, eq + 1, img->name);

@@ -456,13 +456,6 @@ static int ap_before(void *ctx)
 	return smp_before(c);
 }
 
-static int ap_stop(void *ctx)
-{
-	struct smp_cpu *c = ctx;
-
-	return c->vm->smp.stop || vm_timed_out;
-}
-
 /*
  * HLT on an AP: sleep until its APIC has a vector it can take, an NMI or
  * INIT arrives (each writes its eventfd), or its timer's deadline. With
@@ -508,17 +501,8 @@ static int ap_exit(void *ctx, struct kvm_run *run)
 	return rc;
 }
 
-static void ap_failed(void *ctx, int e)
-{
-	struct smp_cpu *c = ctx;
-
-	pthread_mutex_lock(&c->vm->smp.lock);
-	smp_fail(c, "KVM_RUN on vCPU %d: %s", c->id, strerror(e));
-	pthread_mutex_unlock(&c->vm->smp.lock);
-}
-
 static const struct kc_loop ap_loop = {
-	.before = ap_before, .stop = ap_stop, .exit = ap_exit, .run_failed = ap_failed,
+	.before = ap_before, .stop = smp_ap_stop, .exit = ap_exit, .run_failed = smp_ap_failed,
 };
 
 static void run_failed(void *ctx, int e)

@@ -315,7 +315,7 @@ static int ap_before(void *ctx)
 	return smp_before(c);
 }
 
-static int ap_stop(void *ctx)
+int smp_ap_stop(void *ctx)
 {
 	struct smp_cpu *c = ctx;
 
@@ -331,7 +331,7 @@ static int ap_exit(void *ctx, struct kvm_run *run)
 	return vm_serve_exit(c->vm, c, run);
 }
 
-static void ap_failed(void *ctx, int e)
+void smp_ap_failed(void *ctx, int e)
 {
 	struct smp_cpu *c = ctx;
 
@@ -341,7 +341,7 @@ static void ap_failed(void *ctx, int e)
 }
 
 static const struct kc_loop workload_ap_loop = {
-	.before = ap_before, .stop = ap_stop, .exit = ap_exit, .run_failed = ap_failed,
+	.before = ap_before, .stop = smp_ap_stop, .exit = ap_exit, .run_failed = smp_ap_failed,
 };
 
 static void *ap_main(void *arg)

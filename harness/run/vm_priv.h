@@ -138,6 +138,9 @@ void smp_attach_devices(struct vm *vm, struct devices *dev, const struct kc_loop
 void smp_kick(struct smp_cpu *c);
 /* An AP's loop asks whether INIT sent it back to wait for SIPI. */
 bool smp_ap_reset(struct smp_cpu *c);
+/* Any AP loop's stop and run_failed (ctx: the struct smp_cpu): the run is over, or fails. */
+int smp_ap_stop(void *ctx);
+void smp_ap_failed(void *ctx, int e);
 int smp_fail(struct smp_cpu *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* vm.c: serve one exit of any vCPU of a workload run (takes smp.lock). */
 int vm_serve_exit(struct vm *vm, struct smp_cpu *c, struct kvm_run *run);

@@ -273,6 +273,27 @@ static void long_mode_state(struct guest *g, struct kvm_sregs *sregs)
 }
 
 /*
+ * 32-bit code at 0x1000 with paging off (every strategy can run it), a
+ * handler for `vector` at 0x1100, an IDT at 0x2000, a GDT at 0x3000.
+ */
+static void protected_mode_guest(struct guest *g, const uint8_t *code, size_t code_len,
+				 const uint8_t *handler, size_t handler_len, int vector)
+{
+	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2, .rsp = 0x8000 };
+	struct kvm_sregs sregs;
+
+	memcpy(g->mem + 0x1000, code, code_len);
+	memcpy(g->mem + 0x1100, handler, handler_len);
+	set_gate(g->mem + 0x2000, false, vector, 0x1100, 0);
+	ioctl(g->vcpu, KVM_GET_SREGS, &sregs);
+	kc_flat_segments(&sregs, g->mem + 0x3000, 0x3000, 8, false);
+	sregs.idt = (struct kvm_dtable) { .base = 0x2000, .limit = 0x1ff };
+	sregs.cr0 = KL_CR0_PE | KL_CR0_ET;
+	ioctl(g->vcpu, KVM_SET_SREGS, &sregs);
+	ioctl(g->vcpu, KVM_SET_REGS, &regs);
+}
+
+/*
  * Interrupt injection with a userspace interrupt controller, the protocol
  * a device model follows: inject only when ready, else ask for the window.
  * The guest runs 32-bit code with paging off (every strategy can):
@@ -283,9 +304,7 @@ static void interrupts(int dev)
 {
 	static const uint8_t code[] = { 0xfa, 0xe6, 0x10, 0xfb, 0x90, 0x90, 0xe6, 0x11, 0xf4 };
 	static const uint8_t handler[] = { 0xe6, 0x12, 0xcf };
-	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2, .rsp = 0x8000 };
 	struct kvm_interrupt irq = { .irq = 0x30 };
-	struct kvm_sregs sregs;
 	struct kvm_run *run;
 	struct guest g;
 	int vcpu;
@@ -294,15 +313,7 @@ static void interrupts(int dev)
 		goto out;
 	vcpu = g.vcpu;
 	run = g.run;
-	memcpy(g.mem + 0x1000, code, sizeof(code));
-	memcpy(g.mem + 0x1100, handler, sizeof(handler));
-	set_gate(g.mem + 0x2000, false, 0x30, 0x1100, 0);
-	ioctl(vcpu, KVM_GET_SREGS, &sregs);
-	kc_flat_segments(&sregs, g.mem + 0x3000, 0x3000, 8, false);
-	sregs.idt = (struct kvm_dtable) { .base = 0x2000, .limit = 0x1ff };
-	sregs.cr0 = KL_CR0_PE | KL_CR0_ET;
-	ioctl(vcpu, KVM_SET_SREGS, &sregs);
-	ioctl(vcpu, KVM_SET_REGS, &regs);
+	protected_mode_guest(&g, code, sizeof(code), handler, sizeof(handler), 0x30);
 	expect_errno("irq_vector_too_large", ioctl(vcpu, KVM_INTERRUPT, &(struct kvm_interrupt){ 256 }),
 		     EINVAL);
 
@@ -363,9 +374,7 @@ static void nmi(int dev, unsigned long type, const char *name)
 {
 	static const uint8_t code[] = { 0xfa, 0xe6, 0x10, 0xe6, 0x11, 0xeb, 0xfc };
 	static const uint8_t handler[] = { 0xe6, 0x12, 0xe6, 0x13, 0xcf };
-	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2, .rsp = 0x8000 };
 	struct kvm_vcpu_events ev;
-	struct kvm_sregs sregs;
 	struct kvm_run *run;
 	struct guest g;
 	char what[96];
@@ -376,15 +385,7 @@ static void nmi(int dev, unsigned long type, const char *name)
 		goto out;
 	vcpu = g.vcpu;
 	run = g.run;
-	memcpy(g.mem + 0x1000, code, sizeof(code));
-	memcpy(g.mem + 0x1100, handler, sizeof(handler));
-	set_gate(g.mem + 0x2000, false, 2, 0x1100, 0);
-	ioctl(vcpu, KVM_GET_SREGS, &sregs);
-	kc_flat_segments(&sregs, g.mem + 0x3000, 0x3000, 8, false);
-	sregs.idt = (struct kvm_dtable) { .base = 0x2000, .limit = 0x1ff };
-	sregs.cr0 = KL_CR0_PE | KL_CR0_ET;
-	ioctl(vcpu, KVM_SET_SREGS, &sregs);
-	ioctl(vcpu, KVM_SET_REGS, &regs);
+	protected_mode_guest(&g, code, sizeof(code), handler, sizeof(handler), 2);
 
 	run_vcpu(vcpu);
 	snprintf(what, sizeof(what), "nmi_goes_in_with_if_clear_%s", name);

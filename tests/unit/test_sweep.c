@@ -47,6 +47,21 @@ static void good_spec_plans_the_product(void)
 	free(out);
 }
 
+/* A vcpus axis: every run at each count, vcpus=N in the params above 1 (as runs.csv has them). */
+static void vcpus_axis_multiplies_the_runs(void)
+{
+	int rc, lines;
+	char *out = plan("hv = kvm-npt\nworkload = smp-shootdown, syscall\nvcpus = 1, 2, 4\n"
+			 "param smp-shootdown.ops = 10, 20\n", &rc, &lines);
+
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(lines, (2 + 1) * 3);			/* (2 ops + syscall) x 3 counts */
+	CHECK(strstr(out, "smp-shootdown\tpages=8;ops=10\t1") != NULL);
+	CHECK(strstr(out, "smp-shootdown\tpages=8;ops=20;vcpus=4\t1") != NULL);
+	CHECK(strstr(out, "syscall\tn=20000;vcpus=2\t") != NULL);
+	free(out);
+}
+
 static void runs_already_ok_are_not_planned(void)
 {
 	char path[128], *out;
@@ -91,6 +106,10 @@ static void bad_lines_are_refused(void)
 		"hv = kvm-npt\nworkload = ctxswitch\nreps = 0\n",
 		"hv = kvm-npt\nworkload ctxswitch\n",
 		"hv = kvm-npt\nhv = kvm-shadow\n",
+		"hv = kvm-npt\nworkload = ctxswitch\nvcpus = 0\n",
+		"hv = kvm-npt\nworkload = ctxswitch\nvcpus = 9\n",
+		"hv = kvm-npt\nvcpus = 2\nworkload = ctxswitch\n",
+		"hv = kvm-npt\nworkload = realmode\nvcpus = 1, 2\n",
 	};
 	FILE *saved = stderr;
 
@@ -116,6 +135,7 @@ void suite_sweep(void)
 		return;
 	}
 	unit_run("sweep_good_spec_plans_the_product", good_spec_plans_the_product);
+	unit_run("sweep_vcpus_axis_multiplies_the_runs", vcpus_axis_multiplies_the_runs);
 	unit_run("sweep_runs_already_ok_are_not_planned", runs_already_ok_are_not_planned);
 	unit_run("sweep_bad_lines_are_refused", bad_lines_are_refused);
 	rmdir(dir);
