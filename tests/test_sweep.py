@@ -11,7 +11,7 @@ param ctxswitch.spaces = 1, 2
 
 
 @pytest.mark.parametrize("text, message", [
-    ("frob = 1\n", "1: unknown key 'frob' (known: hv, workload, paging, reps, param W.NAME)"),
+    ("frob = 1\n", "1: unknown key 'frob' (known: hv, workload, paging, vcpus, reps, param W.NAME)"),
     ("hv = kvm-npt\nworkload = ctxswitch\npaging = pae, 3level\n",
      "3: unknown paging format '3level' (4level, pae, 2level)"),
     ("hv = kvm-npt\nworkload = ctxswitch\nparam ctxswitch.spaces = 1\npaging = pae\n",
