@@ -8,7 +8,7 @@ DEB_PKGS := build-essential qemu-system-x86 linux-image-amd64 linux-headers-amd6
             libpng-dev zlib1g-dev \
             linux-source-6.1
 
-.PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test test-qemu test-kselftest test-migrate test-smp fuzz-benchmark clean
+.PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test test-qemu test-kselftest test-migrate test-smp test-boot fuzz-benchmark clean
 
 all: build
 
@@ -81,6 +81,11 @@ test-qemu: deps build
 # `make test` runs the ones that take seconds).
 test-kselftest: deps build
 	KVMLAB_KSELFTEST_ALL=1 $(PYTHON) -m pytest -q tests/test_kselftest.py
+
+# Linux from its real-mode entry under all six hypervisors (about 5 min; `make test` boots
+# it under kvm-npt, kvmlab-cached and kvmlab-npt).
+test-boot: deps build
+	KVMLAB_BOOT_ALL=1 $(PYTHON) -m pytest -q tests/test_boot.py -k real_mode_entry
 
 # The Linux guest with 4 vCPUs and its parallel workloads under all six hypervisors
 # (about 12 min; `make test` runs kvmlab-cached).
