@@ -88,7 +88,7 @@ test-boot: deps build
 	KVMLAB_BOOT_ALL=1 $(PYTHON) -m pytest -q tests/test_boot.py -k real_mode_entry
 
 # The Linux guest with 4 vCPUs and its parallel workloads under all six hypervisors
-# (about 12 min; `make test` runs kvmlab-cached).
+# (about 5 min; `make test` runs kvmlab-cached).
 test-smp: deps build
 	KVMLAB_SMP_ALL=1 $(PYTHON) -m pytest -q tests/test_smp_linux.py
 
