@@ -83,7 +83,6 @@ struct ioapic {
 	uint32_t sel;		/* IOREGSEL */
 	uint64_t redir[IOAPIC_PINS];
 	uint32_t lines;		/* input levels, for edge detection */
-	uint64_t delivered;	/* messages sent */
 	/* A message to the APIC bus, in the ICR's format (the owner routes it). */
 	void (*deliver)(void *ctx, uint32_t lo, uint32_t hi);
 	void *deliver_ctx;

@@ -119,7 +119,6 @@ void ioapic_set_irq(struct ioapic *io, int pin, bool level)
 	e = io->redir[pin];
 	if (e & REDIR_MASKED || !io->deliver)
 		return;
-	io->delivered++;
 	/* Vector, delivery mode and destination mode sit where the ICR has them. */
 	io->deliver(io->deliver_ctx, (uint32_t)e & 0xfff, (uint32_t)(e >> 56) << 24);
 }

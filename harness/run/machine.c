@@ -85,7 +85,8 @@ static int start_timer(struct machine *m)
 	return 0;
 }
 
-static void arm_timer(struct machine *m, uint64_t deadline)
+/* Arm (or, with NO_DEADLINE, disarm) a CLOCK_MONOTONIC timer for an absolute deadline. */
+static int set_deadline(timer_t t, uint64_t deadline)
 {
 	struct itimerspec its = { 0 };
 
@@ -93,7 +94,12 @@ static void arm_timer(struct machine *m, uint64_t deadline)
 		its.it_value.tv_sec = deadline / 1000000000ULL;
 		its.it_value.tv_nsec = deadline % 1000000000ULL;
 	}
-	timer_settime(m->timer, TIMER_ABSTIME, &its, NULL);
+	return timer_settime(t, TIMER_ABSTIME, &its, NULL);
+}
+
+static void arm_timer(struct machine *m, uint64_t deadline)
+{
+	set_deadline(m->timer, deadline);
 }
 
 static void stop_timer(struct machine *m)
@@ -412,8 +418,6 @@ static struct machine *machine_of(struct smp_cpu *c)
 /* Its APIC timer's next deadline ends its KVM_RUN: a timer that signals this thread. */
 static int ap_timer(struct smp_cpu *c, uint64_t deadline)
 {
-	struct itimerspec its = { 0 };
-
 	if (!c->has_timer) {
 		struct sigevent sev = {
 			.sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SMP_KICK_SIGNAL,
@@ -424,11 +428,7 @@ static int ap_timer(struct smp_cpu *c, uint64_t deadline)
 			return -1;
 		c->has_timer = true;
 	}
-	if (deadline != NO_DEADLINE) {
-		its.it_value.tv_sec = deadline / 1000000000ULL;
-		its.it_value.tv_nsec = deadline % 1000000000ULL;
-	}
-	return timer_settime(c->timer, TIMER_ABSTIME, &its, NULL);
+	return set_deadline(c->timer, deadline);
 }
 
 static int ap_before(void *ctx)
