@@ -151,10 +151,11 @@ def test_linux_boots_from_its_real_mode_entry(tmp_path):
     script = (
         "for hv in %s; do bin/kvmlab boot --hv $hv --kernel workloads/boot/vmlinuz "
         "--initrd workloads/boot/linux-initrd.cpio --append console=ttyS0 --mem 512 "
-        "--real-mode-entry --timeout 400 < input/cmds > results/rm-$hv.txt 2>&1; "
+        "--real-mode-entry --timeout 200 < input/cmds > results/rm-$hv.txt 2>&1; "
         "echo $? > results/rm-$hv.rc; done" % " ".join(REAL_MODE_HVS))
-    r = run([TM_RUN, "--timeout", "1500", "--results", tmp_path, "--add", tmp_path / "cmds",
-             "--", "sh", "-c", script], timeout=1600)
+    limit = 200 * len(REAL_MODE_HVS) + 150
+    r = run([TM_RUN, "--timeout", str(limit), "--results", tmp_path, "--add", tmp_path / "cmds",
+             "--", "sh", "-c", script], timeout=limit + 120)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     for hv in REAL_MODE_HVS:
         out = (tmp_path / f"rm-{hv}.txt").read_text()
