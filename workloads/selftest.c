@@ -303,9 +303,12 @@ static void accessed_dirty(void)
 	pdpte = pt_entry(kl_kernel_as.root, va, 3, 0);
 	pml4e = pt_entry(kl_kernel_as.root, va, 4, 0);
 	v = *(volatile u64 *)va;
-	ok = (*pml4e & PTE_A) && (*pdpte & PTE_A) && (*pde & PTE_A) && (*pte & PTE_A);
+	/* read_pte: the CPU wrote the entries, so no read may move above the access. */
+	ok = (read_pte(pml4e) & PTE_A) && (read_pte(pdpte) & PTE_A) && (read_pte(pde) & PTE_A) &&
+	     (read_pte(pte) & PTE_A);
 	check("ad_accessed_in_every_level", ok,
-	      (*pml4e & PTE_A) << 3 | (*pdpte & PTE_A) << 2 | (*pde & PTE_A) << 1 | (*pte & PTE_A),
+	      (read_pte(pml4e) & PTE_A) << 3 | (read_pte(pdpte) & PTE_A) << 2 |
+	      (read_pte(pde) & PTE_A) << 1 | (read_pte(pte) & PTE_A),
 	      0, "the walk sets A in PML4E, PDPTE, PDE and PTE");
 	*pml4e = 0;	/* leave slot 5 as it was */
 	write_cr3(read_cr3());
@@ -317,8 +320,8 @@ static void accessed_dirty(void)
 	pte = kmap(va, PTE_P | PTE_W, NULL);
 	pde = pt_entry(kl_kernel_as.root, va, 2, 0);
 	v = *(volatile u64 *)va;
-	ok = (*pde & PTE_A) && (*pte & PTE_A);
-	check("ad_accessed_in_every_level", ok, (*pde & PTE_A) << 1 | (*pte & PTE_A), 0,
+	ok = (read_pte(pde) & PTE_A) && (read_pte(pte) & PTE_A);
+	check("ad_accessed_in_every_level", ok, (read_pte(pde) & PTE_A) << 1 | (read_pte(pte) & PTE_A), 0,
 	      "the walk sets A in the PDE and the PTE (PAE's PDPTEs have no A)");
 #endif
 }
