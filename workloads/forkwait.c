@@ -41,6 +41,7 @@ static bool cow_fault(ulong cr2, u64 error, bool user)
 	if (!user || !(error & PFERR_W) || !pte || !(*pte & PTE_COW))
 		return false;
 	old = (ulong)(*pte & PTE_ADDR_MASK);
+	kl_pv_lazy_begin();	/* the PTE and its INVLPG: one hypercall under mmu=pv */
 	if (page_refs(old) == 1) {
 		write_pte(pte, (*pte & ~PTE_COW) | PTE_W);
 	} else {
@@ -50,31 +51,38 @@ static bool cow_fault(ulong cr2, u64 error, bool user)
 		write_pte(pte, (*pte & ~(PTE_ADDR_MASK | PTE_COW)) | copy | PTE_W);
 	}
 	invlpg(va);
+	kl_pv_lazy_end();
 	cow_faults++;
 	return true;
 }
 
-/* fork(): share every data page read-only with a COW mark; copy the stack. */
+/*
+ * fork(): share every data page read-only with a COW mark; copy the stack.
+ * One lazy section: under mmu=pv the whole fork is one hypercall.
+ */
 static void fork_into(struct aspace *child)
 {
 	ulong pages = p_pages.value, stack = page_alloc();
 	pte_t *parent_stack = pt_leaf(parent.root, KL_USER_STACK_VA, NULL);
 
+	kl_pv_lazy_begin();
 	aspace_init(child);
 	aspace_map_user_text(child);
 	for (ulong i = 0; i < pages; i++) {
 		ulong va = KL_USER_DATA_VA + i * PAGE_SIZE;
-		pte_t *pte = pt_leaf(parent.root, va, NULL);
+		pte_t *pte = pt_leaf(parent.root, va, NULL), e = *pte;
 
-		if (*pte & PTE_W) {
-			write_pte(pte, (*pte & ~PTE_W) | PTE_COW);
+		if (e & PTE_W) {
+			e = (e & ~PTE_W) | PTE_COW;
+			write_pte(pte, e);
 			invlpg(va);
 		}
-		page_get((ulong)(*pte & PTE_ADDR_MASK));
-		pt_map(child->root, va, (ulong)(*pte & PTE_ADDR_MASK), *pte & ~PTE_ADDR_MASK & ~(PTE_A | PTE_D));
+		page_get((ulong)(e & PTE_ADDR_MASK));
+		pt_map(child->root, va, (ulong)(e & PTE_ADDR_MASK), e & ~PTE_ADDR_MASK & ~(PTE_A | PTE_D));
 	}
 	memcpy((void *)stack, (void *)(ulong)(*parent_stack & PTE_ADDR_MASK), PAGE_SIZE);
 	pt_map(child->root, KL_USER_STACK_VA, stack, PTE_P | PTE_W | PTE_U | PTE_NX);
+	kl_pv_lazy_end();
 }
 
 int workload_main(void)

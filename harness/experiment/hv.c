@@ -54,6 +54,18 @@ static const struct hv hvs[] = {
 		.about = "kvmlab, nested paging (mmu=npt)", .hw_paging = 1,
 	},
 	{
+		.name = "kvmlab-unsync", .device = "/dev/kvmlab",
+		.module = "kvmlab", .ko = "kvmlab.ko", .params = "mmu=unsync",
+		.vm_type = KVMLAB_VM_TYPE_MMU(KVMLAB_MMU_UNSYNC),
+		.about = "kvmlab, shadow caching with out-of-sync leaf tables, KVM 2008 (mmu=unsync)",
+	},
+	{
+		.name = "kvmlab-pv", .device = "/dev/kvmlab",
+		.module = "kvmlab", .ko = "kvmlab.ko", .params = "mmu=pv",
+		.vm_type = KVMLAB_VM_TYPE_MMU(KVMLAB_MMU_PV),
+		.about = "kvmlab, shadow caching with a paravirtual MMU (mmu=pv)",
+	},
+	{
 		.name = "kvm", .device = "/dev/kvm",
 		.about = "whatever already serves /dev/kvm; nothing is loaded",
 	},

@@ -22,6 +22,8 @@ enum kvmlab_mmu {
 	KVMLAB_MMU_SHADOW,
 	KVMLAB_MMU_CACHED,
 	KVMLAB_MMU_NPT,
+	KVMLAB_MMU_UNSYNC,	/* cached + out-of-sync last-level tables */
+	KVMLAB_MMU_PV,		/* cached + the paravirtual MMU (<kvmlab/pv_mmu.h>) */
 };
 
 #endif

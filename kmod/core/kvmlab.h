@@ -64,9 +64,13 @@ struct kl_vm_stat {
 	u64 pinned_pages;	/* instant: guest pages referenced by sptes */
 	u64 mmu_root_hit;	/* CR3 load found its shadow root cached */
 	u64 mmu_root_miss;
-	u64 mmu_resync;		/* naive resync: shadows re-walked */
+	u64 mmu_resync;		/* shadows brought back in sync with the guest (shadow, unsync) */
 	u64 mmu_resync_checked;	/* ...entries compared with the guest's */
-	u64 mmu_resync_changed;	/* ...entries found stale and dropped */
+	u64 mmu_resync_changed;	/* ...entries found stale: updated or dropped */
+	u64 mmu_unsync;		/* instant: shadow pages out of sync now (KVM's meaning) */
+	u64 mmu_unsync_marks;	/* times a shadow page went out of sync */
+	u64 pv_mmu_ops;		/* paravirtual MMU operations applied */
+	u64 pv_mmu_refused;	/* paravirtual MMU batches refused (hostile or malformed) */
 	u64 remote_tlb_flush_requests;	/* every vCPU asked to flush */
 	u64 remote_tlb_flush;	/* ...of which some vCPU was in guest mode and kicked */
 	u64 remote_tlb_kicks;	/* ...the IPIs sent (one per vCPU in guest mode elsewhere) */
@@ -95,6 +99,7 @@ struct kl_vcpu_stat {
 	u64 cpu_migrations;	/* entries on another host CPU than the last */
 	u64 irq_injections;	/* external interrupts (KVM_INTERRUPT) delivered */
 	u64 nmi_injections;	/* NMIs (KVM_NMI) delivered */
+	u64 pv_mmu_batches;	/* paravirtual MMU hypercalls (batches) applied */
 	u64 irq_window_exits;	/* the guest became interruptible (VINTR) */
 	u64 request_irq_exits;	/* ...and userspace had asked to hear of it */
 };

@@ -18,7 +18,7 @@
 
 static char *mmu = "vtlb";
 module_param(mmu, charp, 0444);
-MODULE_PARM_DESC(mmu, "default MMU virtualization strategy: vtlb, shadow, cached, npt");
+MODULE_PARM_DESC(mmu, "default MMU virtualization strategy: vtlb, shadow, cached, npt, unsync, pv");
 
 atomic_long_t kl_table_pages_live = ATOMIC_LONG_INIT(0);
 atomic_long_t kl_pinned_pages_live = ATOMIC_LONG_INIT(0);
@@ -32,6 +32,8 @@ static const struct kl_mmu_ops *const strategies[] = {
 	[KVMLAB_MMU_SHADOW - 1] = &kl_shadow_ops,
 	[KVMLAB_MMU_CACHED - 1] = &kl_cached_ops,
 	[KVMLAB_MMU_NPT - 1] = &kl_npt_ops,
+	[KVMLAB_MMU_UNSYNC - 1] = &kl_unsync_ops,
+	[KVMLAB_MMU_PV - 1] = &kl_pv_ops,
 };
 
 const struct kl_mmu_ops *kl_mmu_find(const char *name)

@@ -46,6 +46,10 @@ static const struct stat_def vm_stats[] = {
 	VM_STAT(mmu_resync, CUMUL),
 	VM_STAT(mmu_resync_checked, CUMUL),
 	VM_STAT(mmu_resync_changed, CUMUL),
+	VM_STAT(mmu_unsync, INSTANT),
+	VM_STAT(mmu_unsync_marks, CUMUL),
+	VM_STAT(pv_mmu_ops, CUMUL),
+	VM_STAT(pv_mmu_refused, CUMUL),
 	VM_STAT(remote_tlb_flush_requests, CUMUL),
 	VM_STAT(remote_tlb_flush, CUMUL),
 	VM_STAT(remote_tlb_kicks, CUMUL),
@@ -61,7 +65,7 @@ static const struct stat_def vcpu_stats[] = {
 	VCPU_STAT(hypercalls), VCPU_STAT(cr_exits), VCPU_STAT(msr_exits),
 	VCPU_STAT(cpuid_exits), VCPU_STAT(npf_exits), VCPU_STAT(cpu_migrations),
 	VCPU_STAT(irq_injections), VCPU_STAT(irq_window_exits), VCPU_STAT(request_irq_exits),
-	VCPU_STAT(nmi_injections),
+	VCPU_STAT(nmi_injections), VCPU_STAT(pv_mmu_batches),
 };
 
 struct stats_file {

@@ -31,93 +31,27 @@
  * (KVM's invalid list and commit): zap_sp queues, commit_zap frees. Each
  * kl_mmu_ops callback that may zap commits before it returns.
  */
-#include <linux/hash.h>
-#include <linux/list.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
 #include <asm/io.h>
-#include "../mmu/mmu.h"
+#include "cached.h"
 
-static unsigned int cached_max_pages = 2048;
+unsigned int cached_max_pages = 2048;
 module_param(cached_max_pages, uint, 0644);
-MODULE_PARM_DESC(cached_max_pages, "cached: shadow pages per VM before LRU recycling (at least 16)");
+MODULE_PARM_DESC(cached_max_pages, "cached, unsync, pv: shadow pages per VM before LRU recycling (at least 16)");
 
-#define HASH_BITS	10
+#define HASH_BITS	CACHED_HASH_BITS
 #define FLOOD_WRITES	3
 #define NONLEAF_FLAGS	(KL_PT_P | KL_PT_W | KL_PT_U | KL_PT_A)
 #define ALL_ACCESS	7	/* W | U | X */
-
-/* The guest's paging format, as role.format: 4-level is 0. */
-enum { FMT_4LEVEL, FMT_PAE, FMT_2LEVEL };
-
-union role {
-	u32 word;
-	struct {
-		u32 level:3;
-		u32 direct:1;	/* maps frames of a guest large page, not a guest table */
-		u32 access:3;	/* W U X allowed by the levels above */
-		u32 cr0_wp:1;
-		u32 efer_nx:1;
-		u32 format:2;	/* the guest paging format the shadowed table has */
-		/*
-		 * Which part of a 2-level guest table this page shadows: a
-		 * 1024-entry PD needs four 512-entry shadow PDs (a quarter
-		 * each, 1 GiB), a 1024-entry PT two shadow PTs (a half each).
-		 */
-		u32 quadrant:2;
-		/*
-		 * A level above the guest's top table (2-level or PAE guests:
-		 * the root and its PDPT): no guest table of its own, so never
-		 * write-protected; gfn is only a key (the guest's CR3).
-		 */
-		u32 passthrough:1;
-	};
-};
-
-struct parent {
-	struct sp *sp;
-	int index;
-};
-
-struct sp {
-	struct hlist_node hash;
-	struct list_head lru;		/* most recently used last */
-	u64 gfn;
-	union role role;
-	u64 *table;
-	u64 *leaf_gfn;			/* level 1: the gfn each leaf maps (for the rmap) */
-	struct parent *parents;		/* entries that point here */
-	int nr_parents, max_parents;
-	int write_count;
-};
 
 struct rmap {
 	struct hlist_node node;
 	u64 gfn;
 	u64 *spte;
 };
-
-struct cache {
-	struct hlist_head sps[1 << HASH_BITS];
-	struct hlist_head rmaps[1 << HASH_BITS];
-	struct list_head lru;
-	struct list_head zapped;	/* unlinked, freed at the next commit_zap */
-	unsigned int nr_sps;
-	unsigned long nr_rmaps;
-};
-
-static inline struct cache *to_cache(struct kl_vm *vm)
-{
-	return vm->mmu_priv;
-}
-
-/* A vCPU's root: the shadow page its CR3 runs on (NULL: load at the next entry). */
-static inline struct sp *root_of(struct kl_vcpu *vcpu)
-{
-	return vcpu->mmu_priv;
-}
 
 static bool is_a_root(struct kl_vm *vm, struct sp *sp)
 {
@@ -162,9 +96,9 @@ static bool rmap_wrprot(struct rmap *r)
 	return (*r->spte & KL_PT_W) && test_and_clear_bit(ilog2(KL_PT_W), (unsigned long *)r->spte);
 }
 
-/* Make every leaf that maps gfn read-only; how many were writable. */
-static unsigned long wrprot_gfn(struct cache *c, u64 gfn)
+unsigned long cached_wrprot_gfn(struct kl_vm *vm, u64 gfn)
 {
+	struct cache *c = to_cache(vm);
 	unsigned long n = 0;
 	struct rmap *r;
 
@@ -177,7 +111,7 @@ static unsigned long wrprot_gfn(struct cache *c, u64 gfn)
 /* gfn now holds a shadowed table: its writes must trap. */
 static void write_protect(struct kl_vm *vm, u64 gfn)
 {
-	if (wrprot_gfn(to_cache(vm), gfn))
+	if (cached_wrprot_gfn(vm, gfn))
 		kl_flush_remote_tlbs(vm);
 }
 
@@ -185,8 +119,8 @@ static void write_protect(struct kl_vm *vm, u64 gfn)
  * Dirty logging, through the same reverse map: one lookup per page when
  * few pages are asked for, else one pass over every rmap entry.
  */
-static unsigned long cached_write_protect(struct kl_vm *vm, const struct kl_memslot *slot,
-					  const unsigned long *bits)
+unsigned long cached_write_protect(struct kl_vm *vm, const struct kl_memslot *slot,
+				   const unsigned long *bits)
 {
 	struct cache *c = to_cache(vm);
 	unsigned long n = 0, i, asked = bitmap_weight(bits, slot->npages);
@@ -194,7 +128,7 @@ static unsigned long cached_write_protect(struct kl_vm *vm, const struct kl_mems
 
 	if (asked < c->nr_rmaps / 4) {
 		for_each_set_bit(i, bits, slot->npages)
-			n += wrprot_gfn(c, slot->base_gfn + i);
+			n += cached_wrprot_gfn(vm, slot->base_gfn + i);
 		return n;
 	}
 	for (i = 0; i < ARRAY_SIZE(c->rmaps); i++) {
@@ -211,10 +145,22 @@ static unsigned long cached_write_protect(struct kl_vm *vm, const struct kl_mems
 
 static bool gfn_is_table(struct cache *c, u64 gfn)
 {
+	struct hlist_node *next;
 	struct sp *sp;
 
-	hlist_for_each_entry(sp, &c->sps[hash_64(gfn, HASH_BITS)], hash)
-		if (sp->gfn == gfn && !sp->role.direct && !sp->role.passthrough)
+	for_each_table_sp(c, sp, next, gfn)
+		return true;
+	return false;
+}
+
+/* Guest writes to gfn must trap: it holds a table we shadow and keep in sync. */
+static bool gfn_write_protected(struct cache *c, u64 gfn)
+{
+	struct hlist_node *next;
+	struct sp *sp;
+
+	for_each_table_sp(c, sp, next, gfn)
+		if (!sp->unsync)
 			return true;
 	return false;
 }
@@ -244,13 +190,8 @@ static void remove_parent(struct sp *child, struct sp *parent, int index)
 	}
 }
 
-static inline struct sp *child_of(u64 spte)
-{
-	return (struct sp *)page_private(pfn_to_page((spte & KL_PT_ADDR) >> PAGE_SHIFT));
-}
-
 /* Clear one entry of a shadow page, whatever it points to. */
-static void zap_entry(struct kl_vm *vm, struct sp *sp, int i)
+void cached_zap_entry(struct kl_vm *vm, struct sp *sp, int i)
 {
 	u64 *e = &sp->table[i];
 
@@ -265,20 +206,25 @@ static void zap_entry(struct kl_vm *vm, struct sp *sp, int i)
 	}
 }
 
-static void zap_sp(struct kl_vm *vm, struct sp *sp)
+void cached_zap_sp(struct kl_vm *vm, struct sp *sp)
 {
 	struct cache *c = to_cache(vm);
 
 	while (sp->nr_parents) {
 		struct parent p = sp->parents[sp->nr_parents - 1];
 
-		zap_entry(vm, p.sp, p.index);
+		cached_zap_entry(vm, p.sp, p.index);
 	}
 	for (int i = 0; i < 512; i++)
-		zap_entry(vm, sp, i);
+		cached_zap_entry(vm, sp, i);
 	for (int i = 0; i < vm->nr_vcpus; i++)
 		if (root_of(vm->vcpus[i]) == sp)
 			vm->vcpus[i]->mmu_priv = NULL;	/* reloaded at its next entry */
+	if (sp->unsync) {
+		sp->unsync = false;
+		list_del(&sp->unsync_link);
+		vm->stat.mmu_unsync--;
+	}
 	hlist_del(&sp->hash);
 	list_move_tail(&sp->lru, &c->zapped);	/* a CPU may still be walking it */
 	c->nr_sps--;
@@ -289,7 +235,7 @@ static void zap_sp(struct kl_vm *vm, struct sp *sp)
  * Free what zap_sp unlinked, once no CPU can be walking it: after a remote
  * flush, which waits for every vCPU in guest mode to leave it.
  */
-static void commit_zap(struct kl_vm *vm)
+void cached_commit_zap(struct kl_vm *vm)
 {
 	struct cache *c = to_cache(vm);
 	struct sp *sp, *next;
@@ -312,7 +258,7 @@ static void zap_all(struct kl_vm *vm)
 	struct cache *c = to_cache(vm);
 
 	while (!list_empty(&c->lru))
-		zap_sp(vm, list_first_entry(&c->lru, struct sp, lru));
+		cached_zap_sp(vm, list_first_entry(&c->lru, struct sp, lru));
 }
 
 /*
@@ -332,10 +278,10 @@ static void make_room(struct kl_vm *vm)
 		if (is_a_root(vm, sp))
 			continue;
 		vm->stat.mmu_recycled++;
-		zap_sp(vm, sp);		/* frees sp only: its children stay cached */
+		cached_zap_sp(vm, sp);		/* frees sp only: its children stay cached */
 	}
 	/* Freed before the caller allocates: the cap holds at every moment. */
-	commit_zap(vm);
+	cached_commit_zap(vm);
 }
 
 static struct sp *get_sp(struct kl_vcpu *vcpu, u64 gfn, union role role, bool *hit)
@@ -374,8 +320,11 @@ static struct sp *get_sp(struct kl_vcpu *vcpu, u64 gfn, union role role, bool *h
 	list_add_tail(&sp->lru, &c->lru);
 	c->nr_sps++;
 	vm->stat.mmu_cache_miss++;
-	if (!role.direct && !role.passthrough)
+	if (!role.direct && !role.passthrough) {
 		write_protect(vm, gfn);
+		if (c->hooks && c->hooks->sp_created)
+			c->hooks->sp_created(vcpu, sp);
+	}
 	return sp;
 }
 
@@ -426,19 +375,27 @@ static void passthrough_child(struct kl_vcpu *vcpu, struct sp *sp, int i, u64 *g
 	}
 }
 
-/* Entry i of sp points at child (replacing whatever else it pointed at). */
-static int link_child(struct kl_vm *vm, struct sp *sp, int i, struct sp *child)
+/*
+ * Entry i of sp points at child (replacing whatever else it pointed at). A
+ * child that gains a parent is shown to the hooks (mmu=unsync brings an
+ * out-of-sync child back in sync before a new path can use it).
+ */
+static int link_child(struct kl_vcpu *vcpu, struct sp *sp, int i, struct sp *child)
 {
+	struct kl_vm *vm = vcpu->vm;
+	struct cache *c = to_cache(vm);
 	u64 *e = &sp->table[i];
 	int r;
 
 	if ((*e & KL_PT_P) && child_of(*e) != child)
-		zap_entry(vm, sp, i);
+		cached_zap_entry(vm, sp, i);
 	if (!(*e & KL_PT_P)) {
 		r = add_parent(child, sp, i);
 		if (r)
 			return r;
 		*e = virt_to_phys(child->table) | NONLEAF_FLAGS;
+		if (c->hooks && c->hooks->sp_linked)
+			c->hooks->sp_linked(vcpu, child);
 	}
 	return 0;
 }
@@ -459,14 +416,14 @@ static void link_pae_pdptes(struct kl_vcpu *vcpu)
 
 	passthrough_child(vcpu, root_of(vcpu), 0, &gfn, &role);
 	pdpt = get_sp(vcpu, gfn, role, &hit);
-	if (!pdpt || !root_of(vcpu) || link_child(vcpu->vm, root_of(vcpu), 0, pdpt))
+	if (!pdpt || !root_of(vcpu) || link_child(vcpu, root_of(vcpu), 0, pdpt))
 		return;
 	for (int i = 0; i < 4; i++) {
 		if (!(vcpu->pdptrs[i] & KL_PT_P))
 			continue;
 		passthrough_child(vcpu, pdpt, i, &gfn, &role);
 		pd = get_sp(vcpu, gfn, role, &hit);
-		if (!pd || !root_of(vcpu) || link_child(vcpu->vm, pdpt, i, pd))
+		if (!pd || !root_of(vcpu) || link_child(vcpu, pdpt, i, pd))
 			return;
 	}
 }
@@ -496,7 +453,7 @@ static int load_root(struct kl_vcpu *vcpu)
 		return -ENOMEM;
 	if (role.format == FMT_PAE && (root->table[0] & KL_PT_P))
 		for (int i = 0; i < 4; i++)
-			zap_entry(vcpu->vm, child_of(root->table[0]), i);
+			cached_zap_entry(vcpu->vm, child_of(root->table[0]), i);
 	if (hit)
 		vcpu->vm->stat.mmu_root_hit++;
 	else
@@ -509,6 +466,36 @@ static int load_root(struct kl_vcpu *vcpu)
 }
 
 /*
+ * Pin gfn and point leaf i of sp at it with flags, minus W where writes
+ * must fault: a guest page table we keep in sync (writes must trap), a
+ * ROM (MMIO), a clean page under dirty logging (logged).
+ */
+static int install_leaf(struct kl_vm *vm, struct sp *sp, int i, u64 gfn, u64 flags, bool write)
+{
+	struct cache *c = to_cache(vm);
+	struct page *page;
+	int r;
+
+	if (gfn_write_protected(c, gfn))
+		flags &= ~KL_PT_W;
+	cached_zap_entry(vm, sp, i);
+	if ((flags & KL_PT_W) && !kl_leaf_writable(vm, gfn, write))
+		flags &= ~KL_PT_W;
+	r = kl_pin_gfn(vm, gfn, flags & KL_PT_W, &page);
+	if (r)
+		return r;
+	r = rmap_add(c, gfn, &sp->table[i]);
+	if (r) {
+		kl_unpin_page(vm, page, false);
+		return r;
+	}
+	sp->table[i] = page_to_phys(page) | flags;
+	sp->leaf_gfn[i] = gfn;
+	vm->stat.pages_4k++;
+	return 0;
+}
+
+/*
  * Link the shadow path for gva down to level 1, reusing cached shadow
  * pages, and install the leaf. Each level's shadow page is the one for the
  * guest table the walk went through (or, under a guest large page, the
@@ -517,14 +504,12 @@ static int load_root(struct kl_vcpu *vcpu)
 static int fill(struct kl_vcpu *vcpu, u64 gva, const struct kl_walk *w, u32 access)
 {
 	struct kl_vm *vm = vcpu->vm;
-	struct cache *c = to_cache(vm);
 	struct sp *sp = root_of(vcpu);
 	u32 acc = ALL_ACCESS;
 	/* CR0.WP=0 lets the kernel write a read-only page (kl_shadow_leaf_flags). */
 	bool wp_write = (access & KL_PF_W) && !(access & KL_PF_U) && !w->writable &&
 			!(vcpu->cr0 & X86_CR0_WP);
 	u64 flags;
-	struct page *page;
 	int level, i, r;
 
 	for (level = 4; level > 1; level--) {
@@ -581,34 +566,17 @@ link:
 			return -ENOMEM;
 		if (!root_of(vcpu))
 			return -EAGAIN;		/* the cap recycled our own path: start over */
-		r = link_child(vm, sp, i, child);
+		r = link_child(vcpu, sp, i, child);
 		if (r)
 			return r;
 		sp = child;
 	}
 	sp->write_count = 0;
-	i = (gva >> 12) & 511;
 	flags = kl_shadow_leaf_flags(vcpu, w, access);
 	if (sp->role.direct && !(sp->role.access & 1))
 		flags &= ~KL_PT_W;
-	if (gfn_is_table(c, w->gpa >> PAGE_SHIFT))
-		flags &= ~KL_PT_W;	/* a guest page table: writes must trap */
-	zap_entry(vm, sp, i);
-	/* A ROM, or a clean page under dirty logging: writes fault (MMIO, or logged). */
-	if ((flags & KL_PT_W) && !kl_leaf_writable(vm, w->gpa >> PAGE_SHIFT, access & KL_PF_W))
-		flags &= ~KL_PT_W;
-	r = kl_pin_gfn(vm, w->gpa >> PAGE_SHIFT, flags & KL_PT_W, &page);
-	if (r)
-		return r;
-	r = rmap_add(c, w->gpa >> PAGE_SHIFT, &sp->table[i]);
-	if (r) {
-		kl_unpin_page(vm, page, false);
-		return r;
-	}
-	sp->table[i] = page_to_phys(page) | flags;
-	sp->leaf_gfn[i] = w->gpa >> PAGE_SHIFT;
-	vm->stat.pages_4k++;
-	return 0;
+	return install_leaf(vm, sp, (gva >> 12) & 511, w->gpa >> PAGE_SHIFT, flags,
+			    access & KL_PF_W);
 }
 
 /* Give up shadowing gfn: its writes are then plain stores again. */
@@ -620,7 +588,7 @@ static void unshadow(struct kl_vm *vm, u64 gfn)
 
 	hlist_for_each_entry_safe(sp, next, &c->sps[hash_64(gfn, HASH_BITS)], hash)
 		if (sp->gfn == gfn && !sp->role.direct && !sp->role.passthrough)
-			zap_sp(vm, sp);
+			cached_zap_sp(vm, sp);
 }
 
 /*
@@ -629,7 +597,7 @@ static void unshadow(struct kl_vm *vm, u64 gfn)
  * 4-byte PTE is one entry of the half that covers it, a 4-byte PDE (4 MiB)
  * two entries of the quarter that covers it. Returns how many (0-2).
  */
-static int shadow_entries(const struct sp *sp, unsigned int g, unsigned int *first)
+int cached_shadow_entries(const struct sp *sp, unsigned int g, unsigned int *first)
 {
 	unsigned int per = sp->role.level == 1 ? 512 : 256;
 
@@ -641,6 +609,38 @@ static int shadow_entries(const struct sp *sp, unsigned int g, unsigned int *fir
 		return 0;
 	*first = (g % per) * (sp->role.level == 1 ? 1 : 2);
 	return sp->role.level == 1 ? 1 : 2;
+}
+
+u64 cached_guest_entry(const struct sp *sp, int i, int *size)
+{
+	if (sp->role.format != FMT_2LEVEL) {
+		*size = 8;
+		return (sp->gfn << PAGE_SHIFT) + i * 8;
+	}
+	*size = 4;
+	return (sp->gfn << PAGE_SHIFT) + (sp->role.quadrant * 512 + i) * 4;
+}
+
+bool cached_sync_leaf(struct kl_vcpu *vcpu, struct sp *sp, int i, u64 gpte)
+{
+	struct kl_vm *vm = vcpu->vm;
+	u64 old = sp->table[i], flags, gfn, mask = KL_PT_ADDR | KL_PT_P | KL_PT_W | KL_PT_U | KL_PT_NX;
+
+	if (!kl_prefetch_leaf(vcpu, sp->role.access, gpte, &gfn, &flags) ||
+	    !kl_gfn_is_ram(vm, gfn, false)) {
+		cached_zap_entry(vm, sp, i);
+		return old & KL_PT_P;
+	}
+	if ((old & KL_PT_P) && sp->leaf_gfn[i] == gfn) {
+		/* Same frame: only rights may change, and only downwards matter now. */
+		if (gfn_write_protected(to_cache(vm), gfn) || !kl_leaf_writable(vm, gfn, false))
+			flags &= ~KL_PT_W;
+		if ((old & mask & ~KL_PT_ADDR) == (flags & mask & ~KL_PT_ADDR))
+			return false;
+	}
+	if (install_leaf(vm, sp, i, gfn, flags, false))
+		cached_zap_entry(vm, sp, i);	/* out of memory: refault later */
+	return true;
 }
 
 /* Each shadow of the table at gfn sees the guest's bytes [first, last] change. */
@@ -658,12 +658,12 @@ static void pt_written(struct kl_vm *vm, u64 gfn, unsigned int first, unsigned i
 		if (++sp->write_count >= FLOOD_WRITES || last / size - first / size >= 8) {
 			/* Written often, or cleared in bulk: no longer a table worth shadowing. */
 			vm->stat.mmu_flooded++;
-			zap_sp(vm, sp);
+			cached_zap_sp(vm, sp);
 			continue;
 		}
 		for (unsigned int g = first / size; g <= last / size; g++)
-			for (n = shadow_entries(sp, g, &k); n; n--, k++)
-				zap_entry(vm, sp, k);
+			for (n = cached_shadow_entries(sp, g, &k); n; n--, k++)
+				cached_zap_entry(vm, sp, k);
 	}
 	kl_flush_remote_tlbs(vm);
 }
@@ -738,7 +738,8 @@ static enum kl_pf_result page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
 
 	if (!kl_shadow_walk(vcpu, pf, &w, &result))
 		return result;
-	if ((access & KL_PF_W) && gfn_is_table(c, w.gpa >> PAGE_SHIFT))
+	if ((access & KL_PF_W) && gfn_write_protected(c, w.gpa >> PAGE_SHIFT) &&
+	    !(c->hooks && c->hooks->write_fault && c->hooks->write_fault(vcpu, w.gpa >> PAGE_SHIFT)))
 		return emulate_pt_write(vcpu, pf, &w);
 	for (int tries = 0; tries < 3; tries++) {
 		if (!root_of(vcpu) && load_root(vcpu))
@@ -750,16 +751,16 @@ static enum kl_pf_result page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
 	return r ? kl_pf_error(pf, r) : KL_PF_FIXED;
 }
 
-static enum kl_pf_result cached_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
+enum kl_pf_result cached_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
 {
 	enum kl_pf_result r = page_fault(vcpu, pf);
 
-	commit_zap(vcpu->vm);
+	cached_commit_zap(vcpu->vm);
 	return r;
 }
 
 /* The emulator wrote guest memory: shadows of a table there drop what it covers. */
-static void cached_guest_written(struct kl_vcpu *vcpu, u64 gpa, unsigned int len)
+void cached_guest_written(struct kl_vcpu *vcpu, u64 gpa, unsigned int len)
 {
 	struct kl_vm *vm = vcpu->vm;
 
@@ -772,48 +773,48 @@ static void cached_guest_written(struct kl_vcpu *vcpu, u64 gpa, unsigned int len
 		vm->stat.mmu_pte_write++;
 		pt_written(vm, a >> PAGE_SHIFT, off, end - 1);
 	}
-	commit_zap(vm);
+	cached_commit_zap(vm);
 }
 
-static void cached_load_cr3(struct kl_vcpu *vcpu)
+void cached_load_cr3(struct kl_vcpu *vcpu)
 {
 	load_root(vcpu);
-	commit_zap(vcpu->vm);
+	cached_commit_zap(vcpu->vm);
 }
 
 /* Shadows never go stale: INVLPG and a PGE toggle only flush the hardware TLB. */
-static void cached_invlpg(struct kl_vcpu *vcpu, u64 gva)
+void cached_invlpg(struct kl_vcpu *vcpu, u64 gva)
 {
 	kl_flush_tlb(vcpu);
 }
 
-static void cached_flush_tlb(struct kl_vcpu *vcpu)
+void cached_flush_tlb(struct kl_vcpu *vcpu)
 {
 	kl_flush_tlb(vcpu);
 }
 
 /* WP and NXE are part of every role: start over. */
-static void cached_mode_changed(struct kl_vcpu *vcpu)
+void cached_mode_changed(struct kl_vcpu *vcpu)
 {
 	zap_all(vcpu->vm);
-	commit_zap(vcpu->vm);
+	cached_commit_zap(vcpu->vm);
 }
 
-static void cached_memslots_changed(struct kl_vm *vm)
+void cached_memslots_changed(struct kl_vm *vm)
 {
 	zap_all(vm);
-	commit_zap(vm);
+	cached_commit_zap(vm);
 }
 
-static u64 cached_root_hpa(struct kl_vcpu *vcpu)
+u64 cached_root_hpa(struct kl_vcpu *vcpu)
 {
 	int r = root_of(vcpu) ? 0 : load_root(vcpu);
 
-	commit_zap(vcpu->vm);	/* a new root may have recycled old pages */
+	cached_commit_zap(vcpu->vm);	/* a new root may have recycled old pages */
 	return r ? 0 : virt_to_phys(root_of(vcpu)->table);
 }
 
-static int cached_vm_init(struct kl_vm *vm)
+int cached_vm_init_hooks(struct kl_vm *vm, const struct cached_hooks *hooks)
 {
 	struct cache *c = kzalloc(sizeof(*c), GFP_KERNEL_ACCOUNT);
 
@@ -821,26 +822,33 @@ static int cached_vm_init(struct kl_vm *vm)
 		return -ENOMEM;
 	INIT_LIST_HEAD(&c->lru);
 	INIT_LIST_HEAD(&c->zapped);
+	INIT_LIST_HEAD(&c->unsync);
+	c->hooks = hooks;
 	vm->mmu_priv = c;
 	return 0;
 }
 
-static void cached_vm_destroy(struct kl_vm *vm)
+static int cached_vm_init(struct kl_vm *vm)
+{
+	return cached_vm_init_hooks(vm, NULL);
+}
+
+void cached_vm_destroy(struct kl_vm *vm)
 {
 	zap_all(vm);
-	commit_zap(vm);
+	cached_commit_zap(vm);
 	kfree(vm->mmu_priv);
 	vm->mmu_priv = NULL;
 }
 
-static int cached_vcpu_init(struct kl_vcpu *vcpu)
+int cached_vcpu_init(struct kl_vcpu *vcpu)
 {
 	vcpu->mmu_priv = NULL;	/* its root, loaded at the first entry */
 	return 0;
 }
 
 /* The shadow pages are the VM's: they stay cached (vm_destroy frees them). */
-static void cached_vcpu_destroy(struct kl_vcpu *vcpu)
+void cached_vcpu_destroy(struct kl_vcpu *vcpu)
 {
 	vcpu->mmu_priv = NULL;
 }

@@ -89,9 +89,18 @@ struct kl_mmu_ops {
 	 * shadows tables from guest memory brings its shadows up to date.
 	 */
 	void (*guest_written)(struct kl_vcpu *vcpu, u64 gpa, unsigned int len);
+	/*
+	 * Optional: the paravirtual MMU's hypercall (<kvmlab/pv_mmu.h>): a
+	 * batch of `count` operations at gpa. Runs WITHOUT mmu_lock, since
+	 * an operation may load CR3 (which takes it); returns 0 or a
+	 * negative KL_PV_E* error for the guest's RAX. A VM whose strategy
+	 * has it is offered the pv CPUID leaves.
+	 */
+	long (*pv_mmu)(struct kl_vcpu *vcpu, u64 gpa, u64 count);
 };
 
 extern const struct kl_mmu_ops kl_vtlb_ops, kl_shadow_ops, kl_cached_ops, kl_npt_ops;
+extern const struct kl_mmu_ops kl_unsync_ops, kl_pv_ops;
 
 static inline unsigned int kl_mmu_max_vcpus(const struct kl_mmu_ops *mmu)
 {
@@ -150,6 +159,15 @@ int kl_mmu_translate(struct kl_vcpu *vcpu, u64 gva, u32 access, struct kl_walk *
 /* Write guest memory for the guest and tell the strategy (guest_written). */
 int kl_mmu_write_guest(struct kl_vcpu *vcpu, u64 gpa, const void *buf, unsigned int len);
 
+/*
+ * A guest's MOV to CR3, with its checks (x86/x86.c): 0, or -EINVAL where
+ * the CPU raises #GP. Takes mmu_lock: for the paravirtual MMU's
+ * SWITCH_CR3, which mmu=pv applies outside it.
+ */
+int kl_set_cr3(struct kl_vcpu *vcpu, u64 val);
+/* The guest's physical address width, as its CPUID says. */
+int kl_maxphyaddr(struct kl_vcpu *vcpu);
+
 /* Ask a vCPU, or every vCPU of the VM, to flush its guest TLB before it re-enters. */
 void kl_flush_tlb(struct kl_vcpu *vcpu);
 void kl_flush_remote_tlbs(struct kl_vm *vm);
@@ -207,10 +225,21 @@ static inline bool kl_stree_over_cap(unsigned int pages, unsigned int cap)
 
 /* Software bit in a shadow leaf: filled from a guest 2 MiB/4 MiB/1 GiB page. */
 #define KL_SPTE_FROM_LARGE	BIT_ULL(9)
+/* Software bit in a shadow leaf: the guest's entry was global (G, with CR4.PGE on). */
+#define KL_SPTE_GLOBAL		BIT_ULL(10)
 
 typedef void (*kl_leaf_fn)(struct kl_vcpu *vcpu, u64 gva, u64 *spte, u64 gpa, void *ctx);
 
 u64 kl_shadow_leaf_flags(struct kl_vcpu *vcpu, const struct kl_walk *w, u32 access);
+/*
+ * A prefetch (KVM's word): the shadow leaf for guest entry gpte under
+ * tables that allow `access` (bits W=1, U=2, X=4), made without a fault and
+ * so without setting A or D. False when gpte cannot be mapped that way: not
+ * present, never accessed (the guest must see A set by its next access),
+ * or reserved bits set (the access must fault). Otherwise *gfn and *flags
+ * (no W while the guest entry is clean, as a fill does for a read).
+ */
+bool kl_prefetch_leaf(struct kl_vcpu *vcpu, u32 access, u64 gpte, u64 *gfn, u64 *flags);
 /*
  * The start of every shadow #PF: walk the guest's tables. Returns true with
  * *w filled for a hidden fault to fix; false with *result set otherwise

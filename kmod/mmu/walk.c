@@ -53,3 +53,26 @@ int kl_walk_guest(struct kl_vcpu *vcpu, u64 gva, u32 access, bool set_ad, struct
 
 	return kl_paging_walk(&p, &m, gva, access, set_ad, w);
 }
+
+bool kl_prefetch_leaf(struct kl_vcpu *vcpu, u32 access, u64 gpte, u64 *gfn, u64 *flags)
+{
+	enum kl_paging_format fmt = kl_guest_format(vcpu);
+	bool nxe = fmt != KL_PAGING_2LEVEL && (vcpu->efer & EFER_NX);
+	u64 rsvd = 0;
+	struct kl_walk w = { .pte = gpte };
+
+	if (fmt == KL_PAGING_4LEVEL)
+		rsvd = GENMASK_ULL(51, kl_maxphyaddr(vcpu));
+	else if (fmt == KL_PAGING_PAE)
+		rsvd = GENMASK_ULL(62, kl_maxphyaddr(vcpu));
+	if (!nxe && fmt != KL_PAGING_2LEVEL)
+		rsvd |= KL_PT_NX;
+	if (!(gpte & KL_PT_P) || !(gpte & KL_PT_A) || (gpte & rsvd))
+		return false;
+	*gfn = (gpte & (fmt == KL_PAGING_2LEVEL ? 0xfffff000ULL : KL_PT_ADDR)) >> PAGE_SHIFT;
+	w.writable = (access & 1) && (gpte & KL_PT_W);
+	w.user = (access & 2) && (gpte & KL_PT_U);
+	w.nx = !(access & 4) || (nxe && (gpte & KL_PT_NX));
+	*flags = kl_shadow_leaf_flags(vcpu, &w, 0);
+	return true;
+}

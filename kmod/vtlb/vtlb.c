@@ -10,7 +10,11 @@
  *
  * Like a TLB, the shadow forgets: a CR3 load drops every entry, INVLPG
  * drops one translation, and a paging-mode change or CR4.PGE toggle drops
- * everything. Nothing is write-protected, so guest page-table writes cost
+ * everything. With vtlb_keep_global=1 it forgets as a real TLB does: the
+ * translations of global guest pages (G set, CR4.PGE on) survive CR3
+ * loads, as in NOVA's vTLB, and go only at INVLPG, a PGE toggle or a mode
+ * change. Off by default, so the 2007 design is what mmu=vtlb measures;
+ * on, it shows what forgetting the kernel's mappings costs. Nothing is write-protected, so guest page-table writes cost
  * nothing until the guest flushes — which is exactly when a real TLB would
  * notice them too. The price is paid after every context switch, when each
  * page touched is a hidden fault again (see the ctxswitch workload).
@@ -29,6 +33,10 @@ static unsigned int vtlb_max_tables = 2048;
 module_param(vtlb_max_tables, uint, 0644);
 MODULE_PARM_DESC(vtlb_max_tables, "vtlb: shadow pages (root and tables) per vCPU before a full flush (at least 5)");
 
+static bool vtlb_keep_global;
+module_param(vtlb_keep_global, bool, 0644);
+MODULE_PARM_DESC(vtlb_keep_global, "vtlb: keep global guest translations across CR3 loads, as a TLB does");
+
 static inline struct kl_stree *tree(struct kl_vcpu *vcpu)
 {
 	return vcpu->mmu_priv;
@@ -39,6 +47,7 @@ static enum kl_pf_result vtlb_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info
 	u32 access = pf->error & (KL_PF_W | KL_PF_U | KL_PF_ID);
 	enum kl_pf_result result;
 	struct kl_walk w;
+	u64 flags;
 	int r;
 
 	if (!kl_shadow_walk(vcpu, pf, &w, &result))
@@ -48,7 +57,11 @@ static enum kl_pf_result vtlb_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info
 		kl_stree_zap_all(vcpu->vm, tree(vcpu));
 		kl_flush_tlb(vcpu);
 	}
-	r = kl_stree_fill(vcpu, tree(vcpu), pf->addr, &w, access);
+	flags = kl_shadow_leaf_flags(vcpu, &w, access);
+	if (READ_ONCE(vtlb_keep_global) && (vcpu->cr4 & X86_CR4_PGE) && (w.pte & KL_PT_G))
+		flags |= KL_SPTE_GLOBAL;
+	r = kl_stree_install(vcpu->vm, tree(vcpu), pf->addr, w.gpa, flags, w.page_size,
+			     access & KL_PF_W);
 	return r ? kl_pf_error(pf, r) : KL_PF_FIXED;
 }
 
@@ -58,10 +71,29 @@ static void vtlb_invlpg(struct kl_vcpu *vcpu, u64 gva)
 	kl_flush_tlb(vcpu);
 }
 
-/* CR3 load, CR4.PGE toggle, paging-mode change: the whole TLB goes. */
+/* CR4.PGE toggle, paging-mode change (and CR3 load, by default): the whole TLB goes. */
 static void vtlb_flush(struct kl_vcpu *vcpu)
 {
 	kl_stree_zap_all(vcpu->vm, tree(vcpu));
+	kl_flush_tlb(vcpu);
+}
+
+static void drop_unless_global(struct kl_vcpu *vcpu, u64 gva, u64 *spte, u64 gpa, void *ctx)
+{
+	if (!(*spte & KL_SPTE_GLOBAL))
+		kl_drop_leaf(vcpu->vm, spte);
+}
+
+/*
+ * A CR3 load. Keeping global translations costs a pass over the tree; the
+ * tables themselves stay, holding what the new address space refills.
+ */
+static void vtlb_load_cr3(struct kl_vcpu *vcpu)
+{
+	if (READ_ONCE(vtlb_keep_global))
+		kl_stree_for_each_leaf(vcpu, tree(vcpu), drop_unless_global, NULL);
+	else
+		kl_stree_zap_all(vcpu->vm, tree(vcpu));
 	kl_flush_tlb(vcpu);
 }
 
@@ -133,7 +165,7 @@ const struct kl_mmu_ops kl_vtlb_ops = {
 	.vcpu_destroy = vtlb_vcpu_destroy,
 	.root_hpa = vtlb_root_hpa,
 	.page_fault = vtlb_page_fault,
-	.load_cr3 = vtlb_flush,
+	.load_cr3 = vtlb_load_cr3,
 	.invlpg = vtlb_invlpg,
 	.flush_tlb = vtlb_flush,
 	.mode_changed = vtlb_flush,

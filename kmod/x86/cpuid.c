@@ -11,6 +11,7 @@
 #include <linux/uaccess.h>
 #include <asm/fpu/xcr.h>
 #include <asm/processor.h>
+#include <kvmlab/pv_mmu.h>
 #include "vendor.h"
 
 const struct kvm_cpuid_entry2 *kl_find_cpuid(struct kl_vcpu *vcpu, u32 func, u32 index)
@@ -31,6 +32,27 @@ int kl_maxphyaddr(struct kl_vcpu *vcpu)
 	const struct kvm_cpuid_entry2 *e = kl_find_cpuid(vcpu, 0x80000008, 0);
 
 	return e ? (e->eax & 0xff) : 36;
+}
+
+bool kl_cpuid_pv_leaf(struct kl_vcpu *vcpu, u32 func, u32 *regs)
+{
+	if (!vcpu->vm->mmu->pv_mmu)
+		return false;
+	if (func == KL_CPUID_PV_BASE) {
+		regs[0] = KL_CPUID_PV_FEATURES;
+		memcpy(&regs[1], KL_CPUID_PV_SIGNATURE, 4);
+		memcpy(&regs[2], KL_CPUID_PV_SIGNATURE + 4, 4);
+		memcpy(&regs[3], KL_CPUID_PV_SIGNATURE + 8, 4);
+		return true;
+	}
+	if (func == KL_CPUID_PV_FEATURES) {
+		regs[0] = KL_PV_FEATURE_MMU;
+		regs[1] = KL_HC_PV_MMU;
+		regs[2] = KL_PV_MMU_MAX_OPS;
+		regs[3] = 0;
+		return true;
+	}
+	return false;
 }
 
 /* The host's XCR0, or 0 when it has no XSAVE (then neither has the guest). */

@@ -8,6 +8,7 @@
  */
 #include <linux/kvm.h>
 #include <asm/trapnr.h>
+#include <kvmlab/pv_mmu.h>
 #include "vendor.h"
 
 #define KVM_ENOSYS_HC	1000	/* what KVM returns for an unknown hypercall */
@@ -147,9 +148,17 @@ int kl_handle_io(struct kl_vcpu *vcpu, const struct kl_io *io)
 
 int kl_handle_cpuid(struct kl_vcpu *vcpu, int len)
 {
+	static const int order[4] = { KL_RAX, KL_RBX, KL_RCX, KL_RDX };
 	const struct kvm_cpuid_entry2 *e;
+	u32 pv[4];
 
 	vcpu->stat.cpuid_exits++;
+	if (kl_cpuid_pv_leaf(vcpu, vcpu->regs[KL_RAX], pv)) {
+		for (int i = 0; i < 4; i++)
+			vcpu->regs[order[i]] = pv[i];
+		skip_insn(vcpu, len);
+		return 1;
+	}
 	e = kl_find_cpuid(vcpu, vcpu->regs[KL_RAX], vcpu->regs[KL_RCX]);
 	vcpu->regs[KL_RAX] = e ? e->eax : 0;
 	vcpu->regs[KL_RBX] = e ? e->ebx : 0;
@@ -170,10 +179,33 @@ int kl_handle_hlt(struct kl_vcpu *vcpu, int len)
 	return 0;
 }
 
+/*
+ * VMMCALL. The only hypercall kvmlab serves is the paravirtual MMU's
+ * (<kvmlab/pv_mmu.h>), under a strategy that offers it; anything else
+ * gets KVM's answer to an unknown number. Outside 64-bit mode the
+ * arguments are 32-bit, as KVM reads them.
+ */
 int kl_handle_hypercall(struct kl_vcpu *vcpu, int len)
 {
+	bool wide = kl_guest_long_mode(vcpu);
+	u64 nr = vcpu->regs[KL_RAX], a0 = vcpu->regs[KL_RBX], a1 = vcpu->regs[KL_RCX];
+	long r = -KVM_ENOSYS_HC;
+
 	vcpu->stat.hypercalls++;
-	vcpu->regs[KL_RAX] = -KVM_ENOSYS_HC;
+	if (!wide) {
+		nr = (u32)nr;
+		a0 = (u32)a0;
+		a1 = (u32)a1;
+	}
+	if (nr == KL_HC_PV_MMU && vcpu->vm->mmu->pv_mmu) {
+		if (kl_vendor->get_cpl(vcpu) == 0) {
+			r = vcpu->vm->mmu->pv_mmu(vcpu, a0, a1);
+		} else {
+			r = -KL_PV_EPERM;
+			vcpu->vm->stat.pv_mmu_refused++;
+		}
+	}
+	vcpu->regs[KL_RAX] = wide ? (u64)r : (u32)r;
 	skip_insn(vcpu, len);
 	return 1;
 }

@@ -45,7 +45,6 @@ void kl_get_fpu(struct kl_vcpu *vcpu, struct kvm_fpu *fpu);
 int kl_set_fpu(struct kl_vcpu *vcpu, const struct kvm_fpu *fpu);
 u32 kl_mxcsr_mask(void);	/* the MXCSR bits this CPU has (svm.c reads it once) */
 int kl_set_cr0(struct kl_vcpu *vcpu, u64 val);
-int kl_set_cr3(struct kl_vcpu *vcpu, u64 val);
 int kl_set_cr4(struct kl_vcpu *vcpu, u64 val);
 int kl_set_efer(struct kl_vcpu *vcpu, u64 val);
 void kl_get_sregs(struct kl_vcpu *vcpu, struct kvm_sregs *sregs);
@@ -90,6 +89,8 @@ bool kl_mce_set_msr(struct kl_vcpu *vcpu, u32 msr, u64 val, bool host);
 int kl_vcpu_msrs(struct kl_vcpu *vcpu, struct kvm_msrs __user *argp, bool set);
 const struct kvm_cpuid_entry2 *kl_find_cpuid(struct kl_vcpu *vcpu, u32 func, u32 index);
 int kl_maxphyaddr(struct kl_vcpu *vcpu);
+/* The paravirtual MMU's CPUID leaves, for a VM whose strategy offers it: true and regs[4] filled. */
+bool kl_cpuid_pv_leaf(struct kl_vcpu *vcpu, u32 func, u32 *regs);
 int kl_get_supported_cpuid(struct kvm_cpuid2 __user *argp);
 int kl_set_cpuid2(struct kl_vcpu *vcpu, struct kvm_cpuid2 __user *argp);
 int kl_get_cpuid2(struct kl_vcpu *vcpu, struct kvm_cpuid2 __user *argp);

@@ -152,12 +152,12 @@ static pte_t table_entry_flags(int level, pte_t table_flags)
  * of the kernel's PDEs, so a PDE the kernel gains later is copied into
  * every space (Linux's pgd_list does the same for 32-bit kernels).
  */
-static void sync_kernel_pde(ulong root, unsigned int i)
+static void sync_kernel_pde(ulong root, unsigned int i, pte_t pde)
 {
 	if (KL_PAGING_LEVELS != 2 || root != kl_kernel_as.root || i >= SHARED_TOP)
 		return;
 	for (struct aspace *as = spaces; as; as = as->next)
-		write_pte(&((pte_t *)as->root)[i], ((pte_t *)root)[i]);
+		write_pte(&((pte_t *)as->root)[i], pde);
 }
 
 pte_t *pt_entry(ulong root, ulong va, int level, pte_t table_flags)
@@ -165,18 +165,20 @@ pte_t *pt_entry(ulong root, ulong va, int level, pte_t table_flags)
 	pte_t *table = (pte_t *)root;
 
 	for (int l = TOP_LEVEL; l > level; l--) {
-		pte_t *e = &table[index_of(va, l)];
+		pte_t *e = &table[index_of(va, l)], v = read_pte(e);
 
-		if (!(*e & PTE_P)) {
+		/* v, not *e, from here: in a pv lazy section *e is written later. */
+		if (!(v & PTE_P)) {
 			if (!table_flags)
 				return NULL;
-			write_pte(e, page_alloc() | table_entry_flags(l, table_flags));
+			v = page_alloc() | table_entry_flags(l, table_flags);
+			write_pte(e, v);
 			if (l == TOP_LEVEL)
-				sync_kernel_pde(root, index_of(va, l));
-		} else if (is_large(*e, l)) {
+				sync_kernel_pde(root, index_of(va, l), v);
+		} else if (is_large(v, l)) {
 			return NULL;	/* a large page covers va */
 		}
-		table = (pte_t *)(ulong)(*e & PTE_ADDR_MASK);
+		table = (pte_t *)(ulong)(v & PTE_ADDR_MASK);
 	}
 	return &table[index_of(va, level)];
 }
@@ -198,7 +200,7 @@ void pt_map_large(ulong root, ulong va, ulong pa, pte_t flags)
 
 	write_pte(e, pa | flags | PTE_PS);
 	if (TOP_LEVEL == 2)
-		sync_kernel_pde(root, index_of(va, 2));
+		sync_kernel_pde(root, index_of(va, 2), pa | flags | PTE_PS);
 }
 
 pte_t *pt_leaf(ulong root, ulong va, int *level)
@@ -206,16 +208,16 @@ pte_t *pt_leaf(ulong root, ulong va, int *level)
 	pte_t *table = (pte_t *)root;
 
 	for (int l = TOP_LEVEL; l >= 1; l--) {
-		pte_t *e = &table[index_of(va, l)];
+		pte_t *e = &table[index_of(va, l)], v = read_pte(e);
 
-		if (!(*e & PTE_P))
+		if (!(v & PTE_P))
 			return NULL;
-		if (l == 1 || is_large(*e, l)) {
+		if (l == 1 || is_large(v, l)) {
 			if (level)
 				*level = l;
 			return e;
 		}
-		table = (pte_t *)(ulong)(*e & PTE_ADDR_MASK);
+		table = (pte_t *)(ulong)(v & PTE_ADDR_MASK);
 	}
 	return NULL;
 }
@@ -225,9 +227,11 @@ pte_t pt_unmap(ulong root, ulong va)
 	pte_t *e = pt_entry(root, va, 1, 0);
 	pte_t old = e ? *e : 0;
 
+	kl_pv_lazy_begin();	/* the write and the INVLPG: one hypercall under pv */
 	if (e)
 		write_pte(e, 0);
 	invlpg(va);
+	kl_pv_lazy_end();
 	return old;
 }
 
@@ -269,6 +273,17 @@ static void free_table(ulong table_pa, int level)
 	page_free(table_pa);
 }
 
+/* Under mmu=pv: tell the hypervisor which pages stop being tables, before they are written. */
+static void release_table(ulong table_pa, int level)
+{
+	pte_t *t = (pte_t *)table_pa;
+
+	for (unsigned int i = 0; level > 1 && i < PT_ENTRIES; i++)
+		if ((t[i] & PTE_P) && !is_large(t[i], level))
+			release_table((ulong)(t[i] & PTE_ADDR_MASK), level - 1);
+	kl_pv_release(table_pa);
+}
+
 void aspace_destroy(struct aspace *as)
 {
 	pte_t *top = (pte_t *)as->root;
@@ -280,6 +295,14 @@ void aspace_destroy(struct aspace *as)
 			*p = as->next;
 			break;
 		}
+	}
+	if (kl_pv_mmu) {
+		kl_pv_lazy_begin();
+		for (unsigned int i = SHARED_TOP; i < TOP_ENTRIES; i++)
+			if (top[i] & PTE_P)
+				release_table((ulong)(top[i] & PTE_ADDR_MASK), TOP_LEVEL - 1);
+		kl_pv_release(as->root);
+		kl_pv_lazy_end();
 	}
 	for (unsigned int i = SHARED_TOP; i < TOP_ENTRIES; i++)
 		if (top[i] & PTE_P)

@@ -152,7 +152,33 @@ static inline ulong read_cr0(void) { ulong v; asm volatile("mov %%cr0, %0" : "=r
 static inline ulong read_cr2(void) { ulong v; asm volatile("mov %%cr2, %0" : "=r"(v)); return v; }
 static inline ulong read_cr3(void) { ulong v; asm volatile("mov %%cr3, %0" : "=r"(v)); return v; }
 static inline ulong read_cr4(void) { ulong v; asm volatile("mov %%cr4, %0" : "=r"(v)); return v; }
-static inline void write_cr3(ulong v) { asm volatile("mov %0, %%cr3" :: "r"(v) : "memory"); }
+/*
+ * The paravirtual MMU (pv.c, <kvmlab/pv_mmu.h>): when the hypervisor offers
+ * it, write_pte, invlpg and write_cr3 below become operations queued in a
+ * page per CPU and handed over with one hypercall. Each goes at once,
+ * unless inside a lazy section: there, PTE writes and INVLPGs wait for the
+ * section's end (or a CR3 write), so a section must not use the mappings
+ * it makes until it ends (Linux's lazy MMU mode has the same rule), and
+ * reads back the entries it wrote with read_pte, which looks in the queue.
+ * Outside mmu=pv the sections do nothing.
+ */
+extern bool kl_pv_mmu;
+void kl_pv_init(void);
+void kl_pv_write_pte(ulong pte_pa, u64 v);
+void kl_pv_invlpg(ulong va);
+void kl_pv_write_cr3(ulong v);
+void kl_pv_lazy_begin(void);
+void kl_pv_lazy_end(void);
+bool kl_pv_queued_pte(ulong pte_pa, u64 *v);	/* the last queued write to that entry */
+void kl_pv_release(ulong table_pa);	/* the page stops being a page table */
+
+static inline void write_cr3(ulong v)
+{
+	if (kl_pv_mmu)
+		kl_pv_write_cr3(v);
+	else
+		asm volatile("mov %0, %%cr3" :: "r"(v) : "memory");
+}
 /*
  * The test machine's emulated nested paging (QEMU TCG) sets A, bit 5, in
  * PAE PDPTEs, where the bit is reserved; Linux KVM re-reads the PDPTEs at a
@@ -177,7 +203,13 @@ static inline void write_cr0(ulong v) { KL_LOAD_CR_SCRUBBING_PDPTES("cr0", v); }
 static inline void write_cr4(ulong v) { asm volatile("mov %0, %%cr4" :: "r"(v) : "memory"); }
 static inline void write_cr0(ulong v) { asm volatile("mov %0, %%cr0" :: "r"(v) : "memory"); }
 #endif
-static inline void invlpg(ulong va) { asm volatile("invlpg (%0)" :: "r"(va) : "memory"); }
+static inline void invlpg(ulong va)
+{
+	if (kl_pv_mmu)
+		kl_pv_invlpg(va);
+	else
+		asm volatile("invlpg (%0)" :: "r"(va) : "memory");
+}
 static inline u64 rdmsr(u32 msr)
 {
 	u32 lo, hi;
@@ -200,14 +232,26 @@ static inline u64 rdtsc(void)
 	asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
 	return ((u64)hi << 32) | lo;
 }
-static inline pte_t read_pte(volatile pte_t *p) { return *p; }
+static inline pte_t read_pte(volatile pte_t *p)
+{
+	u64 v;
+
+	if (kl_pv_mmu && kl_pv_queued_pte((ulong)p, &v))
+		return (pte_t)v;
+	return *p;
+}
 /*
- * A PAE entry is two 32-bit stores in 32-bit code: the high half first, so
+ * Under mmu=pv one operation, whatever the width. Otherwise a PAE entry is
+ * two 32-bit stores in 32-bit code: the high half first, so
  * that the entry never turns present with a stale high half (Linux's
  * set_pte does the same). The hypervisor may see either store alone.
  */
 static inline void write_pte(volatile pte_t *p, pte_t v)
 {
+	if (kl_pv_mmu) {
+		kl_pv_write_pte((ulong)p, v);	/* tables are identity-mapped: pa == va */
+		return;
+	}
 #if KL_PAGING_LEVELS == 3
 	volatile u32 *h = (volatile u32 *)p;
 

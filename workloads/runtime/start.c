@@ -238,6 +238,7 @@ void kl_start(const struct kl_boot_info *bi)
 		kl_panic("bad boot info magic %llx", (unsigned long long)bi->magic);
 	setup_cpu();
 	kl_mm_init(bi);
+	kl_pv_init();		/* after the boot tables: those are written plainly */
 	rc = workload_main();
 	kl_exit(rc);
 }
