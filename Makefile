@@ -62,7 +62,8 @@ run-linux: deps build
 # (the tests run fewer).
 fuzz-benchmark: deps build
 	for paging in 4level pae 2level; do \
-		./kvmlab fuzz mmu --hv kvmlab-vtlb,kvmlab-shadow,kvmlab-cached --paging $$paging \
+		./kvmlab fuzz mmu --hv kvmlab-vtlb,kvmlab-shadow,kvmlab-cached,kvmlab-unsync,kvmlab-pv \
+			--paging $$paging \
 			--seed 1 --ops 1000000 || exit 1; \
 	done
 

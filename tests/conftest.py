@@ -14,7 +14,11 @@ KVMLAB = TOP / "kvmlab"
 HARNESS = TOP / "build" / "bin" / "kvmlab"
 TM_RUN = TOP / "testmachine" / "run"
 CHECK_DMESG = TOP / "testmachine" / "check-dmesg"
-ALL_HVS = ["kvm-shadow", "kvm-npt", "kvmlab-vtlb", "kvmlab-shadow", "kvmlab-cached", "kvmlab-npt"]
+ALL_HVS = ["kvm-shadow", "kvm-npt", "kvmlab-vtlb", "kvmlab-shadow", "kvmlab-cached", "kvmlab-npt",
+           "kvmlab-unsync", "kvmlab-pv"]
+# The six before issue 17: tests whose cost grows with every hypervisor keep to these in
+# `make test` (the new strategies share all but the MMU with kvmlab-cached).
+SIX_HVS = ALL_HVS[:6]
 
 
 def run(cmd, timeout=900, input=None, **kw):

@@ -64,7 +64,7 @@ def test_list_shows_hypervisors_workloads_and_params():
     r = run([KVMLAB, "list"])
     assert r.returncode == 0, r.stderr
     for word in ["kvm-shadow", "kvm-npt", "kvmlab-vtlb", "kvmlab-shadow", "kvmlab-cached",
-                 "kvmlab-npt", "exitprobe", "selftest", "ctxswitch", "forkwait", "pgfault",
+                 "kvmlab-npt", "kvmlab-unsync", "kvmlab-pv", "pvcheck", "exitprobe", "selftest", "ctxswitch", "forkwait", "pgfault",
                  "ptemod", "spaces", "forks", "updates"]:
         assert word in r.stdout
 

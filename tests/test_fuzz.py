@@ -7,7 +7,7 @@ import pytest
 
 from conftest import KVMLAB, assert_dmesg_clean, run
 
-SHADOW_STRATEGIES = ["kvmlab-vtlb", "kvmlab-shadow", "kvmlab-cached"]
+SHADOW_STRATEGIES = ["kvmlab-vtlb", "kvmlab-shadow", "kvmlab-cached", "kvmlab-unsync", "kvmlab-pv"]
 
 
 @pytest.mark.parametrize("seed, paging, extra", [(11, "4level", ["kvm-npt"]),

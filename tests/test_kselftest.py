@@ -9,7 +9,7 @@ strategy. The tests Linux KVM passes that are not on it, and why, are in
 NOT_YET (the full table: `./kvmlab kselftest`, kselftest.md)."""
 import os
 
-from conftest import ALL_HVS, KVMLAB, assert_dmesg_clean, read_csv, run
+from conftest import ALL_HVS, KVMLAB, SIX_HVS, assert_dmesg_clean, read_csv, run
 
 PASS_EVERYWHERE = [
     "x86_64/cpuid_test", "x86_64/get_msr_index_features", "x86_64/platform_info_test",
@@ -61,10 +61,13 @@ def kselftest(tmp_path, tests, hvs):
 def test_selftests_that_pass_under_linux_kvm_pass_under_every_strategy(tmp_path):
     everywhere, not_yet = chosen(PASS_EVERYWHERE), chosen(sorted(NOT_YET))
     apic = sorted(NEEDS_IN_KERNEL_APIC)
-    r, res = kselftest(tmp_path, everywhere + not_yet + apic, ALL_HVS)
+    # make test: the six before issue 17 (unsync and pv share all but the MMU with cached);
+    # make test-kselftest: all eight.
+    hvs = ALL_HVS if os.environ.get("KVMLAB_KSELFTEST_ALL") else SIX_HVS
+    r, res = kselftest(tmp_path, everywhere + not_yet + apic, hvs)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     bad = [f"{t} under {hv}: {res[(t, hv)]['result']} {res[(t, hv)]['first_error']}"
-           for t in everywhere for hv in ALL_HVS if res[(t, hv)]["result"] != "pass"]
+           for t in everywhere for hv in hvs if res[(t, hv)]["result"] != "pass"]
     assert not bad, "\n".join(bad)
     for t in not_yet:
         why = NOT_YET[t]

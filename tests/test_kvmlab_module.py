@@ -68,7 +68,7 @@ def results(out):
 def test_unknown_mmu_refused_with_the_valid_names(boot):
     assert (boot / "bogus.rc").read_text().strip() != "0"
     log = (boot / "kvmlab-dmesg.txt").read_text()
-    assert "kvmlab: unknown mmu 'bogus' (valid: vtlb, shadow, cached, npt)" in log
+    assert "kvmlab: unknown mmu 'bogus' (valid: vtlb, shadow, cached, npt, unsync, pv)" in log
 
 
 def test_selected_strategy_shown_in_sysfs(boot):

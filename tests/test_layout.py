@@ -8,7 +8,7 @@ import re
 
 from conftest import TOP
 
-STRATEGIES = ["vtlb", "mmu-shadow", "mmu-cached", "mmu-npt"]
+STRATEGIES = ["vtlb", "mmu-shadow", "mmu-cached", "mmu-npt", "mmu-unsync", "mmu-pv"]
 
 
 def sources(folder):

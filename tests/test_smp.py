@@ -10,7 +10,8 @@ import pytest
 
 from conftest import TM_RUN, assert_dmesg_clean, read_csv, run
 
-KVMLAB = ["kvmlab-vtlb", "kvmlab-shadow", "kvmlab-cached", "kvmlab-npt"]
+KVMLAB = ["kvmlab-vtlb", "kvmlab-shadow", "kvmlab-cached", "kvmlab-npt", "kvmlab-unsync",
+          "kvmlab-pv"]
 LINUX = ["kvm-npt", "kvm-shadow"]
 ONE_CPU_KVMLAB = ["kvmlab-cached", "kvmlab-npt"]  # the two-CPU boot has them all
 VCPUS = [1, 2, 4]

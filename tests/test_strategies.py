@@ -59,7 +59,7 @@ def test_cached_shadow_memory_stays_under_its_cap(tmp_path):
 @pytest.fixture(scope="module")
 def selection(tmp_path_factory):
     out = tmp_path_factory.mktemp("sel")
-    script = ('for m in vtlb shadow cached npt; do insmod kmod/kvmlab.ko mmu=$m && '
+    script = ('for m in vtlb shadow cached npt unsync pv; do insmod kmod/kvmlab.ko mmu=$m && '
               'cat /sys/module/kvmlab/parameters/mmu >> results/mmu.txt && rmmod kvmlab; done; '
               'insmod kmod/kvmlab.ko mmu=tlb 2>/dev/null; echo $? > results/bad.rc; '
               'dmesg | grep "unknown mmu" > results/bad.txt')
@@ -69,9 +69,9 @@ def selection(tmp_path_factory):
 
 
 def test_every_strategy_selectable_at_load_time(selection):
-    assert (selection / "mmu.txt").read_text().split() == ["vtlb", "shadow", "cached", "npt"]
+    assert (selection / "mmu.txt").read_text().split() == ["vtlb", "shadow", "cached", "npt", "unsync", "pv"]
 
 
 def test_unknown_strategy_lists_the_valid_ones(selection):
     assert (selection / "bad.rc").read_text().strip() != "0"
-    assert "unknown mmu 'tlb' (valid: vtlb, shadow, cached, npt)" in (selection / "bad.txt").read_text()
+    assert "unknown mmu 'tlb' (valid: vtlb, shadow, cached, npt, unsync, pv)" in (selection / "bad.txt").read_text()

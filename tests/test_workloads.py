@@ -2,7 +2,7 @@
 kvmlab's strategies, from one test-machine run: all succeed, observe the
 same thing, and the counters move where each design says they must.
 Counters are exact."""
-from conftest import ALL_HVS, assert_dmesg_clean
+from conftest import ALL_HVS, KVMLAB, assert_dmesg_clean, read_csv, run
 
 HVS = ALL_HVS
 # The workloads built in the 32-bit paging formats too (NAME-pae, NAME-2level).
@@ -11,7 +11,7 @@ FORMATS = {"4level": "", "pae": "-pae", "2level": "-2level"}
 WORKLOADS = ["callret", "compute", "cr8wr", "ctxswitch", "divzero", "exitprobe", "forkwait",
              "in", "memtouch", "mmapchurn", "multiboot-hello", "pgfault", "ptemod", "ptflood",
              "realmode", "selftest", "smp-ctxswitch", "smp-pgfault", "smp-ptshare",
-             "smp-shootdown", "syscall"] + \
+             "smp-shootdown", "syscall", "pvcheck"] + \
     [w + sfx for w in PAGING_WORKLOADS for sfx in ("-pae", "-2level")]
 # Known deviations of the test machine's emulated CPU (see harness/hv.c and
 # testmachine/README.md).
@@ -287,3 +287,73 @@ def test_host_counters_say_na_where_there_is_no_pmu(matrix):
         for col in ("host_cycles", "host_instructions", "host_dtlb_misses"):
             assert row[col] == "n/a", row
     assert "perf_event_open(perf::CYCLES)" in matrix.meta["host_counters"]
+
+
+def test_unsync_takes_no_write_traps_and_resyncs_one_entry_per_invlpg(matrix):
+    """ptemod under mmu=unsync: the leaf table is out of sync, so no PTE
+    store traps; each INVLPG re-reads exactly the one guest entry it names
+    (and finds it changed); no whole page is resynced, as nothing loads CR3."""
+    row = matrix.row("kvmlab-unsync", "ptemod")
+    c = counters(matrix, "kvmlab-unsync", "ptemod")
+    ops = n(row, "ops")
+    assert n(row, "mmu_pte_write") == 0 and n(row, "invlpg") == ops
+    assert c["mmu_resync_checked"] == ops and c["mmu_resync_changed"] == ops
+    assert c["mmu_resync"] == 0
+
+
+def test_unsync_resyncs_at_cr3_loads_where_pages_went_out_of_sync(matrix):
+    """forkwait under mmu=unsync: the fork's PTE stores make the parent's leaf
+    table unsync instead of trapping; a CR3 load brings it back in sync."""
+    cached, unsync = matrix.row("kvmlab-cached", "forkwait"), matrix.row("kvmlab-unsync", "forkwait")
+    c = counters(matrix, "kvmlab-unsync", "forkwait")
+    ops = n(unsync, "ops")
+    assert c["mmu_unsync_marks"] >= ops and c["mmu_resync"] >= ops
+    assert c["mmu_resync_checked"] >= c["mmu_resync"]
+    assert n(unsync, "mmu_pte_write") < n(cached, "mmu_pte_write")
+    assert n(unsync, "exits") < n(cached, "exits")
+
+
+def test_pv_batches_page_table_updates_in_hypercalls(matrix):
+    """ptemod under mmu=pv: a round of `batch` PTE writes and their INVLPGs
+    is one hypercall; no store traps, no INVLPG exits."""
+    row = matrix.row("kvmlab-pv", "ptemod")
+    c = counters(matrix, "kvmlab-pv", "ptemod")
+    ops, batch = n(row, "ops"), params(row)["batch"]
+    assert n(row, "mmu_pte_write") == 0 and n(row, "invlpg") == 0
+    assert n(row, "hypercalls") == c["pv_mmu_batches"] == ops // batch
+    assert c["pv_mmu_ops"] == 2 * ops and c["pv_mmu_refused"] == 0
+
+
+def test_pv_forks_in_one_hypercall_and_frees_without_traps(matrix):
+    """forkwait under mmu=pv: fork, the CR3 switches, COW and the child's
+    exit are hypercalls, its released tables are freed without a write trap."""
+    pv, unsync = matrix.row("kvmlab-pv", "forkwait"), matrix.row("kvmlab-unsync", "forkwait")
+    ops = n(pv, "ops")
+    assert n(pv, "mmu_pte_write") == 0
+    assert n(pv, "hypercalls") == counters(matrix, "kvmlab-pv", "forkwait")["pv_mmu_batches"]
+    assert n(pv, "exits") < n(unsync, "exits") and n(pv, "hypercalls") < 10 * ops
+
+
+def test_unaware_guests_under_pv_get_the_cached_mmu(matrix):
+    """Nothing in ctxswitch writes a page table in its measured phase: under
+    mmu=pv only its CR3 loads became hypercalls; its counters are cached's."""
+    pv, cached = matrix.row("kvmlab-pv", "ctxswitch"), matrix.row("kvmlab-cached", "ctxswitch")
+    assert n(pv, "hypercalls") == n(pv, "ops") and n(cached, "hypercalls") == 0
+    assert n(pv, "pf_fixed") == n(cached, "pf_fixed") == 0
+
+
+def test_vtlb_keeping_global_pages_refaults_only_user_pages(matrix, tmp_path):
+    """vtlb_keep_global=1: the runtime's kernel map is global, so after each
+    CR3 load only the process's own pages refault; the results are the same
+    and selftest's global-page checks (PGE toggle, INVLPG) still pass."""
+    r = run([KVMLAB, "--results", tmp_path, "--run-id", "g", "run", "--hv", "kvmlab-vtlb",
+             "--workload", "ctxswitch,selftest,forkwait", "--modparam", "vtlb_keep_global=1"])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    rows = {row["workload"]: row for row in read_csv(tmp_path / "g" / "runs.csv")}
+    for wl in ("ctxswitch", "selftest", "forkwait"):
+        assert rows[wl]["status"] == "ok", rows[wl]
+        assert rows[wl]["checksum"] == matrix.row("kvmlab-vtlb", wl)["checksum"], wl
+    keep, plain = rows["ctxswitch"], matrix.row("kvmlab-vtlb", "ctxswitch")
+    assert n(keep, "pf_fixed") >= params(keep)["pages"] * n(keep, "ops")   # user pages still go
+    assert n(keep, "pf_fixed") < n(plain, "pf_fixed")
+    assert_dmesg_clean(tmp_path)
