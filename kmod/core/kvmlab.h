@@ -69,6 +69,7 @@ struct kl_vm_stat {
 	u64 mmu_resync_changed;	/* ...entries found stale: updated or dropped */
 	u64 mmu_unsync;		/* instant: shadow pages out of sync now (KVM's meaning) */
 	u64 mmu_unsync_marks;	/* times a shadow page went out of sync */
+	u64 mmu_prefetched;	/* leaves filled ahead of a fault (unsync's pte prefetch) */
 	u64 pv_mmu_ops;		/* paravirtual MMU operations applied */
 	u64 pv_mmu_refused;	/* paravirtual MMU batches refused (hostile or malformed) */
 	u64 remote_tlb_flush_requests;	/* every vCPU asked to flush */

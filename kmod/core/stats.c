@@ -48,6 +48,7 @@ static const struct stat_def vm_stats[] = {
 	VM_STAT(mmu_resync_changed, CUMUL),
 	VM_STAT(mmu_unsync, INSTANT),
 	VM_STAT(mmu_unsync_marks, CUMUL),
+	VM_STAT(mmu_prefetched, CUMUL),
 	VM_STAT(pv_mmu_ops, CUMUL),
 	VM_STAT(pv_mmu_refused, CUMUL),
 	VM_STAT(remote_tlb_flush_requests, CUMUL),

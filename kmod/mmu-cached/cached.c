@@ -470,7 +470,7 @@ static int load_root(struct kl_vcpu *vcpu)
  * must fault: a guest page table we keep in sync (writes must trap), a
  * ROM (MMIO), a clean page under dirty logging (logged).
  */
-static int install_leaf(struct kl_vm *vm, struct sp *sp, int i, u64 gfn, u64 flags, bool write)
+int cached_install_leaf(struct kl_vm *vm, struct sp *sp, int i, u64 gfn, u64 flags, bool write)
 {
 	struct cache *c = to_cache(vm);
 	struct page *page;
@@ -575,8 +575,11 @@ link:
 	flags = kl_shadow_leaf_flags(vcpu, w, access);
 	if (sp->role.direct && !(sp->role.access & 1))
 		flags &= ~KL_PT_W;
-	return install_leaf(vm, sp, (gva >> 12) & 511, w->gpa >> PAGE_SHIFT, flags,
-			    access & KL_PF_W);
+	i = (gva >> 12) & 511;
+	r = cached_install_leaf(vm, sp, i, w->gpa >> PAGE_SHIFT, flags, access & KL_PF_W);
+	if (!r && to_cache(vm)->hooks && to_cache(vm)->hooks->leaf_filled)
+		to_cache(vm)->hooks->leaf_filled(vcpu, sp, i, flags);
+	return r;
 }
 
 /* Give up shadowing gfn: its writes are then plain stores again. */
@@ -638,7 +641,7 @@ bool cached_sync_leaf(struct kl_vcpu *vcpu, struct sp *sp, int i, u64 gpte)
 		if ((old & mask & ~KL_PT_ADDR) == (flags & mask & ~KL_PT_ADDR))
 			return false;
 	}
-	if (install_leaf(vm, sp, i, gfn, flags, false))
+	if (cached_install_leaf(vm, sp, i, gfn, flags, false))
 		cached_zap_entry(vm, sp, i);	/* out of memory: refault later */
 	return true;
 }

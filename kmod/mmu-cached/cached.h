@@ -95,6 +95,11 @@ struct cached_hooks {
 	void (*sp_linked)(struct kl_vcpu *vcpu, struct sp *sp);
 	/* A new shadow page of a guest table was made (its gfn is now write-protected). */
 	void (*sp_created)(struct kl_vcpu *vcpu, struct sp *sp);
+	/*
+	 * A hidden fault filled leaf i of last-level page sp with flags: the
+	 * strategy may fill its neighbours too.
+	 */
+	void (*leaf_filled)(struct kl_vcpu *vcpu, struct sp *sp, int i, u64 flags);
 };
 
 static inline struct cache *to_cache(struct kl_vm *vm)
@@ -138,6 +143,8 @@ u64 cached_guest_entry(const struct sp *sp, int i, int *size);
  * dropped otherwise. Returns whether the shadow entry changed.
  */
 bool cached_sync_leaf(struct kl_vcpu *vcpu, struct sp *sp, int i, u64 gpte);
+/* Point leaf i of sp at gfn with flags (less W where writes must fault): 0 or -errno. */
+int cached_install_leaf(struct kl_vm *vm, struct sp *sp, int i, u64 gfn, u64 flags, bool write);
 
 /* The cached strategy's callbacks, for strategies that keep some of them. */
 void cached_vm_destroy(struct kl_vm *vm);

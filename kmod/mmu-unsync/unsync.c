@@ -168,7 +168,41 @@ static void unsync_sp_created(struct kl_vcpu *vcpu, struct sp *sp)
 	sync_pages(vcpu, &pages);
 }
 
+/*
+ * KVM's pte prefetch: a hidden fault filled leaf i; fill the rest of its
+ * aligned group of eight now, where that needs no fault. In a guest large
+ * page (a direct shadow page) one guest entry maps them all, with the
+ * rights just used: a kernel sweeping its 2 MiB direct map then faults
+ * once per 32 KiB. In a guest page table each neighbour comes from its own
+ * guest entry, if present and accessed (cached_sync_leaf).
+ */
+#define PREFETCH_GROUP	8
+
+static bool prefetch_one(struct kl_vcpu *vcpu, struct sp *sp, int j, u64 flags)
+{
+	u64 gpte = 0;
+	int size;
+
+	if (sp->role.direct)
+		return kl_gfn_is_ram(vcpu->vm, sp->gfn + j, false) &&
+		       !cached_install_leaf(vcpu->vm, sp, j, sp->gfn + j, flags, false);
+	if (kl_read_guest(vcpu->vm, cached_guest_entry(sp, j, &size), &gpte, size))
+		return false;
+	cached_sync_leaf(vcpu, sp, j, gpte);
+	return sp->table[j] & KL_PT_P;
+}
+
+static void unsync_leaf_filled(struct kl_vcpu *vcpu, struct sp *sp, int i, u64 flags)
+{
+	int first = i & ~(PREFETCH_GROUP - 1);
+
+	for (int j = first; j < first + PREFETCH_GROUP; j++)
+		if (j != i && !(sp->table[j] & KL_PT_P) && prefetch_one(vcpu, sp, j, flags))
+			vcpu->vm->stat.mmu_prefetched++;
+}
+
 static const struct cached_hooks unsync_hooks = {
+	.leaf_filled = unsync_leaf_filled,
 	.write_fault = unsync_write_fault,
 	.sp_linked = unsync_sp_linked,
 	.sp_created = unsync_sp_created,
