@@ -58,27 +58,36 @@ static bool unsync_write_fault(struct kl_vcpu *vcpu, u64 gfn)
 	return true;
 }
 
+/* The guest entry that leaf i of sp shadows, as guest memory holds it now (0: unreadable). */
+static u64 read_gpte(struct kl_vm *vm, const struct sp *sp, int i)
+{
+	u64 gpte = 0, gpa;
+	int size;
+
+	gpa = cached_guest_entry(sp, i, &size);
+	if (kl_read_guest(vm, gpa, &gpte, size))
+		return 0;
+	return gpte;
+}
+
+/* Leaf i of sp against its guest entry: whether it changed. */
+static bool resync_entry(struct kl_vcpu *vcpu, struct sp *sp, int i)
+{
+	vcpu->vm->stat.mmu_resync_checked++;
+	if (!cached_sync_leaf(vcpu, sp, i, read_gpte(vcpu->vm, sp, i)))
+		return false;
+	vcpu->vm->stat.mmu_resync_changed++;
+	return true;
+}
+
 /* Re-read the guest entry behind every present leaf of sp; whether any leaf changed. */
 static bool resync_entries(struct kl_vcpu *vcpu, struct sp *sp)
 {
-	struct kl_vm *vm = vcpu->vm;
 	bool changed = false;
 
-	for (int i = 0; i < 512; i++) {
-		u64 gpte = 0, gpa;
-		int size;
-
-		if (!(sp->table[i] & KL_PT_P))
-			continue;	/* nothing to go stale: the next access walks */
-		gpa = cached_guest_entry(sp, i, &size);
-		vm->stat.mmu_resync_checked++;
-		if (kl_read_guest(vm, gpa, &gpte, size))
-			gpte = 0;
-		if (cached_sync_leaf(vcpu, sp, i, gpte)) {
-			vm->stat.mmu_resync_changed++;
-			changed = true;
-		}
-	}
+	for (int i = 0; i < 512; i++)
+		if (sp->table[i] & KL_PT_P)	/* nothing else can go stale: the next access walks */
+			changed |= resync_entry(vcpu, sp, i);
 	return changed;
 }
 
@@ -180,15 +189,10 @@ static void unsync_sp_created(struct kl_vcpu *vcpu, struct sp *sp)
 
 static bool prefetch_one(struct kl_vcpu *vcpu, struct sp *sp, int j, u64 flags)
 {
-	u64 gpte = 0;
-	int size;
-
 	if (sp->role.direct)
 		return kl_gfn_is_ram(vcpu->vm, sp->gfn + j, false) &&
 		       !cached_install_leaf(vcpu->vm, sp, j, sp->gfn + j, flags, false);
-	if (kl_read_guest(vcpu->vm, cached_guest_entry(sp, j, &size), &gpte, size))
-		return false;
-	cached_sync_leaf(vcpu, sp, j, gpte);
+	cached_sync_leaf(vcpu, sp, j, read_gpte(vcpu->vm, sp, j));
 	return sp->table[j] & KL_PT_P;
 }
 
@@ -234,10 +238,8 @@ static void unsync_flush_tlb(struct kl_vcpu *vcpu)
  */
 static void unsync_invlpg(struct kl_vcpu *vcpu, u64 gva)
 {
-	struct kl_vm *vm = vcpu->vm;
 	struct sp *sp = root_of(vcpu);
-	u64 gpte = 0, gpa;
-	int level, i, size;
+	int level;
 
 	kl_flush_tlb(vcpu);
 	for (level = 4; sp && level > 1; level--) {
@@ -245,17 +247,8 @@ static void unsync_invlpg(struct kl_vcpu *vcpu, u64 gva)
 
 		sp = (e & KL_PT_P) ? child_of(e) : NULL;
 	}
-	if (!sp || !sp->unsync)
-		return;
-	i = (gva >> 12) & 511;
-	gpa = cached_guest_entry(sp, i, &size);
-	vm->stat.mmu_resync_checked++;
-	if (kl_read_guest(vm, gpa, &gpte, size))
-		gpte = 0;
-	if (cached_sync_leaf(vcpu, sp, i, gpte)) {
-		vm->stat.mmu_resync_changed++;
-		kl_flush_remote_tlbs(vm);
-	}
+	if (sp && sp->unsync && resync_entry(vcpu, sp, (gva >> 12) & 511))
+		kl_flush_remote_tlbs(vcpu->vm);
 }
 
 const struct kl_mmu_ops kl_unsync_ops = {
