@@ -53,7 +53,7 @@ testmachine: harness workloads kmod abitest
 run: deps build
 	./kvmlab sweep
 
-# The Linux guest under every hypervisor (sweeps/linux.sweep, about 15 min).
+# The Linux guest under every hypervisor (sweeps/linux.sweep, 40 runs, about 20 min).
 run-linux: deps build
 	./kvmlab sweep sweeps/linux.sweep
 

@@ -235,4 +235,4 @@ def test_linux_sweep_spec_is_valid(tmp_path):
     """sweeps/linux.sweep (boot workloads in a sweep) plans without a boot."""
     r = run(["build/bin/kvmlab", "sweep-plan", "sweeps/linux.sweep", tmp_path, "--check"])
     assert r.returncode == 0, r.stderr
-    assert "30 runs" in r.stderr, r.stderr
+    assert "40 runs" in r.stderr, r.stderr   # 8 hypervisors x 5
