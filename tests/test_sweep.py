@@ -64,12 +64,12 @@ def quick(tmp_path_factory):
 def test_quick_sweep_runs_every_combination(quick):
     d, r = quick
     rows = read_csv(d / "runs.csv")
-    assert len(rows) == 42                       # 6 hvs x (2+2+1+1+1) settings
+    assert len(rows) == 56                       # 8 hvs x (2+2+1+1+1) settings
     assert all(x["status"] == "ok" for x in rows)
     assert {x["hv"] for x in rows} == set(ALL_HVS)
     spaces = {x["params"] for x in rows if x["workload"] == "ctxswitch"}
     assert spaces == {"rounds=20;pages=16;spaces=1", "rounds=20;pages=16;spaces=8"}
-    assert "sweep: 42 of 42 runs done" in r.stdout
+    assert "sweep: 56 of 56 runs done" in r.stdout
     assert "report: " in r.stdout
 
 
@@ -90,7 +90,7 @@ def test_a_resumed_sweep_runs_only_what_is_missing(quick, tmp_path):
     d, _ = quick
     again = run([KVMLAB, "--results", d.parent, "--run-id", "q", "sweep", "--quick"], timeout=600)
     assert again.returncode == 0
-    assert "42 runs, 42 already done, 0 to run" in again.stderr
+    assert "56 runs, 56 already done, 0 to run" in again.stderr
     assert "== " not in again.stdout             # nothing booted
     # Lose one hypervisor's rows, as an interrupted sweep would have.
     runs = (d / "runs.csv").read_text().splitlines()
@@ -99,11 +99,11 @@ def test_a_resumed_sweep_runs_only_what_is_missing(quick, tmp_path):
     resumed = run([KVMLAB, "--results", d.parent, "--run-id", "q", "sweep", "--quick"],
                   timeout=600)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "42 runs, 35 already done, 7 to run" in resumed.stderr
+    assert "56 runs, 49 already done, 7 to run" in resumed.stderr
     assert [x for x in resumed.stdout.splitlines() if x.startswith("== ")] == \
-        ["== kvmlab-shadow: 7 runs (sweep: 35 of 42 done)"]
+        ["== kvmlab-shadow: 7 runs (sweep: 49 of 56 done)"]
     rows = read_csv(d / "runs.csv")
-    assert len(rows) == 42 and all(x["status"] == "ok" for x in rows)
+    assert len(rows) == 56 and all(x["status"] == "ok" for x in rows)
 
 
 def test_compute_has_no_mmu_overhead_under_any_scheme(quick):
