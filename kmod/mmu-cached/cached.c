@@ -583,15 +583,14 @@ link:
 }
 
 /* Give up shadowing gfn: its writes are then plain stores again. */
-static void unshadow(struct kl_vm *vm, u64 gfn)
+void cached_unshadow(struct kl_vm *vm, u64 gfn)
 {
 	struct cache *c = to_cache(vm);
 	struct hlist_node *next;
 	struct sp *sp;
 
-	hlist_for_each_entry_safe(sp, next, &c->sps[hash_64(gfn, HASH_BITS)], hash)
-		if (sp->gfn == gfn && !sp->role.direct && !sp->role.passthrough)
-			cached_zap_sp(vm, sp);
+	for_each_table_sp(c, sp, next, gfn)
+		cached_zap_sp(vm, sp);
 }
 
 /*
@@ -687,7 +686,7 @@ static enum kl_pf_result unprotect(struct kl_vcpu *vcpu, const struct kl_walk *w
 	for (int level = w->top_level; level >= w->level; level--)
 		if (w->table[level] >> PAGE_SHIFT == gfn)
 			return stuck;
-	unshadow(vcpu->vm, gfn);
+	cached_unshadow(vcpu->vm, gfn);
 	return KL_PF_RETRY;
 }
 

@@ -129,6 +129,8 @@ unsigned long cached_wrprot_gfn(struct kl_vm *vm, u64 gfn);
 void cached_zap_entry(struct kl_vm *vm, struct sp *sp, int i);
 void cached_zap_sp(struct kl_vm *vm, struct sp *sp);
 void cached_commit_zap(struct kl_vm *vm);
+/* Stop shadowing the guest table at gfn (a vCPU whose root it was reloads one). */
+void cached_unshadow(struct kl_vm *vm, u64 gfn);
 /*
  * Shadow entries that guest entry g of the table sp shadows maps to (0-2,
  * the first in *first): 2-level tables are split over quadrant pages.

@@ -120,21 +120,6 @@ static void write_pte(struct kl_vcpu *vcpu, u64 gpa, u64 val, int size)
 		kl_flush_remote_tlbs(vm);
 }
 
-/*
- * The guest is done with the table at gfn: drop its shadows. A vCPU whose
- * root it was reloads one at its next entry; the zapped pages are freed
- * only after every vCPU has flushed (cached_commit_zap).
- */
-static void release(struct kl_vm *vm, u64 gfn)
-{
-	struct cache *c = to_cache(vm);
-	struct hlist_node *next;
-	struct sp *sp;
-
-	for_each_table_sp(c, sp, next, gfn)
-		cached_zap_sp(vm, sp);
-}
-
 static long apply_op(struct kl_vcpu *vcpu, const struct kl_pv_mmu_op *op)
 {
 	struct kl_vm *vm = vcpu->vm;
@@ -157,7 +142,8 @@ static long apply_op(struct kl_vcpu *vcpu, const struct kl_pv_mmu_op *op)
 		return kl_set_cr3(vcpu, op->val) ? -KL_PV_EINVAL : 0;
 	case KL_PV_MMU_RELEASE:
 		mutex_lock(&vm->mmu_lock);
-		release(vm, op->addr >> PAGE_SHIFT);
+		/* The zapped pages go only after every vCPU has flushed (commit). */
+		cached_unshadow(vm, op->addr >> PAGE_SHIFT);
 		cached_commit_zap(vm);
 		mutex_unlock(&vm->mmu_lock);
 		return 0;

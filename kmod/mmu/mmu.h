@@ -165,8 +165,6 @@ int kl_mmu_write_guest(struct kl_vcpu *vcpu, u64 gpa, const void *buf, unsigned 
  * SWITCH_CR3, which mmu=pv applies outside it.
  */
 int kl_set_cr3(struct kl_vcpu *vcpu, u64 val);
-/* The guest's physical address width, as its CPUID says. */
-int kl_maxphyaddr(struct kl_vcpu *vcpu);
 
 /* Ask a vCPU, or every vCPU of the VM, to flush its guest TLB before it re-enters. */
 void kl_flush_tlb(struct kl_vcpu *vcpu);
