@@ -24,16 +24,18 @@ def counter(row, name):
 
 def test_multiboot_hello_under_every_hypervisor(matrix):
     """The Multiboot test kernel (32-bit, paging off) passes its checks
-    under all six; the PIT and APIC interrupts it waits for are exactly the
-    interrupts kvmlab injected in its measured phase."""
+    under all six; the interrupts it took (its ops: at least the 50 PIT and
+    20 APIC ticks it waits for, one more when a tick came due during the
+    last one's handler) are exactly the interrupts kvmlab injected in its
+    measured phase."""
     sums = set()
     for hv in ALL_HVS:
         row = matrix.row(hv, "multiboot-hello")
         assert row["status"] == "ok", (hv, row)
-        assert int(row["ops"]) == 50 + 20
+        assert int(row["ops"]) >= 50 + 20
         sums.add(row["checksum"])
         if hv.startswith("kvmlab-"):
-            assert counter(row, "irq_injections") == 70, (hv, row)
+            assert counter(row, "irq_injections") == int(row["ops"]), (hv, row)
             assert counter(row, "halt_exits") >= 1, (hv, row)
     assert len(sums) == 1, sums
 
