@@ -177,6 +177,7 @@ struct kl_stree {
 	unsigned int nr_pages;		/* every page it holds: root, tables, tag pages */
 	bool track_gpa;			/* keep the gpa each leaf maps (a tag page per PT) */
 	u64 max_large;			/* the largest guest page shadowed since it was emptied */
+	u64 nonleaf;			/* the bits of an entry pointing at a table */
 };
 
 struct kl_pending_event {

@@ -23,7 +23,8 @@ MODULE_PARM_DESC(mmu, "default MMU virtualization strategy: vtlb, shadow, cached
 atomic_long_t kl_table_pages_live = ATOMIC_LONG_INIT(0);
 atomic_long_t kl_pinned_pages_live = ATOMIC_LONG_INIT(0);
 
-const struct kl_vendor_ops *kl_vendor = &kl_svm_ops;
+/* Chosen at load from the CPU: the strategies never know which. */
+const struct kl_vendor_ops *kl_vendor;
 static const struct kl_mmu_ops *kl_mmu;
 
 /* Indexed by enum kvmlab_mmu - 1: the order is ABI (KVMLAB_VM_TYPE_MMU). */
@@ -61,12 +62,12 @@ static const struct kl_mmu_ops *mmu_for_type(unsigned long type)
 		return kl_mmu;
 	if ((type & ~0xffffUL) != KVMLAB_VM_TYPE_BASE || n < 1 || n > ARRAY_SIZE(strategies))
 		return NULL;
-	if (strategies[n - 1] && strategies[n - 1]->hw_paging && !boot_cpu_has(X86_FEATURE_NPT))
+	if (strategies[n - 1] && strategies[n - 1]->hw_paging && !kl_vendor->has_tdp())
 		return NULL;
 	return strategies[n - 1];
 }
 
-/* SVM is on only while VMs exist, so kvm_amd can use it in between. */
+/* SVM or VMX is on only while VMs exist, so kvm_amd or kvm_intel can use it in between. */
 static DEFINE_MUTEX(hw_lock);
 static int hw_users;
 
@@ -374,9 +375,11 @@ static long vm_ioctl(struct file *filp, unsigned int ioctl, unsigned long arg)
 		return kl_mmu_pages_cap(vm);
 	case KVM_SET_TSS_ADDR:
 		/*
-		 * VMX needs three pages for a real-mode TSS; SVM runs real mode
-		 * as it is (KVM's svm_set_tss_addr ignores it too). Kept, so a
-		 * VMM's call is honoured, and the address checked as KVM does.
+		 * KVM's VMX needs three pages for a real-mode TSS when it runs
+		 * real mode in virtual-8086 mode; our VMX backend runs it as an
+		 * unrestricted guest and SVM as it is (KVM's svm_set_tss_addr
+		 * ignores it too). Kept, so a VMM's call is honoured, and the
+		 * address checked as KVM does.
 		 */
 		if (arg > 0xfffffffful - 3 * PAGE_SIZE + 1)
 			return -EINVAL;
@@ -512,15 +515,23 @@ static int __init kvmlab_init(void)
 		pr_err("kvmlab: unknown mmu '%s' (valid: %s)\n", mmu, valid);
 		return -EINVAL;
 	}
-	if (!boot_cpu_has(X86_FEATURE_SVM)) {
-		pr_err("kvmlab: this CPU has no AMD SVM\n");
+	if (boot_cpu_has(X86_FEATURE_SVM)) {
+		kl_vendor = &kl_svm_ops;
+	} else if (boot_cpu_has(X86_FEATURE_VMX)) {
+		kl_vendor = &kl_vmx_ops;
+	} else {
+		pr_err("kvmlab: this CPU has neither AMD SVM nor Intel VT-x (or the firmware disabled it)\n");
 		return -ENODEV;
 	}
-	if (kl_mmu->hw_paging && !boot_cpu_has(X86_FEATURE_NPT)) {
+	r = kl_vendor->setup();
+	if (r)
+		return r;
+	if (kl_mmu->hw_paging && !kl_vendor->has_tdp()) {
 		pr_err("kvmlab: mmu=%s needs nested paging, which this CPU lacks\n", kl_mmu->name);
 		return -ENODEV;
 	}
-	pr_info("kvmlab: loaded, mmu=%s, vendor=%s\n", kl_mmu->name, kl_vendor->name);
+	pr_info("kvmlab: loaded, mmu=%s, vendor=%s, nested paging: %s\n", kl_mmu->name,
+		kl_vendor->name, kl_vendor->has_tdp() ? kl_tdp.name : "none");
 	kl_stats_init();
 	r = misc_register(&kl_dev);
 	if (r)

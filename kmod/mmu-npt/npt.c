@@ -10,18 +10,19 @@
  * (4 guest levels, each translated through 4 nested levels, plus the
  * data), instead of taking an exit.
  *
- * The nested table has the host's format: when the host kernel runs with
- * 5-level paging (CR4.LA57 — the test machine's -cpu max offers it), the
- * CPU walks five levels. Guest-physical space stays below 2^48 (memslots
- * are limited to it), so a PML5 with one entry over the 4-level tree does.
+ * The nested table has the hardware's format (kl_tdp: AMD's NPT walks x86
+ * page tables, Intel's EPT its own bits), and on AMD the host's depth: when
+ * the host kernel runs with 5-level paging (CR4.LA57 — the test machine's
+ * -cpu max offers it), the CPU walks five levels. Guest-physical space
+ * stays below 2^48 (memslots are limited to it), so a PML5 with one entry
+ * over the 4-level tree does. Nested leaves grant everything (kl_tdp.leaf):
+ * the guest's own tables do the policing.
  */
 #include <linux/mm.h>
 #include <linux/slab.h>
 #include <asm/io.h>
 #include "../mmu/mmu.h"
 
-/* Nested leaves grant everything: the guest's own tables do the policing. */
-#define NPT_LEAF	(KL_PT_P | KL_PT_W | KL_PT_U | KL_PT_A | KL_PT_D)
 
 /* One per VM, shared by its vCPUs: vm->mmu_lock serializes their faults. */
 struct npt {
@@ -62,7 +63,7 @@ static enum kl_pf_result npt_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info 
 	 * the leaf is replaced by a writable one (the page repinned for
 	 * writing) and the page logged.
 	 */
-	r = kl_stree_install(vcpu->vm, &npt->tree, gpa, gpa, NPT_LEAF, PAGE_SIZE,
+	r = kl_stree_install(vcpu->vm, &npt->tree, gpa, gpa, kl_tdp.leaf, PAGE_SIZE,
 			     pf->error & KL_PF_W);
 	return r ? kl_pf_error(pf, r) : KL_PF_FIXED;
 }
@@ -107,14 +108,14 @@ static int npt_vm_init(struct kl_vm *vm)
 		return -ENOMEM;
 	if (kl_stree_init(vm, &npt->tree, false))
 		goto fail;
-	if (pgtable_l5_enabled()) {
+	npt->tree.nonleaf = kl_tdp.nonleaf;
+	if (kl_tdp.levels == 5) {
 		npt->pml5 = kl_table_page_alloc(vm);
 		if (!npt->pml5) {
 			kl_stree_destroy(vm, &npt->tree);
 			goto fail;
 		}
-		*(u64 *)page_address(npt->pml5) = page_to_phys(npt->tree.root) |
-			KL_PT_P | KL_PT_W | KL_PT_U | KL_PT_A;
+		*(u64 *)page_address(npt->pml5) = page_to_phys(npt->tree.root) | kl_tdp.nonleaf;
 	}
 	vm->mmu_priv = npt;
 	return 0;

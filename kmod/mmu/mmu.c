@@ -120,7 +120,8 @@ u64 kl_pae_root(struct kl_vcpu *vcpu, u64 pml4_hpa)
 /*
  * Every mode with paging off runs under every strategy (phys.c: real mode
  * runs as AMD's "paged real mode", CR0.PG=1 with PE=0, on the same
- * gpa == gva tables as protected mode); a paging guest, in the formats
+ * gpa == gva tables as protected mode; on VMX those tables are a nested
+ * root, kl_phys_nested); a paging guest, in the formats
  * its strategy says it shadows.
  */
 bool kl_mmu_mode_supported(struct kl_vcpu *vcpu)
@@ -150,6 +151,15 @@ static void tdp_paging(struct kl_vcpu *vcpu, struct kl_hw_paging *hw)
 
 static int shadow_paging(struct kl_vcpu *vcpu, struct kl_hw_paging *hw)
 {
+	if (kl_phys_mode(vcpu) && kl_phys_nested) {
+		/* Paging off, on the nested hardware: the guest's registers as they are. */
+		hw->cr0 = vcpu->cr0;
+		hw->cr3 = vcpu->cr3;
+		hw->cr4 = vcpu->cr4;
+		hw->efer &= ~(EFER_LME | EFER_LMA);
+		hw->nested_cr3 = kl_phys_root(vcpu);
+		return hw->nested_cr3 ? 0 : -ENOMEM;
+	}
 	if (kl_phys_mode(vcpu)) {
 		/* Paging off: our gpa == gva tables under legacy PAE (phys.c). */
 		hw->cr0 = vcpu->cr0 | X86_CR0_PG | X86_CR0_WP;

@@ -117,6 +117,20 @@ static inline unsigned int kl_mmu_pages_cap(struct kl_vm *vm)
 
 /* ---- dispatch (mmu.c): the x86 layer and the vendor call these ---- */
 
+/*
+ * The nested table's entry bits (stree.c): the x86 format for AMD's NPT,
+ * EPT's for Intel. levels is what the hardware walks (5 when AMD's host
+ * runs 5-level paging; EPT here always walks 4).
+ */
+struct kl_tdp_format {
+	u64 leaf;		/* a 4 KiB leaf granting read, write, execute */
+	u64 nonleaf;
+	int levels;
+	const char *name;	/* "npt" or "ept", for the report */
+};
+extern struct kl_tdp_format kl_tdp;
+void kl_tdp_set_format(const struct kl_tdp_format *f);
+
 /* What the hardware runs on: paging registers, and the nested root (0: none). */
 struct kl_hw_paging {
 	u64 cr0, cr3, cr4, efer;
@@ -272,6 +286,13 @@ void kl_stree_for_each_leaf(struct kl_vcpu *vcpu, struct kl_stree *t, kl_leaf_fn
 
 /* ---- physical mode for shadow strategies (phys.c) ---- */
 bool kl_phys_mode(struct kl_vcpu *vcpu);
+/*
+ * Set by a vendor that runs a guest with paging off on its nested hardware
+ * (VMX's "unrestricted guest" needs EPT): the physical-mode tree is then a
+ * nested table (kl_tdp's format) that kl_phys_root hands over as the nested
+ * root, and the guest's own CR0, CR3 and CR4 go to the hardware as they are.
+ */
+extern bool kl_phys_nested;
 u64 kl_phys_root(struct kl_vcpu *vcpu);
 enum kl_pf_result kl_phys_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf);
 void kl_phys_leave(struct kl_vcpu *vcpu);

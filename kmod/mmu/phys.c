@@ -17,6 +17,14 @@
  *
  * The tree is per vCPU, built on #PF, and dropped when the memslots change
  * or the guest turns paging on.
+ *
+ * That is AMD's way, where even real mode runs on it ("paged real mode",
+ * CR0.PG=1 with PE=0). VT-x refuses paging without protected mode; real
+ * mode there needs "unrestricted guest", which needs EPT. So on VMX
+ * (kl_phys_nested) the same tree is built in EPT's format and becomes the
+ * nested root while paging is off: the CPU translates gpa to hpa through it
+ * and the faults arrive as EPT violations, handled here all the same. The
+ * strategy itself still shadows once paging is on.
  */
 #include <linux/gfp.h>
 #include <linux/mm.h>
@@ -24,6 +32,8 @@
 #include "mmu.h"
 
 #define PHYS_LEAF_FLAGS	(KL_PT_P | KL_PT_W | KL_PT_U | KL_PT_A | KL_PT_D)
+
+bool kl_phys_nested;
 
 bool kl_phys_mode(struct kl_vcpu *vcpu)
 {
@@ -34,6 +44,8 @@ static int phys_init(struct kl_vcpu *vcpu)
 {
 	if (kl_stree_init(vcpu->vm, &vcpu->phys, false))
 		return -ENOMEM;
+	if (kl_phys_nested)
+		vcpu->phys.nonleaf = kl_tdp.nonleaf;
 	vcpu->phys_gen = vcpu->vm->memslots_gen;
 	return 0;
 }
@@ -53,7 +65,10 @@ void kl_phys_leave(struct kl_vcpu *vcpu)
 	}
 }
 
-/* The CR3 to run a physical-mode guest on (a PAE root), or 0 on allocation failure. */
+/*
+ * The CR3 to run a physical-mode guest on (a PAE root), or with
+ * kl_phys_nested the nested root; 0 on allocation failure.
+ */
 u64 kl_phys_root(struct kl_vcpu *vcpu)
 {
 	if (!vcpu->phys.root && phys_init(vcpu))
@@ -63,6 +78,8 @@ u64 kl_phys_root(struct kl_vcpu *vcpu)
 		kl_flush_tlb(vcpu);
 		vcpu->phys_gen = vcpu->vm->memslots_gen;
 	}
+	if (kl_phys_nested)
+		return page_to_phys(vcpu->phys.root);
 	return kl_pae_root(vcpu, page_to_phys(vcpu->phys.root));
 }
 
@@ -76,6 +93,7 @@ enum kl_pf_result kl_phys_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf
 	if (!kl_gfn_is_ram(vcpu->vm, gpa >> PAGE_SHIFT, pf->error & KL_PF_W))
 		return KL_PF_MMIO;
 	r = kl_stree_install(vcpu->vm, &vcpu->phys, gpa & PAGE_MASK, gpa & PAGE_MASK,
-			     PHYS_LEAF_FLAGS, PAGE_SIZE, pf->error & KL_PF_W);
+			     kl_phys_nested ? kl_tdp.leaf : PHYS_LEAF_FLAGS, PAGE_SIZE,
+			     pf->error & KL_PF_W);
 	return r ? kl_pf_error(pf, r) : KL_PF_FIXED;
 }

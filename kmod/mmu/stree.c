@@ -14,6 +14,26 @@
 /* Upper-level shadow entries grant everything; the leaf decides. */
 #define NONLEAF_FLAGS	(KL_PT_P | KL_PT_W | KL_PT_U | KL_PT_A)
 
+/*
+ * The nested table's entry format is the hardware's: AMD's NPT walks
+ * ordinary x86 page tables, Intel's EPT its own format (read, write and
+ * execute in bits 0-2, a memory type in the leaves). The vendor sets this
+ * once at load (kl_tdp_set_format); the nested-paging strategy builds its
+ * tree with these bits, and the shared tree code tests only bits 0 and 1,
+ * which mean "present/readable" and "writable" in both formats.
+ */
+struct kl_tdp_format kl_tdp = {
+	.leaf = KL_PT_P | KL_PT_W | KL_PT_U | KL_PT_A | KL_PT_D,
+	.nonleaf = NONLEAF_FLAGS,
+	.levels = 4,
+	.name = "npt",
+};
+
+void kl_tdp_set_format(const struct kl_tdp_format *f)
+{
+	kl_tdp = *f;
+}
+
 static inline u64 *table_of(u64 spte)
 {
 	return page_address(pfn_to_page((spte & KL_PT_ADDR) >> PAGE_SHIFT));
@@ -91,6 +111,7 @@ bool kl_shadow_walk(struct kl_vcpu *vcpu, struct kl_pf_info *pf, struct kl_walk 
 int kl_stree_init(struct kl_vm *vm, struct kl_stree *t, bool track_gpa)
 {
 	t->track_gpa = track_gpa;
+	t->nonleaf = NONLEAF_FLAGS;
 	t->root = kl_table_page_alloc(vm);
 	t->nr_pages = t->root ? 1 : 0;
 	return t->root ? 0 : -ENOMEM;
@@ -174,7 +195,7 @@ u64 *kl_stree_pte(struct kl_vm *vm, struct kl_stree *t, u64 gva, bool build, str
 				return ERR_PTR(-ENOMEM);
 			t->nr_pages += tags ? 2 : 1;
 			vm->stat.mmu_cache_miss++;
-			*e = page_to_phys(page) | NONLEAF_FLAGS;
+			*e = page_to_phys(page) | t->nonleaf;
 		}
 		table = table_of(*e);
 	}

@@ -686,8 +686,24 @@ static int svm_run(struct kl_vcpu *vcpu)
 	return handle_exit(vcpu);
 }
 
+static bool svm_has_tdp(void)
+{
+	return boot_cpu_has(X86_FEATURE_NPT);
+}
+
+/* NPT walks the host's format, five levels deep when the host uses five. */
+static int svm_setup(void)
+{
+	if (pgtable_l5_enabled())
+		kl_tdp.levels = 5;
+	return 0;
+}
+
 const struct kl_vendor_ops kl_svm_ops = {
 	.name = "svm",
+	.hypercall = { 0x0f, 0x01, 0xd9 },	/* VMMCALL */
+	.setup = svm_setup,
+	.has_tdp = svm_has_tdp,
 	.hardware_enable = svm_hardware_enable,
 	.hardware_disable = svm_hardware_disable,
 	.vcpu_create = svm_vcpu_create,

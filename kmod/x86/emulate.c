@@ -66,15 +66,16 @@ static int fetch(struct kl_vcpu *vcpu, const struct kvm_sregs *sr, u8 *buf, int 
  */
 int kl_fix_hypercall(struct kl_vcpu *vcpu)
 {
-	static const u8 vmmcall[3] = { 0x0f, 0x01, 0xd9 };
+	const u8 *native = kl_vendor->hypercall;
 	struct kvm_sregs sr;
 	u8 buf[15];
 	int len, verdict;
 	u64 lin;
 
 	kl_vendor->get_segments(vcpu, &sr);
+	/* The other vendor's: VMCALL (0F 01 C1) on AMD, VMMCALL (0F 01 D9) on Intel. */
 	if (fetch(vcpu, &sr, buf, &len) || len < 3 || buf[0] != 0x0f || buf[1] != 0x01 ||
-	    buf[2] != 0xc1)
+	    (buf[2] != 0xc1 && buf[2] != 0xd9) || buf[2] == native[2])
 		return -ENOENT;
 	lin = vcpu->rip + (sr.cs.l ? 0 : sr.cs.base);
 	vcpu->stat.insn_emulation++;
@@ -83,7 +84,7 @@ int kl_fix_hypercall(struct kl_vcpu *vcpu)
 
 		if (!kl_translate_operand(vcpu, lin + i, true, &gpa, &verdict))
 			return verdict;
-		if (kl_mmu_write_guest(vcpu, gpa, &vmmcall[i], 1)) {
+		if (kl_mmu_write_guest(vcpu, gpa, &native[i], 1)) {
 			kl_internal_error(vcpu, KVM_INTERNAL_ERROR_EMULATION, vcpu->rip, gpa);
 			return 0;
 		}

@@ -15,6 +15,10 @@
 
 struct kl_vendor_ops {
 	const char *name;
+	u8 hypercall[3];		/* the native hypercall: VMMCALL or VMCALL */
+	/* Once at load: read what the CPU offers; set the nested format (kl_tdp). */
+	int (*setup)(void);
+	bool (*has_tdp)(void);		/* nested paging (NPT, EPT) for mmu=npt */
 	int (*hardware_enable)(void);	/* on every CPU; refuse if busy */
 	void (*hardware_disable)(void);
 	int (*vcpu_create)(struct kl_vcpu *vcpu);
@@ -36,6 +40,7 @@ struct kl_vendor_ops {
 };
 
 extern const struct kl_vendor_ops kl_svm_ops;
+extern const struct kl_vendor_ops kl_vmx_ops;
 extern const struct kl_vendor_ops *kl_vendor;
 
 #endif

@@ -160,7 +160,7 @@ int kl_emulate_mmio(struct kl_vcpu *vcpu, u64 addr, u64 gpa);
  * guest's #PF or #GP, 0 with an internal error for userspace.
  */
 bool kl_translate_operand(struct kl_vcpu *vcpu, u64 lin, bool write, u64 *gpa, int *verdict);
-/* VMCALL at RIP rewritten to VMMCALL: 1, 0 (see handlers), or -ENOENT if it is not VMCALL. */
+/* The other vendor's hypercall at RIP rewritten to ours: 1, 0 (see handlers), or -ENOENT. */
 int kl_fix_hypercall(struct kl_vcpu *vcpu);
 
 /*
