@@ -351,8 +351,9 @@ static int write_meta(const struct options *o, const char *dir, int failed, int 
 	json_str(f, u.machine);
 	fprintf(f, ",\n  \"cpu\": ");
 	json_str(f, cpu);
-	if (o->dirty_log_ms)
-		fprintf(f, ",\n  \"dirty_log_ms\": %llu", (unsigned long long)o->dirty_log_ms);
+	/* Which hardware virtualization ran the runs: kvm-npt and kvmlab-npt mean NPT or EPT. */
+	fprintf(f, ",\n  \"virtualization\": \"%s\"",
+		hv_cpu_is_intel() ? "Intel VT-x (nested paging: EPT)" : "AMD SVM (nested paging: NPT)");
 	if (o->dirty_log_ms)
 		fprintf(f, ",\n  \"dirty_log_ms\": %llu", (unsigned long long)o->dirty_log_ms);
 	fprintf(f, ",\n  \"reps\": %llu,\n  \"guest_mem_mb\": %llu,\n  \"runs\": %d,\n  \"runs_failed\": %d,\n",

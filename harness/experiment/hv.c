@@ -108,17 +108,66 @@ const char *const *hv_known_deviations(const struct hv *hv)
 						  : no_deviations;
 }
 
+/*
+ * On an Intel CPU the yardstick is kvm_intel under the same names: its
+ * ept parameter is kvm_amd's npt. kvmlab picks its vendor itself.
+ */
+static const struct hv intel_hvs[] = {
+	{
+		.name = "kvm-shadow", .device = "/dev/kvm",
+		.module = "kvm_intel", .params = "ept=0",
+		.check_param = "ept", .check_value = "N",
+		.about = "Linux KVM, shadow page tables (kvm_intel ept=0)",
+	},
+	{
+		.name = "kvm-npt", .device = "/dev/kvm",
+		.module = "kvm_intel", .params = "ept=1",
+		.check_param = "ept", .check_value = "Y",
+		.about = "Linux KVM, nested paging (kvm_intel ept=1)",
+		.hw_paging = 1,
+	},
+};
+
+int hv_cpu_is_intel(void)
+{
+	static int intel = -1;
+	char line[512];
+	FILE *f;
+
+	if (intel >= 0)
+		return intel;
+	intel = 0;
+	f = fopen("/proc/cpuinfo", "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "vendor_id", 9)) {
+			intel = strstr(line, "GenuineIntel") != NULL;
+			break;
+		}
+	if (f)
+		fclose(f);
+	return intel;
+}
+
+static const struct hv *for_this_cpu(const struct hv *hv)
+{
+	if (hv_cpu_is_intel())
+		for (size_t i = 0; i < sizeof(intel_hvs) / sizeof(intel_hvs[0]); i++)
+			if (!strcmp(intel_hvs[i].name, hv->name))
+				return &intel_hvs[i];
+	return hv;
+}
+
 const struct hv *hv_find(const char *name)
 {
 	for (size_t i = 0; i < sizeof(hvs) / sizeof(hvs[0]); i++)
 		if (!strcmp(hvs[i].name, name))
-			return &hvs[i];
+			return for_this_cpu(&hvs[i]);
 	return NULL;
 }
 
 const struct hv *hv_at(int i)
 {
-	return i >= 0 && (size_t)i < sizeof(hvs) / sizeof(hvs[0]) ? &hvs[i] : NULL;
+	return i >= 0 && (size_t)i < sizeof(hvs) / sizeof(hvs[0]) ? for_this_cpu(&hvs[i]) : NULL;
 }
 
 static int run_cmd(char *const argv[])

@@ -39,6 +39,8 @@ void hv_ko_path(const struct hv *hv, char *out, size_t size);
  * terminated, empty when there are none.
  */
 const char *const *hv_known_deviations(const struct hv *hv);
+/* 1 on an Intel CPU (VT-x: kvm_intel is the yardstick), 0 on AMD. */
+int hv_cpu_is_intel(void);
 /* Unload every module this table knows, leaving SVM free. */
 void hv_unload_all(void);
 

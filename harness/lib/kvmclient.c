@@ -25,11 +25,30 @@ int kc_open(const char *device)
 	return fd;
 }
 
+/*
+ * VT-x without unrestricted guest (kvm_intel ept=0) runs real mode in
+ * virtual-8086 mode on a three-page TSS it keeps in guest-physical space,
+ * and refuses to run until told where: there, where QEMU puts it (below the
+ * BIOS at the top of 4 GiB, above the local APIC). Elsewhere it is a no-op.
+ */
+#define KC_TSS_ADDR	0xfeffd000UL
+
 int kc_create_vm(struct kc_vm *vm, int sys_fd, unsigned long type)
 {
 	*vm = (struct kc_vm) { .sys_fd = sys_fd, .fd = -1 };
 	vm->fd = ioctl(sys_fd, KVM_CREATE_VM, type);
-	return vm->fd < 0 ? -1 : 0;
+	if (vm->fd < 0)
+		return -1;
+	if (ioctl(vm->fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_TSS_ADDR) > 0 &&
+	    ioctl(vm->fd, KVM_SET_TSS_ADDR, KC_TSS_ADDR)) {
+		int e = errno;
+
+		close(vm->fd);
+		vm->fd = -1;
+		errno = e;
+		return -1;
+	}
+	return 0;
 }
 
 int kc_set_memslot(int vm_fd, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t bytes,

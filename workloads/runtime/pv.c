@@ -22,6 +22,7 @@
 
 bool kl_pv_mmu;
 static u32 hc_nr, max_ops;
+static bool intel;	/* VMCALL, not AMD's VMMCALL */
 
 /* One page per CPU: the operations first, so a batch never crosses a page. */
 struct pv_queue {
@@ -53,6 +54,13 @@ void kl_pv_init(void)
 		return;
 	hc_nr = b;
 	max_ops = c < KL_PV_MMU_MAX_OPS ? c : KL_PV_MMU_MAX_OPS;
+	/*
+	 * The hypercall instruction is the CPU vendor's, as Linux picks it:
+	 * the other one would #UD and be rewritten by the hypervisor, an
+	 * emulated instruction that would show in the counters.
+	 */
+	cpuid(0, &a, &sig[0], &sig[2], &sig[1]);
+	intel = !memcmp(sig, "GenuineIntel", 12);
 	kl_pv_mmu = true;
 }
 
@@ -63,8 +71,12 @@ static void submit(struct pv_queue *q)
 	if (!q->n)
 		return;
 	/* The tables and the queue are identity-mapped: the pointer is the gpa. */
-	asm volatile("vmmcall" : "=a"(r) : "a"((ulong)hc_nr), "b"((ulong)q->ops), "c"((ulong)q->n)
-		     : "memory");
+	if (intel)
+		asm volatile("vmcall" : "=a"(r) : "a"((ulong)hc_nr), "b"((ulong)q->ops),
+			     "c"((ulong)q->n) : "memory");
+	else
+		asm volatile("vmmcall" : "=a"(r) : "a"((ulong)hc_nr), "b"((ulong)q->ops),
+			     "c"((ulong)q->n) : "memory");
 	if (r)
 		kl_panic("pv mmu: a batch of %u operations was refused (%ld)", q->n, r);
 	q->n = 0;
