@@ -14,10 +14,10 @@
  * stack, since the exit restores none of them.
  */
 #include <linux/linkage.h>
+#include "../include/kl_gprs.h"
 #include <asm/nospec-branch.h>
 #include <asm/unwind_hints.h>
 
-#define REG(n)		(n * 8)
 #define HOST_RSP	0x00006c14
 
 	.text
@@ -37,21 +37,8 @@ SYM_FUNC_START(kl_vmx_vmrun)
 	mov	%rdi, %rax
 	/* Flags from here to the VMX instruction come from this test only. */
 	test	%sil, %sil
-	mov	REG(1)(%rax), %rcx
-	mov	REG(2)(%rax), %rdx
-	mov	REG(3)(%rax), %rbx
-	mov	REG(5)(%rax), %rbp
-	mov	REG(6)(%rax), %rsi
-	mov	REG(7)(%rax), %rdi
-	mov	REG(8)(%rax), %r8
-	mov	REG(9)(%rax), %r9
-	mov	REG(10)(%rax), %r10
-	mov	REG(11)(%rax), %r11
-	mov	REG(12)(%rax), %r12
-	mov	REG(13)(%rax), %r13
-	mov	REG(14)(%rax), %r14
-	mov	REG(15)(%rax), %r15
-	mov	REG(0)(%rax), %rax
+	KL_LOAD_GPRS
+	mov	KL_REG(0)(%rax), %rax
 	/*
 	 * A successful VMLAUNCH/VMRESUME does not fall through: the exit
 	 * resumes at kl_vmx_vmexit (HOST_RIP) with this stack, which objtool
@@ -70,21 +57,8 @@ SYM_INNER_LABEL(kl_vmx_vmexit, SYM_L_GLOBAL)
 	ENDBR
 	push	%rax
 	mov	8(%rsp), %rax
-	mov	%rcx, REG(1)(%rax)
-	mov	%rdx, REG(2)(%rax)
-	mov	%rbx, REG(3)(%rax)
-	mov	%rbp, REG(5)(%rax)
-	mov	%rsi, REG(6)(%rax)
-	mov	%rdi, REG(7)(%rax)
-	mov	%r8, REG(8)(%rax)
-	mov	%r9, REG(9)(%rax)
-	mov	%r10, REG(10)(%rax)
-	mov	%r11, REG(11)(%rax)
-	mov	%r12, REG(12)(%rax)
-	mov	%r13, REG(13)(%rax)
-	mov	%r14, REG(14)(%rax)
-	mov	%r15, REG(15)(%rax)
-	popq	REG(0)(%rax)
+	KL_SAVE_GPRS
+	popq	KL_REG(0)(%rax)
 	xor	%eax, %eax
 	jmp	.Lout
 
