@@ -181,3 +181,47 @@ def test_yardstick_is_kvm_intel(boot):
     assert mods["kvm-shadow"] == ("kvm_intel", "ept=0"), mods
     assert mods["kvm-npt"] == ("kvm_intel", "ept=1"), mods
 
+
+
+MOVER = r"""
+bin/kvmlab run --hv kvmlab-vtlb,kvmlab-shadow,kvmlab-cached,kvmlab-npt,kvmlab-unsync,kvmlab-pv \
+    --workload selftest,ctxswitch --param ctxswitch.rounds=20 --param ctxswitch.spaces=8 \
+    --run-id moved --results results > results/moved.txt 2>&1 &
+pid=$!; a=${KVMLAB_CPUS%% *}; b=${KVMLAB_CPUS##* }; cpu=$a
+while kill -0 $pid 2>/dev/null; do
+    for t in $(ls /proc/$pid/task 2>/dev/null); do taskset -pc $cpu $t >/dev/null 2>&1; done
+    [ $cpu = $a ] && cpu=$b || cpu=$a; usleep 20000
+done
+wait $pid
+"""
+
+
+@pytest.mark.skipif(not ALL, reason="make test-vmx: a second Bochs boot, with two CPUs")
+def test_vcpu_thread_moving_between_host_cpus(tmp_path):
+    """Two CPUs; the harness's threads are pinned to one, then the other,
+    every 20 ms while every kvmlab strategy runs: each move VMCLEARs the
+    VMCS on the CPU it leaves (by IPI) and loads it on the other. Every run
+    must pass with the checksum every other strategy gets, ctxswitch's the
+    AMD reference's, and the vCPUs must really have moved."""
+    (tmp_path / "mover.sh").write_text(MOVER)
+    r = run([TM_RUN, "--tm", "bochs", "--smp", "2", "--timeout", "1500", "--results", tmp_path,
+             "--add", tmp_path / "mover.sh", "--", "sh", "input/mover.sh"], timeout=1600)
+    log = tmp_path / "moved.txt"
+    assert r.returncode == 0, r.stderr + (log.read_text() if log.exists() else r.stdout[-3000:])
+    moved = read_csv(tmp_path / "moved" / "runs.csv")
+    assert len(moved) == 12, moved
+    assert all(row["status"] == "ok" for row in moved), moved
+    for wl in ("selftest", "ctxswitch"):
+        assert len({row["checksum"] for row in moved if row["workload"] == wl}) == 1, moved
+    amd = {x["checksum"] for x in read_csv(REFERENCE)
+           if x["workload"] == "ctxswitch" and x["params"] == "rounds=20;pages=16;spaces=8"}
+    ctx = {row["checksum"] for row in moved if row["workload"] == "ctxswitch"}
+    assert ctx == amd, (ctx, amd)
+    migrations = {}
+    for line in (tmp_path / "moved" / "counters.csv").read_text().splitlines()[1:]:
+        f = line.split(",")
+        if f[4] == "cpu_migrations":
+            migrations[f[0]] = migrations.get(f[0], 0) + int(f[5])
+    assert sorted(migrations) == sorted(KVMLAB_HVS), migrations
+    assert all(n > 0 for n in migrations.values()), migrations
+    assert_dmesg_clean(tmp_path)

@@ -227,7 +227,7 @@ static int adjust_controls(u32 min, u32 opt, u32 msr, u32 *result)
 static int setup_config(void)
 {
 	struct vmx_config *c = &vmx_cfg;
-	u64 basic, ept_vpid = 0;
+	u64 basic, ept_vpid = 0, vpid_caps;
 	bool true_msrs;
 	u32 opt2 = 0;
 
@@ -272,10 +272,12 @@ static int setup_config(void)
 		 (ept_vpid & VMX_EPTP_WB_BIT) && (ept_vpid & VMX_EPT_INVEPT_BIT) &&
 		 (ept_vpid & VMX_EPT_EXTENT_GLOBAL_BIT);
 	c->invept_single = ept_vpid & VMX_EPT_EXTENT_CONTEXT_BIT;
-	c->vpid = (c->cpu2 & SECONDARY_EXEC_ENABLE_VPID) && (ept_vpid & VMX_VPID_INVVPID_BIT) &&
-		  (ept_vpid & (VMX_VPID_EXTENT_GLOBAL_CONTEXT_BIT |
-			       VMX_VPID_EXTENT_SINGLE_CONTEXT_BIT));
-	c->invvpid_single = ept_vpid & VMX_VPID_EXTENT_SINGLE_CONTEXT_BIT;
+	/* The VPID capabilities are the MSR's high half (<asm/vmx.h> counts from bit 32). */
+	vpid_caps = ept_vpid >> 32;
+	c->vpid = (c->cpu2 & SECONDARY_EXEC_ENABLE_VPID) && (vpid_caps & VMX_VPID_INVVPID_BIT) &&
+		  (vpid_caps & (VMX_VPID_EXTENT_GLOBAL_CONTEXT_BIT |
+				VMX_VPID_EXTENT_SINGLE_CONTEXT_BIT));
+	c->invvpid_single = vpid_caps & VMX_VPID_EXTENT_SINGLE_CONTEXT_BIT;
 	c->unrestricted = c->ept && (c->cpu2 & SECONDARY_EXEC_UNRESTRICTED_GUEST);
 	if (!c->ept)
 		c->cpu2 &= ~(SECONDARY_EXEC_ENABLE_EPT | SECONDARY_EXEC_UNRESTRICTED_GUEST);
