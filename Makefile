@@ -108,9 +108,8 @@ test-migrate: deps build
 	KVMLAB_MIGRATE_ALL=1 $(PYTHON) -m pytest -q tests/test_migrate.py
 
 # The Intel test machine's whole set: sweeps/vmx.sweep (the quick sweep's
-# workloads, 32-bit, real-mode and Multiboot guests under every hypervisor)
-# and vCPU threads moved between two CPUs (a second boot); about 20 min.
-# `make test` runs sweeps/vmx-slice.sweep.
+# workloads, 32-bit, real-mode and Multiboot guests under every hypervisor;
+# about 6 min). `make test` runs sweeps/vmx-slice.sweep.
 test-vmx: deps build
 	KVMLAB_VMX_ALL=1 $(PYTHON) -m pytest -q tests/test_vmx.py
 
