@@ -738,23 +738,22 @@ static bool vmcs_load(struct vmx_vcpu *vmx)
  * CR4 changed under us (our emulation, or userspace); a CR3 load the guest
  * did itself left the CPU's own in the VMCS, read back at the exit.
  */
-static int load_pdptrs(struct kl_vcpu *vcpu)
+static void load_pdptrs(struct kl_vcpu *vcpu)
 {
 	struct vmx_vcpu *vmx = to_vmx(vcpu);
 	u64 cr3 = vcpu->cr3 & ~0x1full;
 
 	if (!kl_mmu_tdp(vcpu->vm) || !kl_guest_paging(vcpu) || kl_guest_long_mode(vcpu) ||
 	    !(vcpu->cr4 & X86_CR4_PAE))
-		return 0;
+		return;
 	if (vmx->pdptr_cr3 == vcpu->cr3 && vmx->pdptr_cr0 == vcpu->cr0 &&
 	    vmx->pdptr_cr4 == vcpu->cr4)
-		return 0;
+		return;
 	if (kl_read_guest(vcpu->vm, cr3, vmx->pdptr, sizeof(vmx->pdptr)))
 		memset(vmx->pdptr, 0, sizeof(vmx->pdptr));
 	vmx->pdptr_cr3 = vcpu->cr3;
 	vmx->pdptr_cr0 = vcpu->cr0;
 	vmx->pdptr_cr4 = vcpu->cr4;
-	return 0;
 }
 
 static u64 eptp_of(u64 root)
@@ -1228,10 +1227,9 @@ static int vmx_run(struct kl_vcpu *vcpu)
 		return 0;
 	}
 	r = kl_mmu_hw_paging(vcpu, &hw);
-	if (!r)
-		r = load_pdptrs(vcpu);
 	if (r)
 		return r;
+	load_pdptrs(vcpu);
 	enter_guest(vcpu, &hw);
 	return handle_exit(vcpu);
 }
