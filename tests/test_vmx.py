@@ -182,3 +182,39 @@ def test_yardstick_is_kvm_intel(boot):
     assert mods["kvm-npt"] == ("kvm_intel", "ept=1"), mods
 
 
+@pytest.mark.skipif(not ALL, reason="make test-vmx: a second Bochs boot, with two CPUs")
+def test_vcpu_thread_moving_between_host_cpus(tmp_path):
+    """Two CPUs; the harness moves its vCPU thread to the other CPU at
+    every return from KVM_RUN (--hop-exits 1) while every kvmlab strategy
+    runs: each entry after a move VMCLEARs the VMCS on the CPU it left (by
+    IPI) and loads it on the new one. Every run must pass with the checksum
+    every other strategy gets (ctxswitch's the AMD reference's). In `in`
+    every operation is an I/O exit to userspace, so the vCPU entered on
+    another CPU at least once per operation, and at most once per exit."""
+    r = run([TM_RUN, "--tm", "bochs", "--smp", "2", "--timeout", "1500", "--results", tmp_path,
+             "--", "bin/kvmlab", "run", "--hv", ",".join(KVMLAB_HVS),
+             "--workload", "selftest,ctxswitch,in", "--param", "ctxswitch.rounds=20",
+             "--param", "ctxswitch.spaces=8", "--param", "in.n=500", "--hop-exits", "1",
+             "--run-id", "moved", "--results", "results"], timeout=1600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    moved = read_csv(tmp_path / "moved" / "runs.csv")
+    assert len(moved) == 18, moved
+    assert all(row["status"] == "ok" for row in moved), moved
+    for wl in ("selftest", "ctxswitch", "in"):
+        assert len({row["checksum"] for row in moved if row["workload"] == wl}) == 1, moved
+    amd = {x["checksum"] for x in read_csv(REFERENCE)
+           if x["workload"] == "ctxswitch" and x["params"] == "rounds=20;pages=16;spaces=8"}
+    ctx = {row["checksum"] for row in moved if row["workload"] == "ctxswitch"}
+    assert ctx == amd, (ctx, amd)
+    ins = [row for row in moved if row["workload"] == "in"]
+    print("in: ops, exits, cpu_migrations:",
+          [(x["hv"], x["ops"], x["exits"], x.get("cpu_migrations")) for x in ins])
+    migrations = {}
+    for line in (tmp_path / "moved" / "counters.csv").read_text().splitlines()[1:]:
+        f = line.split(",")
+        if f[4] == "cpu_migrations" and f[1] == "in":
+            migrations[f[0]] = int(f[5])
+    assert sorted(migrations) == sorted(KVMLAB_HVS), migrations
+    for x in ins:
+        assert int(x["ops"]) <= migrations[x["hv"]] <= int(x["exits"]) + 1, (x, migrations)
+    assert_dmesg_clean(tmp_path)

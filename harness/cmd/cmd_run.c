@@ -41,7 +41,7 @@ struct options {
 	int nmeta;
 	char *modparams[MAX_ITEMS + 1];
 	int nmodparams;
-	uint64_t reps, mem_mb, timeout_s, dirty_log_ms, fb_fps, vcpus;
+	uint64_t reps, mem_mb, timeout_s, dirty_log_ms, fb_fps, vcpus, hop_exits;
 	int fb_mode;
 	const char *fb_snapshot;
 	char run_id[128];
@@ -187,6 +187,7 @@ static int parse_run(struct options *o, int argc, char **argv)
 		{ "fb-fps", required_argument, NULL, 'S' },
 		{ "fb-snapshot", required_argument, NULL, 'K' },
 		{ "vcpus", required_argument, NULL, 'U' },
+		{ "hop-exits", required_argument, NULL, 'H' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *hv_list = NULL, *wl_list = NULL;
@@ -251,6 +252,12 @@ static int parse_run(struct options *o, int argc, char **argv)
 		case 'U':
 			if (!parse_u64(optarg, &o->vcpus) || !o->vcpus || o->vcpus > KC_MAX_VCPUS)
 				return err("--vcpus needs 1 to %d, not '%s'", KC_MAX_VCPUS, optarg);
+			break;
+		case 'H':
+			if (!parse_u64(optarg, &o->hop_exits) || !o->hop_exits ||
+			    o->hop_exits > 1000000000)
+				return err("--hop-exits needs a count from 1 to 1000000000, not '%s'",
+					   optarg);
 			break;
 		case 'D':
 			if (!parse_u64(optarg, &o->dirty_log_ms) || !o->dirty_log_ms ||
@@ -356,6 +363,8 @@ static int write_meta(const struct options *o, const char *dir, int failed, int 
 		hv_cpu_is_intel() ? "Intel VT-x (nested paging: EPT)" : "AMD SVM (nested paging: NPT)");
 	if (o->dirty_log_ms)
 		fprintf(f, ",\n  \"dirty_log_ms\": %llu", (unsigned long long)o->dirty_log_ms);
+	if (o->hop_exits)
+		fprintf(f, ",\n  \"hop_exits\": %llu", (unsigned long long)o->hop_exits);
 	fprintf(f, ",\n  \"reps\": %llu,\n  \"guest_mem_mb\": %llu,\n  \"runs\": %d,\n  \"runs_failed\": %d,\n",
 		(unsigned long long)o->reps, (unsigned long long)o->mem_mb, total, failed);
 	fprintf(f, "  \"hypervisors\": [");
@@ -453,6 +462,7 @@ static int run_one(const struct options *o, const struct hv *hv, struct image *i
 		.timeout_s = (unsigned int)o->timeout_s, .verbose = o->verbose,
 		.known_deviations = hv_known_deviations(hv),
 		.dirty_log_ms = (unsigned int)o->dirty_log_ms,
+		.hop_exits = (unsigned int)o->hop_exits,
 		.fb_mode = o->fb_mode, .fb_fps = (unsigned int)o->fb_fps,
 		.fb_snapshot = o->fb_snapshot, .vcpus = img->vcpus,
 	};

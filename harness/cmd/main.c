@@ -6,7 +6,8 @@
  *   kvmlab run --hv H[,H..] --workload W[,W..]|all [--param [W.]K=V]...
  *              [--reps N] [--mem MB] [--timeout S] [--run-id ID]
  *              [--results DIR] [--meta K=V]... [--modparam K=V]...
- *              [--dry-run] [--verbose]
+ *              [--hop-exits N] [--dry-run] [--verbose]
+ *              (--hop-exits: the vCPU thread changes CPU every N exits)
  *   kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]
  *   kvmlab fuzz mmu --hv H[,H..] [--oracle H] [--paging F] [--seed S] [--ops N] [--mem MB]
  *   kvmlab sweep-plan SPEC RUN_DIR [--check]   (what ./kvmlab sweep still has to run)
@@ -36,6 +37,7 @@ static int usage(void)
 		"usage: kvmlab run --hv H[,H...] --workload W[,W...]|all [--param [W.]K=V]...\n"
 		"                  [--reps N] [--mem MB] [--timeout S] [--run-id ID] [--vcpus N]\n"
 		"                  [--results DIR] [--meta K=V]... [--modparam K=V]... [--dry-run] [--verbose]\n"
+		"                  [--hop-exits N]   (the vCPU thread changes CPU every N exits)\n"
 		"       kvmlab boot --hv H --kernel FILE [--initrd FILE] [--append STR] [--mem MB]\n"
 		"                   [--timeout S] [--vcpus N] [--apic]\n"
 		"       kvmlab fuzz ioctl [--seed S] [--calls N] [--threads T]\n"

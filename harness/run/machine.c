@@ -321,6 +321,7 @@ static int before_run(void *ctx)
 	uint64_t deadline;
 	int rc;
 
+	vm_hop(m->vm);
 	if (++m->spins % 64 == 0)
 		wait_input(m, 0);
 	lock(m);

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <linux/kvm.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -530,10 +531,51 @@ static int workload_stop(void *ctx)
 	return 1;
 }
 
+/*
+ * --hop-exits N: every N returns from KVM_RUN the BSP's thread moves to the
+ * next CPU it may run on (sched_setaffinity on itself moves it at once), so
+ * the hypervisor must carry the vCPU's per-CPU state (VMCS, VMCB, ASID)
+ * along; the module counts the moves in cpu_migrations.
+ */
+static void hop_start(struct vm *vm)
+{
+	vm->since_hop = 0;
+	if (!vm->cfg->hop_exits || sched_getaffinity(0, sizeof(vm->hop_cpus), &vm->hop_cpus))
+		CPU_ZERO(&vm->hop_cpus);
+}
+
+void vm_hop(struct vm *vm)
+{
+	int cpu = sched_getcpu();
+	cpu_set_t one;
+
+	if (CPU_COUNT(&vm->hop_cpus) < 2 || ++vm->since_hop < vm->cfg->hop_exits || cpu < 0)
+		return;
+	vm->since_hop = 0;
+	for (int i = 1; i <= CPU_SETSIZE; i++) {
+		int next = (cpu + i) % CPU_SETSIZE;
+
+		if (CPU_ISSET(next, &vm->hop_cpus)) {
+			CPU_ZERO(&one);
+			CPU_SET(next, &one);
+			sched_setaffinity(0, sizeof(one), &one);
+			return;
+		}
+	}
+}
+
+/* The next run starts with the affinity this one started with. */
+static void hop_end(struct vm *vm)
+{
+	if (CPU_COUNT(&vm->hop_cpus))
+		sched_setaffinity(0, sizeof(vm->hop_cpus), &vm->hop_cpus);
+}
+
 static int workload_before(void *ctx)
 {
 	struct workload_run *w = ctx;
 
+	vm_hop(w->vm);
 	if (w->vm->mig && mig_source_before(w->vm))
 		return -1;
 	return smp_before(&w->vm->smp.cpu[0]);
@@ -682,7 +724,9 @@ int vm_run(const struct run_config *cfg, const struct image *img, struct run_res
 		set_status(r, "error", "the framebuffer did not start");
 	if (smp_start(&vm))
 		set_status(r, "error", "the vCPU threads did not start");
+	hop_start(&vm);
 	rc = img->boot ? machine_run(&vm, cfg, img, r) : r->status[0] ? -1 : run_loop(&vm, cfg, r);
+	hop_end(&vm);
 	smp_stop(&vm);
 	smp_counters(&vm, r);
 	mig_source_finish(&vm);

@@ -49,6 +49,12 @@ struct run_config {
 	/* Live migration (migrate/migrate.h): this run is its source, or its destination. */
 	const struct mig_source_cfg *migrate_to;
 	unsigned int dirty_log_ms;	/* >0: log dirty pages, read the log this often */
+	/*
+	 * >0: the (first) vCPU's thread moves to the next CPU it may run on
+	 * every hop_exits exits, so the hypervisor's per-CPU state of the vCPU
+	 * (VMCS, VMCB, ASID) must follow it; the module counts cpu_migrations.
+	 */
+	unsigned int hop_exits;
 	/* A framebuffer (devices/fb.h): mode 0 none, FB_MMIO or FB_DIRTY. */
 	int fb_mode;
 	unsigned int fb_fps;

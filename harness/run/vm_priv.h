@@ -8,6 +8,7 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <time.h>
 #include <kvmlab/guest_abi.h>
@@ -64,6 +65,9 @@ struct smp {
 };
 
 struct vm {
+	/* --hop-exits (run_config.hop_exits): the BSP thread's CPU moves, vm_hop() */
+	unsigned int since_hop;		/* KVM_RUN returns since the last move */
+	cpu_set_t hop_cpus;		/* the CPUs it moves between: its affinity at start */
 	struct kc_vm kc;		/* device, VM, guest RAM at gpa 0 */
 	struct kc_vcpu *vcpu;		/* vCPU 0, the bootstrap processor */
 	struct smp smp;			/* every vCPU (smp.c) */
@@ -146,6 +150,9 @@ int smp_fail(struct smp_cpu *c, const char *fmt, ...) __attribute__((format(prin
 int vm_serve_exit(struct vm *vm, struct smp_cpu *c, struct kvm_run *run);
 
 /* machine.c: run a booted kernel with the device model until it exits. */
+/* Before each KVM_RUN of the BSP: move its thread when --hop-exits says so. */
+void vm_hop(struct vm *vm);
+
 int machine_run(struct vm *vm, const struct run_config *cfg, const struct image *img,
 		struct run_result *r);
 
