@@ -9,11 +9,11 @@
  */
 #include "rt.h"
 
-KL_PARAM(p_spaces, "spaces", 8, 1, 256, "address spaces (K)");
+KL_PARAM(p_spaces, "spaces", 8, 1, 512, "address spaces (K)");
 KL_PARAM(p_pages, "pages", 16, 1, 512, "pages touched in each space per visit (M)");
 KL_PARAM(p_rounds, "rounds", 20, 1, 1000000, "measured visits of every space");
 
-static struct aspace spaces[256];
+static struct aspace spaces[512];
 
 static u64 visit(struct aspace *as, ulong pages, u64 sum)
 {

@@ -98,6 +98,7 @@ static bool rmap_wrprot(struct rmap *r)
 
 unsigned long cached_wrprot_gfn(struct kl_vm *vm, u64 gfn)
 {
+	/* LAB 4 BEGIN: make every shadow leaf mapping gfn read-only; how many were writable? */
 	struct cache *c = to_cache(vm);
 	unsigned long n = 0;
 	struct rmap *r;
@@ -106,6 +107,9 @@ unsigned long cached_wrprot_gfn(struct kl_vm *vm, u64 gfn)
 		if (r->gfn == gfn)
 			n += rmap_wrprot(r);
 	return n;
+	/* LAB 4 STUB
+	return 0;
+	   LAB 4 END */
 }
 
 /* gfn now holds a shadowed table: its writes must trap. */
@@ -657,6 +661,7 @@ static void pt_written(struct kl_vm *vm, u64 gfn, unsigned int first, unsigned i
 
 		if (sp->gfn != gfn || sp->role.direct || sp->role.passthrough)
 			continue;
+		/* LAB 4 BEGIN: flooded? else zap the shadow entries the written bytes cover */
 		if (++sp->write_count >= FLOOD_WRITES || last / size - first / size >= 8) {
 			/* Written often, or cleared in bulk: no longer a table worth shadowing. */
 			vm->stat.mmu_flooded++;
@@ -666,6 +671,9 @@ static void pt_written(struct kl_vm *vm, u64 gfn, unsigned int first, unsigned i
 		for (unsigned int g = first / size; g <= last / size; g++)
 			for (n = cached_shadow_entries(sp, g, &k); n; n--, k++)
 				cached_zap_entry(vm, sp, k);
+		/* LAB 4 STUB
+		(void)size; (void)k; (void)n;
+		   LAB 4 END */
 	}
 	kl_flush_remote_tlbs(vm);
 }
@@ -702,6 +710,7 @@ static enum kl_pf_result unprotect(struct kl_vcpu *vcpu, const struct kl_walk *w
 static enum kl_pf_result emulate_pt_write(struct kl_vcpu *vcpu, struct kl_pf_info *pf,
 					  const struct kl_walk *w)
 {
+	/* LAB 4 BEGIN: perform the guest's store to its page table, then update the shadows */
 	struct kl_vm *vm = vcpu->vm;
 	u64 gpa = w->gpa;
 	unsigned int off = gpa & ~PAGE_MASK, bytes;
@@ -728,6 +737,10 @@ static enum kl_pf_result emulate_pt_write(struct kl_vcpu *vcpu, struct kl_pf_inf
 	pt_written(vm, gpa >> PAGE_SHIFT, off, off + size - 1);
 	vcpu->rip += in.len;
 	return KL_PF_RETRY;
+	/* LAB 4 STUB
+	(void)w; (void)pt_written; (void)unprotect;
+	return kl_pf_error(pf, -ENOSYS);
+	   LAB 4 END */
 }
 
 static enum kl_pf_result page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)

@@ -65,6 +65,7 @@ static unsigned int total_pages(struct resync *rs)
 /* Re-check one shadow leaf against the guest's tables; drop it if stale. */
 static void resync_leaf(struct kl_vcpu *vcpu, u64 gva, u64 *spte, u64 gpa, void *ctx)
 {
+	/* LAB 3 BEGIN: is this shadow leaf still what the guest's tables say? */
 	struct kl_vm *vm = vcpu->vm;
 	struct kl_walk w;
 	u64 want;
@@ -87,13 +88,18 @@ static void resync_leaf(struct kl_vcpu *vcpu, u64 gva, u64 *spte, u64 gpa, void 
 		kl_drop_leaf(vm, spte);
 		vm->stat.mmu_resync_changed++;
 	}
+	/* LAB 3 END */
 }
 
 static void resync(struct kl_vcpu *vcpu, struct shadow_root *root)
 {
+	/* LAB 3 BEGIN: bring a whole shadow tree back in sync with the guest */
 	vcpu->vm->stat.mmu_resync++;
 	kl_stree_for_each_leaf(vcpu, &root->tree, resync_leaf, NULL);
 	kl_flush_tlb(vcpu);
+	/* LAB 3 STUB
+	(void)resync_leaf;
+	   LAB 3 END */
 }
 
 static void evict(struct kl_vcpu *vcpu, struct shadow_root *root)

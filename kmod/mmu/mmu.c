@@ -228,8 +228,13 @@ int kl_mmu_page_fault(struct kl_vcpu *vcpu, u64 addr, u32 error, bool vectoring)
 	case KL_PF_RETRY:
 		return 1;
 	case KL_PF_GUEST:
+		/* LAB 1 BEGIN: the guest faulted: give it the #PF the CPU would have */
 		kl_inject_page_fault(vcpu, addr, pf.guest_error);
 		return 1;
+		/* LAB 1 STUB
+		err = -ENOSYS;
+		break;
+		   LAB 1 END */
 	case KL_PF_MMIO:
 		if (!pf.vectoring)
 			return kl_emulate_mmio(vcpu, addr, pf.gpa);

@@ -73,6 +73,7 @@ static bool is_large(const struct kl_paging *p, enum kl_paging_format fmt, int l
 static u64 reserved_bits(const struct kl_paging *p, enum kl_paging_format fmt, int level,
 			 bool large)
 {
+	/* LAB 2 BEGIN: the bits that must be zero in this entry (else #PF with RSVD) */
 	u64 rsvd;
 
 	if (fmt == KL_PAGING_2LEVEL) {
@@ -99,6 +100,10 @@ static u64 reserved_bits(const struct kl_paging *p, enum kl_paging_format fmt, i
 	if (large && level == 3)
 		rsvd |= GENMASK_ULL(29, 13);
 	return rsvd;
+	/* LAB 2 STUB
+	(void)p; (void)fmt; (void)level; (void)large; (void)phys_bits;
+	return 0;
+	   LAB 2 END */
 }
 
 /* The frame an entry points to (a table's, or a large page's base). */
@@ -170,12 +175,18 @@ static int walk_once(const struct kl_paging *p, const struct kl_guest_mem *m,
 	w->pte = pte;
 	w->pte_gpa = pte_gpa;
 	w->error = KL_PF_P;
+	/* LAB 2 BEGIN: may this access use the page? (U/S, R/W with CR0.WP, NX) */
 	if (user && !w->user)
 		goto fault;
 	if (write && !w->writable && (user || wp))
 		goto fault;
 	if (fetch && w->nx && nx_allowed(p, fmt))
 		goto fault;
+	/* LAB 2 STUB
+	(void)wp;
+	if (user || write || fetch)
+		goto fault;
+	   LAB 2 END */
 	frame = entry_frame(fmt, pte, level, large);
 	page_mask = level == 1 ? 0xfffULL : (1ULL << (12 + f->bits * (level - 1))) - 1;
 	w->page_size = page_mask + 1;
@@ -183,9 +194,13 @@ static int walk_once(const struct kl_paging *p, const struct kl_guest_mem *m,
 	return 0;
 
 fault:
+	/* LAB 1 BEGIN: the rest of the error code: what kind of access faulted */
 	w->error |= (user ? KL_PF_U : 0) | (write ? KL_PF_W : 0);
 	if (fetch && nx_allowed(p, fmt))
 		w->error |= KL_PF_ID;
+	/* LAB 1 STUB
+	return -ENOSYS;
+	   LAB 1 END */
 	return -EFAULT;
 }
 
@@ -198,6 +213,7 @@ fault:
 static int set_walk_ad(const struct kl_guest_mem *m, enum kl_paging_format fmt, u64 gva,
 		       bool write, struct kl_walk *w)
 {
+	/* LAB 2 BEGIN: set A on every entry the walk used and D on a written leaf */
 	const struct format *f = &formats[fmt];
 
 	for (int level = fmt == KL_PAGING_PAE ? 2 : f->levels; level >= w->level; level--) {
@@ -220,6 +236,10 @@ static int set_walk_ad(const struct kl_guest_mem *m, enum kl_paging_format fmt, 
 			w->pte = want;
 	}
 	return 0;
+	/* LAB 2 STUB
+	(void)m; (void)fmt; (void)gva; (void)write; (void)w;
+	return -ENOSYS;
+	   LAB 2 END */
 }
 
 int kl_paging_walk(const struct kl_paging *p, const struct kl_guest_mem *m, u64 gva,

@@ -44,6 +44,7 @@ static inline struct kl_stree *tree(struct kl_vcpu *vcpu)
 
 static enum kl_pf_result vtlb_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info *pf)
 {
+	/* LAB 1 BEGIN: the hidden fault: walk, then fill one shadow entry (or not) */
 	u32 access = pf->error & (KL_PF_W | KL_PF_U | KL_PF_ID);
 	enum kl_pf_result result;
 	struct kl_walk w;
@@ -63,12 +64,17 @@ static enum kl_pf_result vtlb_page_fault(struct kl_vcpu *vcpu, struct kl_pf_info
 	r = kl_stree_install(vcpu->vm, tree(vcpu), pf->addr, w.gpa, flags, w.page_size,
 			     access & KL_PF_W);
 	return r ? kl_pf_error(pf, r) : KL_PF_FIXED;
+	/* LAB 1 STUB
+	return kl_pf_error(pf, -ENOSYS);
+	   LAB 1 END */
 }
 
 static void vtlb_invlpg(struct kl_vcpu *vcpu, u64 gva)
 {
+	/* LAB 1 BEGIN: INVLPG: forget one translation, as the TLB does */
 	kl_stree_zap_gva(vcpu->vm, tree(vcpu), gva);
 	kl_flush_tlb(vcpu);
+	/* LAB 1 END */
 }
 
 /* CR4.PGE toggle, paging-mode change (and CR3 load, by default): the whole TLB goes. */
