@@ -7,9 +7,10 @@ DEB_PKGS := build-essential qemu-system-x86 linux-image-amd64 linux-headers-amd6
             busybox-static cpio kmod gnuplot-nox python3-pytest libpfm4-dev gcc-multilib \
             libpng-dev zlib1g-dev \
             linux-source-6.1 \
-            bochs bochs-term bochsbios vgabios grub-pc-bin grub-common xorriso mtools
+            bochs bochs-term bochsbios vgabios grub-pc-bin grub-common xorriso mtools \
+            slurmctld slurmd slurm-client munge
 
-.PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test test-qemu test-kselftest test-migrate test-smp test-boot test-vmx fuzz-benchmark clean
+.PHONY: all deps build harness workloads kmod abitest unit testmachine run run-linux test test-qemu test-kselftest test-migrate test-smp test-boot test-vmx test-labs test-slurm fuzz-benchmark clean
 
 all: build
 
@@ -69,16 +70,23 @@ fuzz-benchmark: deps build
 	done
 
 # The unit tests first: they take seconds and need no test machine.
-# The Intel test machine (Bochs, tests/test_vmx.py) is one long single-threaded
-# boot: it runs beside the rest of the suite (QEMU's machines) rather than
-# after it, its report printed at the end.
+# Three files run beside the rest of the suite (QEMU's machines, one core)
+# rather than after it, one after the other on the second core, their report
+# printed at the end: tests/test_vmx.py (the Intel test machine, one long
+# single-threaded Bochs boot), tests/test_labs.py (every lab's starter,
+# project and wrong solutions graded in one boot) and tests/test_slurm.py
+# (a local Slurm running a sweep as array tasks).
+SIDE_TESTS := tests/test_vmx.py tests/test_labs.py tests/test_slurm.py
 test: deps build unit
-	@$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_vmx.py > $(BUILD)/test-vmx.log 2>&1 & \
-	vmx=$$!; \
-	$(PYTHON) -m pytest -q --durations=25 --ignore=tests/test_vmx.py tests; rc=$$?; \
-	wait $$vmx; vrc=$$?; \
-	echo "== tests/test_vmx.py (the Intel test machine, run alongside):"; cat $(BUILD)/test-vmx.log; \
-	[ $$rc = 0 ] && [ $$vrc = 0 ]
+	@for t in $(SIDE_TESTS); do 		$(PYTHON) -m pytest -q -p no:cacheprovider $$t || echo "SIDE-FAILED $$t"; 	done > $(BUILD)/test-side.log 2>&1 & 	side=$$!; 	$(PYTHON) -m pytest -q --durations=25 $(addprefix --ignore=,$(SIDE_TESTS)) tests; rc=$$?; 	wait $$side; 	echo "== $(SIDE_TESTS), run alongside:"; cat $(BUILD)/test-side.log; 	[ $$rc = 0 ] && ! grep -q '^SIDE-FAILED' $(BUILD)/test-side.log
+
+# The course labs: markers, starters, grading of every lab (about 6 min).
+test-labs: deps build
+	$(PYTHON) -m pytest -q tests/test_labs.py
+
+# Sweeps as Slurm job arrays on a local Slurm (about 3 min).
+test-slurm: deps build
+	$(PYTHON) -m pytest -q tests/test_slurm.py
 
 # Debian's Linux under unmodified QEMU on every hypervisor, and QEMU's own live
 # migration and VGA under every strategy (about 7 min; `make test` runs Linux
@@ -108,8 +116,9 @@ test-migrate: deps build
 	KVMLAB_MIGRATE_ALL=1 $(PYTHON) -m pytest -q tests/test_migrate.py
 
 # The Intel test machine's whole set: sweeps/vmx.sweep (the quick sweep's
-# workloads, 32-bit, real-mode and Multiboot guests under every hypervisor;
-# about 6 min). `make test` runs sweeps/vmx-slice.sweep.
+# workloads, 32-bit, real-mode and Multiboot guests under every hypervisor)
+# and vCPU threads moved between two CPUs (a second boot). `make test` runs
+# sweeps/vmx-slice.sweep.
 test-vmx: deps build
 	KVMLAB_VMX_ALL=1 $(PYTHON) -m pytest -q tests/test_vmx.py
 

@@ -369,6 +369,52 @@ static void anchors(struct report *r)
 	}
 }
 
+/*
+ * A sweep whose boots ran as Slurm array tasks says where (nodes.csv, one
+ * row per run): counters compare across nodes, times do not.
+ */
+static void nodes(struct report *r)
+{
+	char path[4200], line[1024], names[16][128];
+	int counts[16] = { 0 }, n = 0, more = 0, rows = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/nodes.csv", r->dir);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *node = strrchr(line, ',');
+		int i;
+
+		if (!rows++ || !node)
+			continue;		/* the header */
+		node[strcspn(node, "\r\n")] = 0;
+		node++;
+		for (i = 0; i < n && strcmp(names[i], node); i++)
+			;
+		if (i == n && n == 16) {
+			more++;
+			continue;
+		}
+		if (i == n)
+			snprintf(names[n++], sizeof(names[0]), "%s", node);
+		counts[i]++;
+	}
+	fclose(f);
+	if (!n)
+		return;
+	fprintf(r->md, "\nThe runs came from %s%d node%s of a Slurm cluster (", more ? "more than " : "",
+		n, n == 1 && !more ? "" : "s");
+	for (int i = 0; i < n; i++)
+		fprintf(r->md, "%s%s: %d run%s", i ? ", " : "", names[i], counts[i],
+			counts[i] == 1 ? "" : "s");
+	if (more)
+		fprintf(r->md, ", %d more on other nodes", more);
+	fprintf(r->md, "; nodes.csv says which ran what).%s\n",
+		n > 1 || more ? " Counters and checksums compare across nodes; times do not." : "");
+}
+
 static void header(struct report *r)
 {
 	char path[4200];
@@ -382,6 +428,7 @@ static void header(struct report *r)
 		"boot of the run recorded them:\n\n"
 		"```json\n%s```\n", r->dir, r->n, r->c.nrows, meta ? meta : "(no meta.json)\n");
 	free(meta);
+	nodes(r);
 }
 
 int results_report(const char *dir)

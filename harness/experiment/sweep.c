@@ -519,7 +519,8 @@ static int merge_file(const char *dir, const char *chunk, const char *name)
 
 int sweep_merge(const char *dir, const char *chunk)
 {
-	static const char *const files[] = { "runs.csv", "counters.csv", "checks.csv" };
+	/* nodes.csv: which node ran each run, when the boots were Slurm array tasks. */
+	static const char *const files[] = { "runs.csv", "counters.csv", "checks.csv", "nodes.csv" };
 	char meta[PATH_MAX + 16], chunk_meta[PATH_MAX + 16];
 	struct stat st;
 
