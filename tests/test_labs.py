@@ -40,7 +40,7 @@ MUTANTS = [
     ("resync-checks-only-the-frame", 3, "kmod/mmu-shadow/resync.c",
      "stale = (w.gpa & KL_PT_ADDR) != gpa ||",
      "stale = (w.gpa & KL_PT_ADDR) != gpa; (void)want; if (0)",
-     {"selftest", "counters-forkwait"}),
+     {"selftest", "selftest-pae", "selftest-2level"}),
     ("no-flood-detection", 4, "kmod/mmu-cached/cached.c",
      "if (++sp->write_count >= FLOOD_WRITES || last / size - first / size >= 8) {",
      "if (++sp->write_count >= 1000000) {",

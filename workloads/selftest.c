@@ -492,6 +492,19 @@ static void address_spaces(void)
 	      "writing CR3 flushes non-global translations");
 
 	/*
+	 * ...rights too: W taken away (A and D left set, so only the right
+	 * changed) and CR3 reloaded, a write must fault. A shadow that keeps
+	 * translations across CR3 loads must re-check rights, not frames only.
+	 */
+	*(volatile u64 *)va = PATTERN(pay);
+	write_pte(pte_y, pay | PTE_P | PTE_A | PTE_D);
+	write_cr3(read_cr3());
+	check_fault("cr3_reload_drops_write_right", probe_write64(va, PATTERN(pay)), VEC_PF,
+		    PFERR_P | PFERR_W, va);
+	write_pte(pte_y, pay | PTE_P | PTE_W);
+	write_cr3(read_cr3());
+
+	/*
 	 * Each space had a PML4, PDPT, PD, PT and one data frame (4-level), a
 	 * PDPT, two user PDs, PT and frame (PAE), or a PD, PT and frame (2-level).
 	 */
