@@ -48,12 +48,38 @@ PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 
 
 def pid_running(pidfile):
+    """The daemon's pid while it runs (a zombie has stopped: daemons here
+    may be orphans nobody reaps)."""
     try:
         pid = int(Path(pidfile).read_text())
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return pid if state != "Z" else None
+    except (OSError, ValueError, IndexError):
         return None
+
+
+def munge_up():
+    return subprocess.run(["munge", "-n"], capture_output=True).returncode == 0
+
+
+def stop(d, started_munge):
+    for name in ("slurmd", "slurmctld"):
+        pid = pid_running(d / f"{name}.pid")
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+    if started_munge:
+        pid = pid_running("/run/munge/munged.pid")
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+    for _ in range(20):
+        if not any(pid_running(d / f"{n}.pid") for n in ("slurmd", "slurmctld")):
+            return
+        time.sleep(0.5)
+    for name in ("slurmd", "slurmctld"):     # slurmd may ignore TERM without its controller
+        pid = pid_running(d / f"{name}.pid")
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+    time.sleep(1)
 
 
 @pytest.fixture(scope="module")
@@ -69,34 +95,37 @@ def slurm(tmp_path_factory):
     conf = d / "slurm.conf"
     conf.write_text(CONF.format(host=host, d=d, port=16817, dport=16818))
     env = dict(os.environ, SLURM_CONF=str(conf))
-    started_munge = None
-    if subprocess.run(["pgrep", "-x", "munged"], capture_output=True).returncode != 0:
-        Path("/run/munge").mkdir(exist_ok=True)
-        shutil.chown("/run/munge", "munge", "munge")
-        subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged"], check=True)
-        started_munge = subprocess.run(["pgrep", "-x", "munged"], capture_output=True,
-                                       text=True).stdout.split()
-    subprocess.run(["slurmctld", "-f", conf, "-L", d / "slurmctld.log"], env=env, check=True)
-    subprocess.run(["slurmd", "-f", conf, "-L", d / "slurmd.log"], env=env, check=True)
-    for _ in range(60):
-        r = subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True)
-        if r.stdout.strip() == "idle":
-            break
-        time.sleep(1)
-    else:
-        pytest.fail("the local Slurm did not come up: " + r.stdout + r.stderr +
-                    (d / "slurmctld.log").read_text()[-2000:])
+    started_munge = not munge_up()
+    try:
+        if started_munge:
+            Path("/run/munge").mkdir(exist_ok=True)
+            shutil.chown("/run/munge", "munge", "munge")
+            subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged"], check=True)
+            for _ in range(20):
+                if munge_up():
+                    break
+                time.sleep(0.5)
+        subprocess.run(["slurmctld", "-f", conf, "-L", d / "slurmctld.log"], env=env,
+                       check=True)
+        subprocess.run(["slurmd", "-f", conf, "-L", d / "slurmd.log"], env=env, check=True)
+        for _ in range(60):
+            r = subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True,
+                               text=True)
+            if r.stdout.strip() == "idle":
+                break
+            time.sleep(1)
+        else:
+            pytest.fail("the local Slurm did not come up: " + r.stdout + r.stderr +
+                        (d / "slurmctld.log").read_text()[-2000:])
+    except BaseException:
+        stop(d, started_munge)
+        raise
     yield {"env": env, "dir": d}
     subprocess.run(["scancel", "--user", "root"], env=env, capture_output=True)
-    for name in ("slurmd", "slurmctld"):
-        pid = pid_running(d / f"{name}.pid")
-        if pid:
-            os.kill(pid, signal.SIGTERM)
-    for pid in started_munge or []:
-        os.kill(int(pid), signal.SIGTERM)
-    time.sleep(2)
+    stop(d, started_munge)
     for name in ("slurmd", "slurmctld"):
         assert not pid_running(d / f"{name}.pid"), f"{name} did not stop"
+    assert not started_munge or not munge_up(), "munged did not stop"
 
 
 def kvmlab(slurm, results, *args, timeout=600):
