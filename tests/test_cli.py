@@ -11,7 +11,7 @@ from conftest import HARNESS, KVMLAB, run
     (["run", "--hv", "kvm-shadow", "--workload", "ctxswitch", "--param", "bogus=1"],
      "no selected workload has a parameter 'bogus'"),
     (["run", "--hv", "kvm-shadow", "--workload", "ctxswitch", "--param", "spaces=0"],
-     "must be in [1, 256]"),
+     "must be in [1, 512]"),
     (["run", "--hv", "kvm-shadow", "--workload", "ctxswitch", "--param", "spaces=lots"],
      "is not a non-negative integer"),
     (["run", "--hv", "kvm-shadow", "--workload", "ctxswitch", "--param", "spaces"],

@@ -27,7 +27,7 @@ param ctxswitch.spaces = 1, 2
     ("hv = kvm-npt\nworkload = ctxswitch\nparam ctxswitch.bogus = 1\n",
      "3: the workload has no parameter 'bogus'"),
     ("hv = kvm-npt\nworkload = ctxswitch\nparam ctxswitch.spaces = 1, 0\n",
-     "3: spaces=0 is outside [1, 256]"),
+     "3: spaces=0 is outside [1, 512]"),
     ("hv = kvm-npt\nworkload = ctxswitch\nparam ctxswitch.spaces = lots\n",
      "3: 'lots' is not a non-negative integer"),
     ("hv = kvm-npt\nworkload = ctxswitch\nparam ctxswitch.spaces = 1,,2\n",
