@@ -546,10 +546,14 @@ static void hop_start(struct vm *vm)
 
 void vm_hop(struct vm *vm)
 {
-	int cpu = sched_getcpu();
 	cpu_set_t one;
+	int cpu;
 
-	if (CPU_COUNT(&vm->hop_cpus) < 2 || ++vm->since_hop < vm->cfg->hop_exits || cpu < 0)
+	/* Before every KVM_RUN: without --hop-exits this is the whole cost. */
+	if (CPU_COUNT(&vm->hop_cpus) < 2 || ++vm->since_hop < vm->cfg->hop_exits)
+		return;
+	cpu = sched_getcpu();
+	if (cpu < 0)
 		return;
 	vm->since_hop = 0;
 	for (int i = 1; i <= CPU_SETSIZE; i++) {
